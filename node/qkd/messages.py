@@ -1,0 +1,198 @@
+"""The classical messages between Alice's and Bob's halves, and their byte encoding.
+
+Layer: sans-I/O codec. Every message is a frozen dataclass whose fields are ints, floats,
+bools, strs, bytes or numpy arrays; ``encode``/``decode`` turn them into a self-describing
+byte string (type code, then fields in declaration order, little-endian). The network layer
+carries these bytes in protobuf frames; the engine never sees a socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .errors import ProtocolError
+
+_ARRAY_DTYPES = {0: np.dtype("<u1"), 1: np.dtype("<u4"), 2: np.dtype("<i8"), 3: np.dtype("<f8")}
+_DTYPE_CODES = {v: k for k, v in _ARRAY_DTYPES.items()}
+
+
+@dataclass(frozen=True)
+class Message:
+    type_code: ClassVar[int] = 0
+    frame_id: int
+
+
+@dataclass(frozen=True)
+class Detections(Message):
+    """Bob -> Alice: which slots clicked (as gaps) and his measurement bases (packed bits)."""
+
+    type_code: ClassVar[int] = 1
+    n_pulses: int
+    slot_gaps: np.ndarray  # uint32 gaps between clicked slots (first from 0)
+    bases: bytes
+
+
+@dataclass(frozen=True)
+class SiftReply(Message):
+    """Alice -> Bob: her preparation bases for the reported slots (packed bits)."""
+
+    type_code: ClassVar[int] = 2
+    bases: bytes
+
+
+@dataclass(frozen=True)
+class TestBits(Message):
+    """Bob -> Alice: his bits of every X-X event, disclosed for the phase-error estimate."""
+
+    type_code: ClassVar[int] = 3
+    bits: bytes
+
+
+@dataclass(frozen=True)
+class Reconcile(Message):
+    """Alice -> Bob: estimation passed; Cascade block sizes and the public permutation seed."""
+
+    type_code: ClassVar[int] = 4
+    qber_estimate: float
+    block_sizes: np.ndarray  # int64
+    seed: int
+
+
+@dataclass(frozen=True)
+class ParityQuery(Message):
+    """Bob -> Alice: one Cascade round of questions (transcript-authenticated)."""
+
+    type_code: ClassVar[int] = 5
+    pass_index: np.ndarray  # uint8
+    node: np.ndarray  # int64
+
+
+@dataclass(frozen=True)
+class ParityReply(Message):
+    """Alice -> Bob: the parities asked for, packed (transcript-authenticated)."""
+
+    type_code: ClassVar[int] = 6
+    parities: bytes
+    count: int
+
+
+@dataclass(frozen=True)
+class ReconciliationDone(Message):
+    """Bob -> Alice: every block agrees; carries the Cascade transcript tag."""
+
+    type_code: ClassVar[int] = 7
+    corrected_bits: int
+    transcript_tag: bytes
+
+
+@dataclass(frozen=True)
+class Amplify(Message):
+    """Alice -> Bob: verification hash and tag, final key length and the Toeplitz seed."""
+
+    type_code: ClassVar[int] = 8
+    hash_key: bytes
+    tag: bytes
+    key_bits: int
+    toeplitz_seed: bytes
+
+
+@dataclass(frozen=True)
+class Confirm(Message):
+    """Bob -> Alice: whether his verification tag matched."""
+
+    type_code: ClassVar[int] = 9
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Finish(Message):
+    """Alice -> Bob: the block's key is accepted on her side."""
+
+    type_code: ClassVar[int] = 10
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class Abort(Message):
+    """Either way: the block ends without key, for the stated reason."""
+
+    type_code: ClassVar[int] = 11
+    reason: str
+
+
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    cls.type_code: cls for cls in (Detections, SiftReply, TestBits, Reconcile, ParityQuery,
+                                   ParityReply, ReconciliationDone, Amplify, Confirm, Finish, Abort)}
+TRANSCRIPT_TYPES = (ParityQuery, ParityReply)
+
+
+def encode(message: Message) -> bytes:
+    parts = [struct.pack("<B", message.type_code)]
+    for f in dataclasses.fields(message):
+        value = getattr(message, f.name)
+        if isinstance(value, bool):
+            parts.append(struct.pack("<?", value))
+        elif isinstance(value, (int, np.integer)):
+            parts.append(struct.pack("<q", int(value)))
+        elif isinstance(value, float):
+            parts.append(struct.pack("<d", value))
+        elif isinstance(value, str):
+            raw = value.encode("utf-8")
+            parts.append(struct.pack("<I", len(raw)) + raw)
+        elif isinstance(value, bytes):
+            parts.append(struct.pack("<I", len(value)) + value)
+        elif isinstance(value, np.ndarray):
+            dtype = value.dtype.newbyteorder("<") if value.dtype.byteorder == ">" else value.dtype
+            code = _DTYPE_CODES.get(np.dtype(dtype.str.replace("|", "<").replace("=", "<")))
+            if code is None:
+                raise ProtocolError(f"cannot encode array of {value.dtype}")
+            parts.append(struct.pack("<BQ", code, value.size) + np.ascontiguousarray(value, _ARRAY_DTYPES[code]).tobytes())
+        else:
+            raise ProtocolError(f"cannot encode field {f.name} of type {type(value).__name__}")
+    return b"".join(parts)
+
+
+def decode(data: bytes) -> Message:
+    try:
+        cls = MESSAGE_TYPES[data[0]]
+        offset = 1
+        values = {}
+        for f in dataclasses.fields(cls):
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            if kind == "bool":
+                (values[f.name],) = struct.unpack_from("<?", data, offset)
+                offset += 1
+            elif kind == "int":
+                (values[f.name],) = struct.unpack_from("<q", data, offset)
+                offset += 8
+            elif kind == "float":
+                (values[f.name],) = struct.unpack_from("<d", data, offset)
+                offset += 8
+            elif kind in ("str", "bytes"):
+                (length,) = struct.unpack_from("<I", data, offset)
+                raw = data[offset + 4:offset + 4 + length]
+                if len(raw) != length:
+                    raise ProtocolError("truncated message")
+                values[f.name] = raw.decode("utf-8") if kind == "str" else bytes(raw)
+                offset += 4 + length
+            elif kind == "np.ndarray":
+                code, count = struct.unpack_from("<BQ", data, offset)
+                dtype = _ARRAY_DTYPES[code]
+                offset += 9
+                end = offset + count * dtype.itemsize
+                if end > len(data):
+                    raise ProtocolError("truncated message")
+                values[f.name] = np.frombuffer(data, dtype, count, offset).copy()
+                offset = end
+            else:  # pragma: no cover - guarded by the dataclass definitions above
+                raise ProtocolError(f"unsupported field type {kind}")
+        if offset != len(data):
+            raise ProtocolError("trailing bytes after message")
+        return cls(**values)
+    except (IndexError, KeyError, struct.error, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed message: {exc}") from None

@@ -1,0 +1,290 @@
+"""The two halves of one post-processing block as message-driven state machines.
+
+Layer: sans-I/O protocol. ``BobSession.begin()`` returns Bob's first envelope; afterwards each
+side's ``handle(envelope)`` returns the envelopes it sends in answer (possibly none) until its
+``result`` is set. Each side computes only from its own detector or source record and the
+messages it receives. Any protocol or authentication failure ends the block with a recorded
+reason and, where the peer still waits, an authenticated Abort.
+
+Order: Detections (B) -> SiftReply (A) -> TestBits (B) -> Reconcile | Abort (A) ->
+[ParityQuery (B) -> ParityReply (A)]* -> ReconciliationDone (B) -> Amplify | Abort (A) ->
+Confirm (B) -> Finish (A).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import cascade
+from .amplification import toeplitz_hash
+from .bits import pack, random_bits, unpack
+from .channel import AliceRecord, BobRecord
+from .endpoint import BlockResult, LinkEndpoint
+from .errors import AuthenticationError, AuthKeyExhausted, ProtocolError
+from .estimation import BasisCounts, DecoyEstimate, estimate, secret_key_length
+from .messages import (Abort, Amplify, Confirm, Detections, Finish, Message, ParityQuery,
+                       ParityReply, ReconciliationDone, Reconcile, SiftReply, TestBits)
+from .sifting import counts_per_intensity, sift
+from .verification import TAG_BITS, collision_probability, key_tag, new_hash_key, tags_match
+
+_EMPTY = np.empty(0, np.uint8)
+
+
+class _Session:
+    role = ""
+
+    def __init__(self, endpoint: LinkEndpoint, frame_id: int) -> None:
+        self.endpoint = endpoint
+        self.frame_id = frame_id
+        self.result: BlockResult | None = None
+        self._auth_start = endpoint.auth_pool.consumed_bits
+        self._stats: dict = {}
+        self._deferred_end: tuple[str | None, np.ndarray] | None = None
+        self._after_seal: list = []  # pool takes that must follow the reply's own pad
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def handle(self, envelope: bytes) -> list[bytes]:
+        if self.done:
+            return []
+        try:
+            message = self.endpoint.open(envelope)
+            if message.frame_id != self.frame_id:
+                raise ProtocolError(f"message for frame {message.frame_id} in frame {self.frame_id}")
+            if isinstance(message, Abort):
+                self._end(f"peer aborted: {message.reason}")
+                return []
+            out = [self.endpoint.seal(m) for m in self._on(message)]
+            for action in self._after_seal:
+                action()
+            self._after_seal.clear()
+            if self._deferred_end is not None:
+                self._end(*self._deferred_end)
+            return out
+        except AuthKeyExhausted as exc:
+            self._end(f"authentication key exhausted: {exc}")
+            return []
+        except (AuthenticationError, ProtocolError, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            return self._abort(reason)
+
+    def _abort(self, reason: str) -> list[bytes]:
+        self.endpoint.abandon_transcript()
+        self._end(reason)
+        try:
+            return [self.endpoint.seal(Abort(frame_id=self.frame_id, reason=reason))]
+        except AuthKeyExhausted:
+            return []
+
+    def _end(self, reason: str | None, key: np.ndarray = _EMPTY) -> None:
+        self.endpoint.abandon_transcript()
+        accepted = reason is None
+        auth_bits = self.endpoint.auth_pool.consumed_bits - self._auth_start
+        if accepted:
+            # Pay back the authentication key this block used, from its own key.
+            refill = min(key.size // 8, (auth_bits + 7) // 8)
+            self.endpoint.auth_pool.refill(pack(key[:refill * 8]))
+            key = key[refill * 8:]
+        self.result = BlockResult(frame_id=self.frame_id, role=self.role, accepted=accepted,
+                                  abort_reason=reason, key=key if accepted else _EMPTY,
+                                  auth_bits=auth_bits, **self._stats)
+
+    def _on(self, message: Message) -> list[Message]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class AliceSession(_Session):
+    """Transmitter side: holds the source record; answers, estimates, decides."""
+
+    role = "alice"
+
+    def __init__(self, endpoint: LinkEndpoint, frame_id: int, record: AliceRecord) -> None:
+        super().__init__(endpoint, frame_id)
+        self._record = record
+        self._expect: type[Message] = Detections
+
+    def handle(self, envelope: bytes) -> list[bytes]:
+        if self._expect is Detections and not self.done:
+            self.endpoint.authenticator.start_block()  # Bob did the same before sealing
+        return super().handle(envelope)
+
+    def _on(self, message: Message) -> list[Message]:
+        if not isinstance(message, self._expect):
+            raise ProtocolError(f"unexpected {type(message).__name__}, waiting for {self._expect.__name__}")
+        handler = getattr(self, f"_on_{type(message).__name__}")
+        return handler(message)
+
+    def _on_Detections(self, m: Detections) -> list[Message]:
+        ep = self.endpoint
+        if m.n_pulses != self._record.n_pulses:
+            raise ProtocolError("detection report names a different frame size")
+        slots = np.cumsum(m.slot_gaps.astype(np.int64))
+        if slots.size and (slots[-1] >= m.n_pulses or np.any(m.slot_gaps[1:] == 0)):
+            raise ProtocolError("detection report names slots outside the frame")
+        bob_basis = unpack(m.bases, slots.size)
+        intensity, basis, bit = self._record.lookup(slots, ep.rng, ep.params)
+        masks = sift(basis, bob_basis)
+        self._intensity, self._masks, self._bits = intensity, masks, bit
+        self._key = bit[masks.key]
+        self._stats.update(n_pulses=m.n_pulses, detections=int(slots.size),
+                           sifted_key_bits=int(self._key.size), test_bits=int(masks.test.sum()))
+        self._expect = TestBits
+        return [SiftReply(frame_id=self.frame_id, bases=pack(basis))]
+
+    def _on_TestBits(self, m: TestBits) -> list[Message]:
+        ep, proc = self.endpoint, self.endpoint.processing
+        test = self._masks.test
+        bob_test = unpack(m.bits, int(test.sum()))
+        errors = self._bits[test] != bob_test
+        z = BasisCounts(tuple(counts_per_intensity(self._masks.key, self._intensity)))
+        x = BasisCounts(tuple(counts_per_intensity(test, self._intensity)),
+                        tuple(np.bincount(self._intensity[test][errors], minlength=3).astype(np.int64)))
+        est = estimate(z, x, ep.params.intensities, ep.params.intensity_probabilities, proc.epsilon_sec)
+        self._estimate = est
+        self._stats.update(qber_x=est.qber_x, estimate=est)
+        if est.qber_x > proc.qber_abort_threshold:
+            return self._abort_msg(f"QBER {est.qber_x:.4f} in the test basis exceeds "
+                                   f"{proc.qber_abort_threshold}")
+        if secret_key_length(est, TAG_BITS, proc.epsilon_sec, proc.epsilon_cor) <= 0:
+            return self._abort_msg("decoy-state bounds leave no positive key length "
+                                   f"(s_Z1 >= {est.s_z1:.0f}, phase error <= {est.phase_error_z1:.4f})")
+        if self._key.size < 64:
+            return self._abort_msg("too few sifted key bits")
+        plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), int(ep.rng.integers(1 << 62)),
+                            proc.cascade_passes)
+        self._plan = plan
+        self._prefix = cascade.prefix_parities(self._key, plan.permutations())
+        self._leak = 0
+        self._rounds = 0
+        self._expect = ParityQuery | ReconciliationDone  # type: ignore[assignment]
+        self._after_seal.append(ep.begin_transcript)  # Bob begins it after opening Reconcile
+        return [Reconcile(frame_id=self.frame_id, qber_estimate=float(est.qber_x),
+                          block_sizes=np.asarray(plan.block_sizes, np.int64), seed=plan.seed)]
+
+    def _on_ParityQuery(self, m: ParityQuery) -> list[Message]:
+        parities = cascade.answer_parities(
+            self._prefix, self._plan.padded_bits, cascade.ParityQueries(m.pass_index, m.node))
+        self._leak += int(parities.size)
+        self._rounds += 1
+        return [ParityReply(frame_id=self.frame_id, parities=pack(parities), count=int(parities.size))]
+
+    def _on_ReconciliationDone(self, m: ReconciliationDone) -> list[Message]:
+        ep, proc = self.endpoint, self.endpoint.processing
+        ep.check_transcript(m.transcript_tag)
+        n = self._key.size
+        if not 0 <= m.corrected_bits <= n:
+            raise ProtocolError("corrected bit count out of range")
+        if collision_probability(n) > proc.epsilon_cor:
+            raise ProtocolError("verification hash too weak for epsilon_cor at this block size")
+        leak = self._leak + TAG_BITS
+        length = secret_key_length(self._estimate, leak, proc.epsilon_sec, proc.epsilon_cor)
+        self._stats.update(qber_z=m.corrected_bits / n, leak_ec_bits=self._leak,
+                           verification_bits=TAG_BITS, cascade_rounds=self._rounds)
+        if length <= 0:
+            return self._abort_msg(f"key length {length} after error-correction leak {leak} bits")
+        hash_key = new_hash_key(ep.rng)
+        seed = random_bits(ep.rng, n + length - 1)
+        self._final = toeplitz_hash(self._key, seed, length)
+        self._stats["amplified_bits"] = length
+        self._expect = Confirm
+        return [Amplify(frame_id=self.frame_id, hash_key=hash_key, tag=key_tag(self._key, hash_key),
+                        key_bits=length, toeplitz_seed=pack(seed))]
+
+    def _on_Confirm(self, m: Confirm) -> list[Message]:
+        if not m.ok:
+            self._end("verification failed: keys differ after Cascade")
+            return []
+        self._deferred_end = (None, self._final)  # after Finish is sealed, so its pad is charged
+        return [Finish(frame_id=self.frame_id, accepted=True)]
+
+    def _abort_msg(self, reason: str) -> list[Message]:
+        self.endpoint.abandon_transcript()
+        self._deferred_end = (reason, _EMPTY)
+        return [Abort(frame_id=self.frame_id, reason=reason)]
+
+
+class BobSession(_Session):
+    """Receiver side: holds the detector record; drives Cascade."""
+
+    role = "bob"
+
+    def __init__(self, endpoint: LinkEndpoint, frame_id: int, record: BobRecord) -> None:
+        super().__init__(endpoint, frame_id)
+        self._record = record
+        self._expect: type[Message] = SiftReply
+        endpoint.authenticator.start_block()
+
+    def begin(self) -> list[bytes]:
+        ep, rec = self.endpoint, self._record
+        gaps = np.diff(rec.slots, prepend=0).astype(np.uint32) if rec.slots.size else np.empty(0, np.uint32)
+        self._stats.update(n_pulses=rec.n_pulses, detections=int(rec.slots.size))
+        return [ep.seal(Detections(frame_id=self.frame_id, n_pulses=rec.n_pulses,
+                                   slot_gaps=gaps, bases=pack(rec.basis)))]
+
+    def _on(self, message: Message) -> list[Message]:
+        if not isinstance(message, self._expect):
+            raise ProtocolError(f"unexpected {type(message).__name__}, waiting for {self._expect.__name__}")
+        handler = getattr(self, f"_on_{type(message).__name__}")
+        return handler(message)
+
+    def _on_SiftReply(self, m: SiftReply) -> list[Message]:
+        rec = self._record
+        alice_basis = unpack(m.bases, rec.slots.size)
+        masks = sift(alice_basis, rec.basis)
+        self._key = rec.bit[masks.key]
+        self._stats.update(sifted_key_bits=int(self._key.size), test_bits=int(masks.test.sum()))
+        self._expect = Reconcile
+        return [TestBits(frame_id=self.frame_id, bits=pack(rec.bit[masks.test]))]
+
+    def _on_Reconcile(self, m: Reconcile) -> list[Message]:
+        sizes = tuple(int(s) for s in m.block_sizes)
+        if not sizes or any(s < 2 or s & (s - 1) for s in sizes) or len(sizes) > 16:
+            raise ProtocolError("Cascade block sizes must be powers of two")
+        self.endpoint.begin_transcript()
+        self._stats["qber_x"] = m.qber_estimate
+        self._corrector = cascade.CascadeCorrector(self._key, cascade.CascadePlan(self._key.size, sizes, m.seed))
+        return self._next_round()
+
+    def _next_round(self) -> list[Message]:
+        queries = self._corrector.next_queries()
+        if queries is None:
+            c = self._corrector
+            self._stats.update(qber_z=c.corrected_bits / max(self._key.size, 1),
+                               leak_ec_bits=c.leaked_bits, cascade_rounds=c.rounds)
+            self._key = c.key
+            self._expect = Amplify
+            return [ReconciliationDone(frame_id=self.frame_id, corrected_bits=c.corrected_bits,
+                                       transcript_tag=self.endpoint.finish_transcript())]
+        self._expect = ParityReply
+        return [ParityQuery(frame_id=self.frame_id, pass_index=queries.pass_index, node=queries.node)]
+
+    def _on_ParityReply(self, m: ParityReply) -> list[Message]:
+        expected = self._corrector.next_queries()
+        if expected is None or m.count != expected.node.size:
+            raise ProtocolError("parity reply does not answer the open questions")
+        self._corrector.receive(unpack(m.parities, m.count))
+        return self._next_round()
+
+    def _on_Amplify(self, m: Amplify) -> list[Message]:
+        n = self._key.size
+        if not 0 < m.key_bits <= n:
+            raise ProtocolError("final key length out of range")
+        self._stats.update(verification_bits=TAG_BITS, amplified_bits=m.key_bits)
+        if not tags_match(key_tag(self._key, m.hash_key), m.tag):
+            self._expect = Finish
+            self._verified = False
+            return [Confirm(frame_id=self.frame_id, ok=False)]
+        seed = unpack(m.toeplitz_seed, n + m.key_bits - 1)
+        self._final = toeplitz_hash(self._key, seed, m.key_bits)
+        self._verified = True
+        self._expect = Finish
+        return [Confirm(frame_id=self.frame_id, ok=True)]
+
+    def _on_Finish(self, m: Finish) -> list[Message]:
+        if m.accepted and self._verified:
+            self._end(None, self._final)
+        else:
+            self._end("verification failed: keys differ after Cascade")
+        return []

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from node.qkd import cascade
+from node.qkd.analytic import binary_entropy
+from node.qkd.verification import key_tag, new_hash_key, tags_match
+
+
+def _reconcile(alice_key, bob_key, qber, seed):
+    plan = cascade.plan(alice_key.size, qber, seed)
+    prefix = cascade.prefix_parities(alice_key, plan.permutations())
+    bob = cascade.CascadeCorrector(bob_key, plan)
+    answered = 0
+    while (queries := bob.next_queries()) is not None:
+        parities = cascade.answer_parities(prefix, plan.padded_bits, queries)
+        answered += parities.size
+        bob.receive(parities)
+    return bob, answered
+
+
+@pytest.mark.parametrize("qber", [0.01, 0.03, 0.05, 0.08])
+def test_cascade_corrects_and_counts_every_disclosed_parity(qber):
+    rng = np.random.default_rng(int(qber * 1000))
+    n = 1 << 15
+    alice = rng.integers(0, 2, n, dtype=np.uint8)
+    errors = (rng.random(n) < qber).astype(np.uint8)
+    bob, answered = _reconcile(alice, alice ^ errors, qber, seed=11)
+    assert np.array_equal(bob.key, alice)
+    assert bob.leaked_bits == answered
+    assert bob.corrected_bits == int(errors.sum())
+    # Regression guard on efficiency (the benchmark reports the measured figure).
+    assert bob.leaked_bits / (n * binary_entropy(errors.mean())) < 1.2
+
+
+def test_alice_half_is_a_pure_function_of_her_key():
+    rng = np.random.default_rng(1)
+    key = rng.integers(0, 2, 1000, dtype=np.uint8)
+    plan = cascade.plan(key.size, 0.02, seed=3)
+    prefix = cascade.prefix_parities(key, plan.permutations())
+    nodes = np.array([plan.padded_bits // 64, plan.padded_bits // 64 + 1, 3], np.int64)
+    queries = cascade.ParityQueries(np.zeros(3, np.uint8), nodes)
+    first = cascade.answer_parities(prefix, plan.padded_bits, queries)
+    assert np.array_equal(first, cascade.answer_parities(prefix, plan.padded_bits, queries))
+    start, stop = cascade.node_ranges(nodes, plan.padded_bits)
+    expected = [key[s:min(e, key.size)].sum() % 2 for s, e in zip(start, stop)]
+    assert first.tolist() == expected
+
+
+@pytest.mark.slow
+def test_thousand_blocks_at_qber_1_to_8_percent_never_accept_differing_keys():
+    """Cascade then verification over 1,200 blocks: every accepted block has equal keys."""
+    rng = np.random.default_rng(2026)
+    accepted = rejected = 0
+    for block in range(1200):
+        qber = 0.01 + 0.07 * (block % 8) / 7
+        n = 2048
+        alice = rng.integers(0, 2, n, dtype=np.uint8)
+        bob_key = alice ^ (rng.random(n) < qber).astype(np.uint8)
+        bob, _ = _reconcile(alice, bob_key, qber, seed=block)
+        hash_key = new_hash_key(rng)
+        if tags_match(key_tag(alice, hash_key), key_tag(bob.key, hash_key)):
+            accepted += 1
+            assert np.array_equal(alice, bob.key), f"block {block} accepted differing keys"
+        else:
+            rejected += 1
+    assert accepted >= 1000

@@ -1,0 +1,125 @@
+"""Whole blocks through both halves over the in-memory channel."""
+
+import numpy as np
+import pytest
+
+from node.qkd import analytic
+from node.qkd.attacks import InterceptResend, PhotonNumberSplitting
+from node.qkd.estimation import secret_key_length
+from node.qkd.link import InMemoryLink
+from node.qkd.messages import MESSAGE_TYPES
+from node.qkd.verification import TAG_BITS
+
+
+def _block(params, processing, seed=1, attack=None, tamper=None):
+    return InMemoryLink(params, processing, seed=seed, attack=attack).run_block(tamper=tamper)
+
+
+def test_accepted_block_gives_identical_keys_within_the_formula_and_plob(small_link, small_block):
+    pair = _block(small_link, small_block)
+    alice, bob = pair.alice, pair.bob
+    assert alice.accepted and bob.accepted, alice.abort_reason
+    assert np.array_equal(alice.key, bob.key) and alice.net_key_bits > 0
+    allowed = secret_key_length(alice.estimate, alice.leak_ec_bits + TAG_BITS,
+                                small_block.epsilon_sec, small_block.epsilon_cor)
+    assert alice.amplified_bits == allowed
+    assert alice.net_key_bits + alice.auth_bits >= alice.amplified_bits  # auth paid from the key
+    assert alice.amplified_bits / pair.n_pulses <= analytic.plob_bound_per_pulse(small_link)
+    assert alice.amplified_bits / pair.n_pulses <= analytic.asymptotic_rate_per_pulse(small_link) * 1.05
+    assert alice.leak_ec_bits == bob.leak_ec_bits and alice.auth_bits == bob.auth_bits
+
+
+def test_single_photon_bound_holds_against_the_hidden_truth(small_link, small_block):
+    link = InMemoryLink(small_link, small_block, seed=4)
+    # Re-run the channel with the same nature stream to read the hidden photon numbers.
+    from node.qkd.channel import transmit
+    from node.qkd.link import make_endpoints, pulses_for_detections
+    _, _, nature = make_endpoints(small_link, small_block, 4)
+    n = pulses_for_detections(small_link, small_block.block_detections)
+    alice_rec, bob_rec, truth = transmit(small_link, n, nature)
+    pair = link.run_block()
+    key_events = (alice_rec.basis == 0) & (bob_rec.basis == 0)
+    singles = int((truth.photon_number[key_events] == 1).sum())
+    vacua = int((truth.photon_number[key_events] == 0).sum())
+    assert pair.alice.estimate.s_z1 <= singles
+    assert pair.alice.estimate.s_z0 <= max(vacua, 1)
+
+
+def test_same_seed_same_keys(small_link, small_block):
+    first, second = _block(small_link, small_block, seed=7), _block(small_link, small_block, seed=7)
+    assert np.array_equal(first.alice.key, second.alice.key) and first.alice.net_key_bits > 0
+    other = _block(small_link, small_block, seed=8)
+    assert not np.array_equal(first.alice.key[:256], other.alice.key[:256])
+
+
+def test_consecutive_blocks_keep_authentication_in_step(small_link, small_block):
+    link = InMemoryLink(small_link, small_block, seed=3)
+    for _ in range(3):
+        pair = link.run_block()
+        assert pair.alice.accepted and pair.bob.accepted, pair.alice.abort_reason
+        assert link.alice.auth_pool.available_bytes == link.bob.auth_pool.available_bytes
+
+
+def test_full_intercept_resend_gives_quarter_qber_and_aborts(small_link, small_block):
+    params = small_link.with_changes(misalignment_error=0.0)
+    pair = _block(params, small_block, attack=InterceptResend(1.0))
+    assert not pair.alice.accepted and not pair.bob.accepted
+    assert "QBER" in pair.alice.abort_reason and pair.bob.net_key_bits == 0
+    # 50k test-basis events: 5 sigma is about 1%.
+    assert pair.alice.qber_x == pytest.approx(0.25, abs=0.012)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2])
+def test_partial_intercept_resend_adds_a_quarter_of_the_fraction(small_link, small_block, fraction):
+    params = small_link.with_changes(misalignment_error=0.0)
+    pair = _block(params, small_block, attack=InterceptResend(fraction))
+    # Only pulses with at least one photon can be intercepted; almost every click has one.
+    assert pair.alice.qber_x == pytest.approx(fraction / 4, abs=0.006)
+
+
+def test_photon_number_splitting_is_caught_by_the_decoys(small_link, small_block):
+    # At 50 km multi-photon pulses alone can supply the honest signal gain, so Eve blocks every
+    # single photon (full PNS) and the decoy bound on single photons collapses.
+    pair = _block(small_link.with_changes(length_km=50.0), small_block, attack=PhotonNumberSplitting())
+    assert not pair.alice.accepted and not pair.bob.accepted
+    assert "decoy" in pair.alice.abort_reason
+    assert pair.alice.estimate.s_z1 < 0.02 * pair.alice.sifted_key_bits
+
+
+def test_decoy_bound_never_credits_photons_eve_touched(small_link, small_block):
+    """At 25 km Eve must let some single photons through; only those may count as secret."""
+    from node.qkd.channel import transmit
+    from node.qkd.link import make_endpoints, pulses_for_detections
+    attack = PhotonNumberSplitting()
+    _, _, nature = make_endpoints(small_link, small_block, 1)
+    n = pulses_for_detections(small_link, small_block.block_detections)
+    alice_rec, bob_rec, truth = transmit(small_link, n, nature, attack)
+    pair = _block(small_link, small_block, seed=1, attack=attack)
+    key_events = (alice_rec.basis == 0) & (bob_rec.basis == 0)
+    untouched_singles = int(((truth.photon_number == 1) & ~truth.eve_holds_copy & key_events).sum())
+    assert pair.alice.estimate.s_z1 <= untouched_singles
+
+
+def _flip_byte(target_type, occurrence=0):
+    seen = {"n": 0}
+
+    def tamper(sender, index, envelope):
+        if MESSAGE_TYPES[envelope[0]].__name__ == target_type:
+            if seen["n"] == occurrence:
+                seen["n"] += 1
+                data = bytearray(envelope)
+                data[len(data) // 2] ^= 0x01
+                return bytes(data)
+            seen["n"] += 1
+        return envelope
+    return tamper
+
+
+@pytest.mark.parametrize("target", ["Detections", "SiftReply", "TestBits", "Reconcile", "ParityQuery",
+                                    "ParityReply", "ReconciliationDone", "Amplify"])
+def test_tampered_message_is_rejected_and_the_block_yields_no_key(small_link, small_block, target):
+    pair = _block(small_link, small_block, tamper=_flip_byte(target, occurrence=1 if target.startswith("Parity") else 0))
+    assert not pair.alice.accepted and not pair.bob.accepted
+    assert pair.alice.net_key_bits == 0 and pair.bob.net_key_bits == 0
+    reasons = f"{pair.alice.abort_reason} | {pair.bob.abort_reason}"
+    assert "authentication" in reasons or "Protocol" in reasons, reasons
