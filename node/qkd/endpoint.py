@@ -45,6 +45,8 @@ class BlockResult:
     auth_bits: int = 0
     cascade_rounds: int = 0
     estimate: DecoyEstimate | None = None
+    gain_per_intensity: tuple[float, ...] = ()
+    qber_x_per_intensity: tuple[float, ...] = ()
 
     @property
     def net_key_bits(self) -> int:

@@ -143,7 +143,12 @@ class AliceSession(_Session):
                         tuple(np.bincount(self._intensity[test][errors], minlength=3).astype(np.int64)))
         est = estimate(z, x, ep.params.intensities, ep.params.intensity_probabilities, proc.epsilon_sec)
         self._estimate = est
-        self._stats.update(qber_x=est.qber_x, estimate=est)
+        sent = np.maximum(self._record.pulses_per_intensity, 1)
+        detected = np.bincount(self._intensity, minlength=3)
+        self._stats.update(qber_x=est.qber_x, estimate=est,
+                           gain_per_intensity=tuple(float(g) for g in detected / sent),
+                           qber_x_per_intensity=tuple(float(e) / max(float(t), 1.0)
+                                                      for e, t in zip(x.errors, x.detections)))
         if est.qber_x > proc.qber_abort_threshold:
             return self._abort_msg(f"QBER {est.qber_x:.4f} in the test basis exceeds "
                                    f"{proc.qber_abort_threshold}")

@@ -1,0 +1,123 @@
+"""The ``qkdnet`` command line: subcommands, each calling one orchestrator or engine function.
+
+User mistakes end with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Any, Sequence
+
+import yaml
+
+from node.qkd.errors import QkdError
+from node.qkd.params import PRESETS, ProcessingParams, link_params_from_mapping, preset
+
+from .errors import QkdnetError
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError("distances must be non-negative numbers")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def load_mapping(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise QkdnetError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise QkdnetError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise QkdnetError(f"{path}: expected a mapping of parameter names to values")
+    return data
+
+
+def _cmd_keyrate(args: argparse.Namespace) -> int:
+    from . import keyrate
+
+    if args.params:
+        try:
+            params = link_params_from_mapping(load_mapping(args.params), base=preset(args.preset))
+        except QkdError as exc:
+            raise QkdnetError(f"{args.params}: {exc}") from None
+    else:
+        params = preset(args.preset)
+    processing = ProcessingParams(block_detections=args.detections) if args.detections else ProcessingParams()
+    progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if not args.quiet else None
+    reports = keyrate.measure(params, processing, args.distances, args.blocks, args.seed, progress)
+    print(keyrate.format_table(reports))
+    if args.json:
+        keyrate.write_json(reports, args.json)
+    if args.plot:
+        keyrate.write_plot(reports, args.plot, f"decoy-state BB84, preset {args.preset}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qkdnet", description="Emulate trusted-node QKD networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    kr = sub.add_parser("keyrate", help="measured vs analytic secret key rate over distance")
+    kr.add_argument("--preset", default="standard", choices=sorted(PRESETS))
+    kr.add_argument("--params", type=pathlib.Path, help="YAML/JSON file of link parameters (overrides the preset)")
+    kr.add_argument("--distances", type=_float_list, default=[0.0, 25.0, 50.0, 75.0, 100.0],
+                    help="comma-separated fibre lengths in km")
+    kr.add_argument("--detections", type=_positive_int, help="detections per block (default 4,000,000)")
+    kr.add_argument("--blocks", type=_positive_int, default=1, help="blocks per distance")
+    kr.add_argument("--seed", type=int, default=0)
+    kr.add_argument("--json", type=pathlib.Path, help="write one object per distance to this file")
+    kr.add_argument("--plot", type=pathlib.Path, help="draw rate vs distance to this PNG")
+    kr.add_argument("--quiet", action="store_true", help="no progress lines")
+    kr.set_defaults(func=_cmd_keyrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except (QkdnetError, QkdError) as exc:
+        print(f"qkdnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qkdnet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
