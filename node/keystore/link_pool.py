@@ -1,0 +1,153 @@
+"""Link-key pool shared with one neighbour: identical blocks on both ends, each bit used once.
+
+Layer: node domain (no grpc). Every accepted BB84 block is split into two halves, one per
+direction, so the two ends never allocate the same bits: the transmitter-role end sends with
+half "a", the receiver-role end with half "b". The sender allocates consecutive bits of its
+half and names them ``frame:half:offset:length``; the receiver takes exactly that range by ID.
+Taken bits are zeroed in place. Accounting always balances:
+generated = in_pool + consumed + discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class KeyPoolError(Exception):
+    """A link-key request cannot be served (unknown or used ID, not enough key in time)."""
+
+
+@dataclass
+class _Chunk:
+    bits: np.ndarray  # uint8 0/1, zeroed where used
+    used: np.ndarray  # bool
+    cursor: int = 0  # next unallocated offset (sender's half only)
+
+
+class LinkKeyPool:
+    def __init__(self, send_half: str, capacity_bits: int) -> None:
+        if send_half not in ("a", "b"):
+            raise ValueError("send_half must be 'a' or 'b'")
+        self.send_half = send_half
+        self.receive_half = "b" if send_half == "a" else "a"
+        self.capacity_bits = capacity_bits
+        self._halves: dict[str, OrderedDict[int, _Chunk]] = {"a": OrderedDict(), "b": OrderedDict()}
+        self.generated_bits = 0
+        self.consumed_bits = 0
+        self.discarded_bits = 0
+        self.discard_reasons: dict[str, int] = {}
+        self._changed = asyncio.Event()
+
+    # -- filling ------------------------------------------------------------------------
+    def add_block(self, frame_id: int, key_bits: np.ndarray) -> None:
+        """Both ends call this with the identical verified key of one block."""
+        middle = key_bits.size // 2
+        for half, part in (("a", key_bits[:middle]), ("b", key_bits[middle:])):
+            if part.size:
+                self._halves[half][frame_id] = _Chunk(part.astype(np.uint8, copy=True), np.zeros(part.size, bool))
+        self.generated_bits += int(key_bits.size)
+        self._notify()
+
+    @property
+    def level_bits(self) -> int:
+        return sum(int(c.bits.size - c.used.sum()) for half in self._halves.values() for c in half.values())
+
+    @property
+    def sendable_bits(self) -> int:
+        return sum(c.bits.size - c.cursor for c in self._halves[self.send_half].values())
+
+    @property
+    def full(self) -> bool:
+        return self.level_bits >= self.capacity_bits
+
+    # -- sending side -------------------------------------------------------------------
+    def allocate(self, n_bits: int) -> tuple[str, np.ndarray]:
+        """The next n_bits of this end's sending half, consumed now."""
+        half = self._halves[self.send_half]
+        for frame_id, chunk in list(half.items()):
+            remaining = chunk.bits.size - chunk.cursor
+            if remaining >= n_bits:
+                start = chunk.cursor
+                chunk.cursor += n_bits
+                bits = self._consume(chunk, start, n_bits)
+                self._drop_if_spent(self.send_half, frame_id)
+                return f"{frame_id}:{self.send_half}:{start}:{n_bits}", bits
+            if remaining < n_bits and chunk.cursor < chunk.bits.size and len(half) > 1:
+                # Too short a tail for this request: discard it rather than split an ID.
+                self._discard_range(chunk, chunk.cursor, remaining, "tail shorter than a request")
+                chunk.cursor = chunk.bits.size
+                self._drop_if_spent(self.send_half, frame_id)
+        raise KeyPoolError(f"link pool holds {self.sendable_bits} sendable bits, {n_bits} needed")
+
+    async def allocate_waiting(self, n_bits: int, timeout_s: float) -> tuple[str, np.ndarray]:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                return self.allocate(n_bits)
+            except KeyPoolError:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+
+    # -- receiving side -----------------------------------------------------------------
+    def take_by_id(self, link_key_id: str) -> np.ndarray:
+        frame_id, half_name, start, length = self._parse(link_key_id)
+        if half_name != self.receive_half:
+            raise KeyPoolError(f"link key {link_key_id} is not from the peer's sending half")
+        chunk = self._halves[half_name].get(frame_id)
+        if chunk is None or start + length > chunk.bits.size:
+            raise KeyPoolError(f"unknown link key {link_key_id}")
+        if chunk.used[start:start + length].any():
+            raise KeyPoolError(f"link key {link_key_id} was already used")
+        bits = self._consume(chunk, start, length)
+        self._drop_if_spent(half_name, frame_id)
+        return bits
+
+    def discard(self, n_bits: int, reason: str) -> None:
+        """Consumed bits whose purpose failed (a relay that did not complete) move to discarded."""
+        self.consumed_bits -= n_bits
+        self.discarded_bits += n_bits
+        self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + n_bits
+
+    # -- internals ----------------------------------------------------------------------
+    def _consume(self, chunk: _Chunk, start: int, length: int) -> np.ndarray:
+        bits = chunk.bits[start:start + length].copy()
+        chunk.bits[start:start + length] = 0
+        chunk.used[start:start + length] = True
+        self.consumed_bits += length
+        self._notify()
+        return bits
+
+    def _discard_range(self, chunk: _Chunk, start: int, length: int, reason: str) -> None:
+        chunk.bits[start:start + length] = 0
+        chunk.used[start:start + length] = True
+        self.discarded_bits += length
+        self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + length
+
+    def _drop_if_spent(self, half: str, frame_id: int) -> None:
+        chunk = self._halves[half].get(frame_id)
+        if chunk is not None and chunk.used.all():
+            del self._halves[half][frame_id]
+
+    @staticmethod
+    def _parse(link_key_id: str) -> tuple[int, str, int, int]:
+        try:
+            frame, half, start, length = link_key_id.split(":")
+            values = int(frame), half, int(start), int(length)
+        except ValueError:
+            raise KeyPoolError(f"malformed link key ID {link_key_id!r}") from None
+        if values[2] < 0 or values[3] <= 0:
+            raise KeyPoolError(f"malformed link key ID {link_key_id!r}")
+        return values
+
+    def _notify(self) -> None:
+        self._changed.set()

@@ -1,0 +1,194 @@
+"""One QKD device of a node: runs the BB84 engine with one neighbour, block after block.
+
+Layer: node domain. The transmitter end owns the source and the channel physics: it samples
+each frame, keeps its own record, hands the receiver only what the receiver's detectors saw,
+then exchanges classical envelopes until both sessions end. Kernels run in worker threads so
+the event loop keeps answering. Blocks are paced in emulated time (pulses / pulse rate divided
+by the time scale; 0 means as fast as possible) and generation pauses while the pool is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from node.keystore.link_pool import LinkKeyPool
+from node.qkd.bits import pack
+from node.qkd.channel import BobRecord, transmit
+from node.qkd.endpoint import BlockResult, LinkEndpoint
+from node.qkd.link import pulses_for_detections
+from node.qkd.sessions import AliceSession, BobSession
+from node.settings import LinkSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameForPeer:
+    link_id: str
+    frame_id: int
+    n_pulses: int
+    count: int
+    slot_gaps: bytes
+    bases: bytes
+    bits: bytes
+    double_clicks: bytes
+
+
+class LinkPeer(Protocol):
+    async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]: ...
+    async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]: ...
+
+
+def frame_to_record(frame: FrameForPeer) -> BobRecord:
+    slots = np.cumsum(np.frombuffer(frame.slot_gaps, "<u4").astype(np.int64))
+    unpack = lambda data: np.unpackbits(np.frombuffer(data, np.uint8), count=frame.count)  # noqa: E731
+    return BobRecord(n_pulses=frame.n_pulses, slots=slots, basis=unpack(frame.bases), bit=unpack(frame.bits),
+                     double_click=unpack(frame.double_clicks).astype(bool))
+
+
+class LinkRuntime:
+    def __init__(self, settings: LinkSettings, pool: LinkKeyPool, time_scale: float) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.time_scale = time_scale
+        alice_seq, bob_seq, nature_seq = np.random.SeedSequence(settings.seed).spawn(3)
+        role = "alice" if settings.role == "transmitter" else "bob"
+        endpoint_seq = alice_seq if role == "alice" else bob_seq
+        self.endpoint = LinkEndpoint(role, settings.params, settings.processing, settings.bootstrap_secret,
+                                     np.random.default_rng(endpoint_seq))
+        self._nature = np.random.default_rng(nature_seq)
+        self._sessions: dict[int, BobSession] = {}
+        self._frame = 0
+        self.state = "starting"
+        self.blocks_accepted = 0
+        self.blocks_aborted = 0
+        self.last_abort_reason = ""
+        self.last_qber = 0.0
+        self.sifted_bits = 0
+        self.auth_bits = 0
+        self.emulated_seconds = 0.0
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()  # one block at a time per link end
+
+    # -- transmitter ----------------------------------------------------------------------
+    def start(self, peer: LinkPeer) -> None:
+        if self.settings.role == "transmitter" and self._task is None:
+            self._task = asyncio.create_task(self._run(peer), name=f"link-{self.settings.link_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        self.state = "down"
+
+    async def _run(self, peer: LinkPeer) -> None:
+        failures = 0
+        while True:
+            if self.pool.full:
+                self.state = "full"
+                await asyncio.sleep(0.05)
+                continue
+            self.state = "running"
+            started = time.monotonic()
+            try:
+                n_pulses = await self._one_block(peer)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the peer is unreachable or broke the protocol
+                failures += 1
+                self.state = "down"
+                self.last_abort_reason = f"peer unreachable: {type(exc).__name__}"
+                log.warning("link %s: %s", self.settings.link_id, self.last_abort_reason)
+                await asyncio.sleep(min(2.0, 0.1 * failures))
+                continue
+            if self.time_scale > 0:
+                wall_needed = n_pulses / self.settings.params.pulse_rate_hz / self.time_scale
+                await asyncio.sleep(max(0.0, wall_needed - (time.monotonic() - started)))
+
+    async def _one_block(self, peer: LinkPeer) -> int:
+        s = self.settings
+        self._frame += 1
+        frame_id = self._frame
+        n_pulses = pulses_for_detections(s.params, s.processing.block_detections)
+        alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, s.params, n_pulses, self._nature)
+        session = AliceSession(self.endpoint, frame_id, alice_rec)
+        gaps = np.diff(bob_rec.slots, prepend=0).astype("<u4").tobytes()
+        frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps, pack(bob_rec.basis),
+                             pack(bob_rec.bit), pack(bob_rec.double_click.astype(np.uint8)))
+        del bob_rec  # what Bob's detectors saw now lives only at Bob
+        incoming, _ = await peer.deliver_frame(frame)
+        while True:
+            outgoing: list[bytes] = []
+            for envelope in incoming:
+                outgoing += await asyncio.to_thread(session.handle, envelope)
+            if not outgoing:
+                break
+            incoming, _ = await peer.exchange(s.link_id, frame_id, outgoing)
+        if session.result is None:
+            session._end("peer stopped answering")
+        self._record(session.result, frame_id)
+        return n_pulses
+
+    # -- receiver -------------------------------------------------------------------------
+    async def on_frame(self, frame: FrameForPeer) -> list[bytes]:
+        record = await asyncio.to_thread(frame_to_record, frame)
+        session = BobSession(self.endpoint, frame.frame_id, record)
+        self._sessions = {frame.frame_id: session}  # an unfinished earlier frame is abandoned
+        self.state = "running"
+        return await asyncio.to_thread(session.begin)
+
+    async def on_exchange(self, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
+        session = self._sessions.get(frame_id)
+        if session is None:
+            return [], True
+        outgoing: list[bytes] = []
+        for envelope in envelopes:
+            outgoing += await asyncio.to_thread(session.handle, envelope)
+        if session.done:
+            del self._sessions[frame_id]
+            self._record(session.result, frame_id)
+        return outgoing, session.done
+
+    # -- shared ---------------------------------------------------------------------------
+    def _record(self, result: BlockResult | None, frame_id: int) -> None:
+        if result is None:
+            return
+        self.emulated_seconds += result.n_pulses / self.settings.params.pulse_rate_hz
+        self.sifted_bits += result.sifted_key_bits
+        self.auth_bits += result.auth_bits
+        if result.qber_z is not None:
+            self.last_qber = result.qber_z
+        elif result.qber_x is not None:
+            self.last_qber = result.qber_x
+        if result.accepted:
+            self.blocks_accepted += 1
+            self.pool.add_block(frame_id, result.key)
+        else:
+            self.blocks_aborted += 1
+            self.last_abort_reason = result.abort_reason or ""
+            if self.settings.role == "transmitter":
+                log.info("link %s frame %d aborted: %s", self.settings.link_id, frame_id, result.abort_reason)
+
+    def status(self) -> dict:
+        p = self.pool
+        emulated = max(self.emulated_seconds, 1e-12)
+        return dict(link_id=self.settings.link_id, peer=self.settings.peer, role=self.settings.role,
+                    state=self.state if not p.full else "full", length_km=self.settings.params.length_km,
+                    blocks_accepted=self.blocks_accepted, blocks_aborted=self.blocks_aborted,
+                    last_abort_reason=self.last_abort_reason, qber=self.last_qber, sifted_bits=self.sifted_bits,
+                    generated_bits=p.generated_bits, pool_bits=p.level_bits, consumed_bits=p.consumed_bits,
+                    discarded_bits=p.discarded_bits, emulated_seconds=self.emulated_seconds,
+                    sifted_bits_per_s=self.sifted_bits / emulated if self.emulated_seconds else 0.0,
+                    secret_bits_per_s=p.generated_bits / emulated if self.emulated_seconds else 0.0,
+                    auth_bits=self.auth_bits)

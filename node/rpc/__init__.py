@@ -1,0 +1,1 @@
+"""gRPC adapters of the node: servicers, peer clients and the message conversions."""

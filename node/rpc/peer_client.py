@@ -1,0 +1,38 @@
+"""Client side of a neighbour: one channel per neighbour, Link and Relay calls."""
+
+from __future__ import annotations
+
+import grpc
+from qkdnet_proto.v1 import node_pb2 as pb
+from qkdnet_proto.v1 import node_pb2_grpc as rpc
+
+from node.link_runtime import FrameForPeer
+from node.rpc.convert import frame_to_pb, items_to_pb
+from node.trusted_node import RelayError, RelayItem
+
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", 512 << 20), ("grpc.max_receive_message_length", 512 << 20)]
+
+
+class GrpcPeer:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._link = rpc.LinkStub(self._channel)
+        self._relay = rpc.RelayStub(self._channel)
+
+    async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
+        reply = await self._link.DeliverFrame(frame_to_pb(frame), timeout=120)
+        return list(reply.envelopes), reply.done
+
+    async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
+        reply = await self._link.Exchange(pb.ClassicalBatch(link_id=link_id, frame_id=frame_id, envelopes=envelopes),
+                                          timeout=120)
+        return list(reply.envelopes), reply.done
+
+    async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None:
+        reply = await self._relay.Forward(pb.ForwardRequest(path=path, hop=hop, items=items_to_pb(items)), timeout=60)
+        if not reply.ok:
+            raise RelayError(reply.reason)
+
+    async def close(self) -> None:
+        await self._channel.close()

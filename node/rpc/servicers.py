@@ -1,0 +1,79 @@
+"""Servicers: decode, one awaited call on the TrustedNode, encode. Errors map to status codes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from qkdnet_proto.v1 import node_pb2 as pb
+from qkdnet_proto.v1 import node_pb2_grpc as rpc
+
+from node.keystore.link_pool import KeyPoolError
+from node.rpc.convert import frame_from_pb, items_from_pb, settings_from_pb
+from node.trusted_node import RelayError, TrustedNode
+
+
+class LinkServicer(rpc.LinkServicer):
+    def __init__(self, node: TrustedNode) -> None:
+        self.node = node
+
+    async def DeliverFrame(self, request, context):
+        try:
+            envelopes = await self.node.on_frame(frame_from_pb(request))
+        except KeyError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return pb.ClassicalBatch(link_id=request.link_id, frame_id=request.frame_id, envelopes=envelopes)
+
+    async def Exchange(self, request, context):
+        try:
+            envelopes, done = await self.node.on_exchange(request.link_id, request.frame_id, list(request.envelopes))
+        except KeyError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return pb.ClassicalBatch(link_id=request.link_id, frame_id=request.frame_id, envelopes=envelopes, done=done)
+
+
+class RelayServicer(rpc.RelayServicer):
+    def __init__(self, node: TrustedNode) -> None:
+        self.node = node
+
+    async def Forward(self, request, context):
+        try:
+            await self.node.forward(list(request.path), request.hop, items_from_pb(request.items))
+        except (RelayError, KeyPoolError) as exc:
+            return pb.ForwardReply(ok=False, reason=str(exc))
+        return pb.ForwardReply(ok=True)
+
+
+class ControlServicer(rpc.ControlServicer):
+    def __init__(self, node: TrustedNode, stop: asyncio.Event) -> None:
+        self.node = node
+        self.stop = stop
+
+    async def Configure(self, request, context):
+        try:
+            await self.node.configure(settings_from_pb(request))
+        except (ValueError, TypeError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return pb.Ack(ok=True)
+
+    async def Status(self, request, context):
+        status = self.node.status()
+        return pb.NodeStatus(name=status["name"], links=[pb.LinkStatus(**link) for link in status["links"]],
+                             app_keys=status["app_keys"], relays_forwarded=status["relays_forwarded"])
+
+    async def RelayKeys(self, request, context):
+        try:
+            outcome = await self.node.relay(list(request.path), request.count, request.key_bits,
+                                            request.timeout_s or 30.0)
+        except RelayError as exc:
+            return pb.RelayResult(error=str(exc))
+        return pb.RelayResult(key_ids=outcome.key_ids, latencies_s=outcome.latencies_s,
+                              link_bits_consumed=outcome.link_bits_consumed)
+
+    async def ListKeys(self, request, context):
+        return pb.KeyList(keys=[pb.KeyEntry(key_id=k, peer=p, digest=d, bits=b)
+                                for k, p, d, b in self.node.list_keys(request.peer)])
+
+    async def Shutdown(self, request, context):
+        self.stop.set()
+        return pb.Ack(ok=True)

@@ -1,0 +1,76 @@
+"""The node process: a grpc.aio server around one TrustedNode, with health and clean shutdown.
+
+It binds 127.0.0.1 on a free port unless told otherwise, prints one JSON ready line with its
+address on stdout, and stops on SIGTERM/SIGINT, on Control.Shutdown, or when its parent dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import signal
+import sys
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from qkdnet_proto.v1 import node_pb2_grpc as rpc
+
+from node.rpc.peer_client import CHANNEL_OPTIONS, GrpcPeer
+from node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
+from node.trusted_node import TrustedNode
+
+log = logging.getLogger("node")
+
+
+def die_with_parent() -> None:
+    """Linux: SIGTERM this process when the parent (the orchestrator) dies, however it dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+async def serve(name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    stop = asyncio.Event()
+    node = TrustedNode(name, GrpcPeer)
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    rpc.add_LinkServicer_to_server(LinkServicer(node), server)
+    rpc.add_RelayServicer_to_server(RelayServicer(node), server)
+    rpc.add_ControlServicer_to_server(ControlServicer(node, stop), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise SystemExit(f"node {name}: cannot bind {host}:{port}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(json.dumps({"event": "ready", "name": name, "address": f"{host}:{bound}"}), flush=True)
+    await stop.wait()
+    await health_servicer.enter_graceful_shutdown()
+    await node.close()
+    await server.stop(grace=0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m node", description="Run one qkdnet trusted node.")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
+    die_with_parent()
+    try:
+        asyncio.run(serve(args.name, args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0

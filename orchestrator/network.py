@@ -1,0 +1,223 @@
+"""The running network: one process per trusted node, driven over the Control service.
+
+Layer: control plane only. It launches ``python -m node`` per node on free loopback ports,
+waits for each to report ready and pass its gRPC health check, configures the links (roles
+from the topology, a bootstrap authentication secret per link that QKD key replaces), orders
+relays along routes and collects status. It never receives key material: relays return key
+IDs, listings return digests. Every process it starts is ended by ``stop``; nodes also die with
+the orchestrator (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from qkdnet_proto.v1 import node_pb2 as pb
+from qkdnet_proto.v1 import node_pb2_grpc as rpc
+
+from node.settings import params_to_json, processing_to_json
+from orchestrator.errors import NodeFailure, QkdnetError
+from orchestrator.routing import key_path
+from orchestrator.topology import Topology
+
+Progress = Callable[[str], None]
+BOOTSTRAP_SECRET_BYTES = 4096
+
+
+@dataclass
+class NodeHandle:
+    name: str
+    process: asyncio.subprocess.Process
+    address: str = ""
+    channel: grpc.aio.Channel | None = None
+    control: rpc.ControlStub | None = None
+    failure: str = ""
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RelayReport:
+    source: str
+    destination: str
+    path: list[str]
+    key_ids: list[str]
+    latencies_s: list[float]
+    link_bits_consumed: int
+    error: str = ""
+
+
+class Network:
+    def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
+                 log_level: str = "WARNING") -> None:
+        self.topology = topology
+        self.time_scale = topology.time_scale if time_scale is None else time_scale
+        self.seed = seed if seed is not None else secrets.randbits(32)
+        self.log_level = log_level
+        self.nodes: dict[str, NodeHandle] = {}
+        self._watchers: list[asyncio.Task] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, progress: Progress | None = None, timeout_s: float = 120.0) -> None:
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._launch_all(progress), timeout_s)
+            await asyncio.wait_for(self._configure_all(), timeout_s)
+        except BaseException:
+            await self.stop()
+            raise
+        if progress:
+            progress(f"{len(self.nodes)} nodes up and configured in {time.monotonic() - started:.1f} s")
+
+    async def _launch_all(self, progress: Progress | None) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for name in self.topology.nodes:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "node", "--name", name, "--log-level", self.log_level,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+            self.nodes[name] = NodeHandle(name, process)
+        pending = list(self.nodes.values())
+        done = 0
+        for handle in pending:
+            line = await handle.process.stdout.readline()
+            if not line:
+                err = (await handle.process.stderr.read()).decode(errors="replace").strip().splitlines()
+                raise NodeFailure(f"node {handle.name} exited before it was ready: {err[-1] if err else 'no output'}")
+            ready = json.loads(line)
+            handle.address = ready["address"]
+            handle.channel = grpc.aio.insecure_channel(handle.address)
+            handle.control = rpc.ControlStub(handle.channel)
+            self._watchers.append(asyncio.create_task(self._watch(handle)))
+            done += 1
+            if progress and (done % 10 == 0 or done == len(pending)):
+                progress(f"nodes ready: {done}/{len(pending)}")
+        await asyncio.gather(*(self._healthy(h) for h in pending))
+
+    async def _healthy(self, handle: NodeHandle) -> None:
+        stub = health_pb2_grpc.HealthStub(handle.channel)
+        for _ in range(200):
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.05)
+        raise NodeFailure(f"node {handle.name} never became healthy")
+
+    async def _watch(self, handle: NodeHandle) -> None:
+        async for raw in handle.process.stderr:
+            handle.stderr_tail = (handle.stderr_tail + [raw.decode(errors="replace").rstrip()])[-5:]
+        code = await handle.process.wait()
+        if not handle.failure:
+            handle.failure = f"exited with code {code}" + (f": {handle.stderr_tail[-1]}" if handle.stderr_tail else "")
+
+    async def _configure_all(self) -> None:
+        topo = self.topology
+        configs = {name: pb.NodeConfig(name=name, time_scale=self.time_scale) for name in self.nodes}
+        for index, link in enumerate(topo.links):
+            secret = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES)  # the installer's pre-shared secret
+            for me, peer, role in ((link.transmitter, link.receiver, "transmitter"),
+                                   (link.receiver, link.transmitter, "receiver")):
+                configs[me].links.append(pb.LinkConfig(
+                    link_id=link.link_id, peer=peer, peer_address=self.nodes[peer].address, role=role,
+                    params_json=params_to_json(link.params), processing_json=processing_to_json(topo.processing),
+                    bootstrap_secret=secret, pool_capacity_bits=topo.pool_capacity_bits,
+                    seed=(self.seed * 1_000_003 + index) % (1 << 63)))
+        # Receivers first, so a transmitter's first frame finds its peer configured.
+        order = sorted(self.nodes, key=lambda n: 0 if all(l.role == "receiver" for l in configs[n].links) else 1)
+        await asyncio.gather(*(self.nodes[n].control.Configure(configs[n], timeout=30) for n in order
+                               if all(l.role == "receiver" for l in configs[n].links)))
+        await asyncio.gather(*(self.nodes[n].control.Configure(configs[n], timeout=30) for n in order
+                               if not all(l.role == "receiver" for l in configs[n].links)))
+
+    async def stop(self) -> None:
+        """Ask every node to shut down, then make sure each process is gone."""
+        async def shutdown(handle: NodeHandle) -> None:
+            if handle.process.returncode is None and handle.control is not None:
+                try:
+                    await handle.control.Shutdown(pb.ShutdownRequest(), timeout=2)
+                except grpc.aio.AioRpcError:
+                    pass
+            try:
+                await asyncio.wait_for(handle.process.wait(), 5)
+            except asyncio.TimeoutError:
+                handle.process.kill()
+                await handle.process.wait()
+            if handle.channel is not None:
+                await handle.channel.close()
+        await asyncio.gather(*(shutdown(h) for h in self.nodes.values()), return_exceptions=True)
+        for task in self._watchers:
+            task.cancel()
+        self._watchers.clear()
+
+    def kill_all(self) -> None:
+        for handle in self.nodes.values():
+            if handle.process.returncode is None:
+                handle.process.kill()
+
+    # -- observation -----------------------------------------------------------------------
+    def failures(self) -> dict[str, str]:
+        return {n: h.failure for n, h in self.nodes.items() if h.failure}
+
+    async def status(self) -> dict[str, pb.NodeStatus]:
+        async def one(handle: NodeHandle):
+            if handle.failure:
+                return handle.name, None
+            try:
+                return handle.name, await handle.control.Status(pb.StatusRequest(), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                return handle.name, None if handle.failure else _raise(NodeFailure(
+                    f"node {handle.name} did not answer status: {exc.code().name}"))
+        return dict(await asyncio.gather(*(one(h) for h in self.nodes.values())))
+
+    async def list_keys(self, node: str, peer: str = "") -> list[pb.KeyEntry]:
+        reply = await self.nodes[node].control.ListKeys(pb.ListKeysRequest(peer=peer), timeout=10)
+        return list(reply.keys)
+
+    async def wait_for_link_key(self, min_bits: int, timeout_s: float, progress: Progress | None = None) -> None:
+        """Until every link pool holds min_bits (or time runs out)."""
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            status = await self.status()
+            levels = [l.pool_bits for s in status.values() if s is not None for l in s.links
+                      if l.role == "transmitter"]
+            ready = sum(level >= min_bits for level in levels)
+            line = f"link key: {ready}/{len(levels)} links hold >= {min_bits} bits"
+            if progress and line != last:
+                progress(line)
+                last = line
+            if levels and ready == len(levels):
+                return
+            await asyncio.sleep(0.25)
+        raise QkdnetError(f"links did not generate {min_bits} bits of key within {timeout_s:.0f} s")
+
+    # -- relay ----------------------------------------------------------------------------
+    def route(self, source: str, destination: str) -> list[str]:
+        alive = self.topology.graph.subgraph([n for n in self.nodes if not self.nodes[n].failure])
+        return key_path(alive, source, destination)
+
+    async def relay(self, source: str, destination: str, count: int = 1, key_bits: int = 256,
+                    timeout_s: float = 30.0) -> RelayReport:
+        path = self.route(source, destination)
+        handle = self.nodes[source]
+        try:
+            reply = await handle.control.RelayKeys(
+                pb.RelayRequest(path=path, count=count, key_bits=key_bits, timeout_s=timeout_s), timeout=timeout_s + 5)
+        except grpc.aio.AioRpcError as exc:
+            return RelayReport(source, destination, path, [], [], 0, f"{source}: {exc.code().name}")
+        return RelayReport(source, destination, path, list(reply.key_ids), list(reply.latencies_s),
+                           reply.link_bits_consumed, reply.error)
+
+
+def _raise(exc: Exception):
+    raise exc

@@ -1,0 +1,215 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class QuantumFrame(_message.Message):
+    __slots__ = ("link_id", "frame_id", "n_pulses", "count", "slot_gaps", "bases", "bits", "double_clicks")
+    LINK_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    N_PULSES_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    SLOT_GAPS_FIELD_NUMBER: _ClassVar[int]
+    BASES_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    DOUBLE_CLICKS_FIELD_NUMBER: _ClassVar[int]
+    link_id: str
+    frame_id: int
+    n_pulses: int
+    count: int
+    slot_gaps: bytes
+    bases: bytes
+    bits: bytes
+    double_clicks: bytes
+    def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., n_pulses: _Optional[int] = ..., count: _Optional[int] = ..., slot_gaps: _Optional[bytes] = ..., bases: _Optional[bytes] = ..., bits: _Optional[bytes] = ..., double_clicks: _Optional[bytes] = ...) -> None: ...
+
+class ClassicalBatch(_message.Message):
+    __slots__ = ("link_id", "frame_id", "envelopes", "done")
+    LINK_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    link_id: str
+    frame_id: int
+    envelopes: _containers.RepeatedScalarFieldContainer[bytes]
+    done: bool
+    def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., envelopes: _Optional[_Iterable[bytes]] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class RelayItem(_message.Message):
+    __slots__ = ("key_id", "ciphertext", "link_key_id")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    LINK_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    ciphertext: bytes
+    link_key_id: str
+    def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key_id: _Optional[str] = ...) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("path", "hop", "items")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    HOP_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    path: _containers.RepeatedScalarFieldContainer[str]
+    hop: int
+    items: _containers.RepeatedCompositeFieldContainer[RelayItem]
+    def __init__(self, path: _Optional[_Iterable[str]] = ..., hop: _Optional[int] = ..., items: _Optional[_Iterable[_Union[RelayItem, _Mapping]]] = ...) -> None: ...
+
+class ForwardReply(_message.Message):
+    __slots__ = ("ok", "reason")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    reason: str
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LinkConfig(_message.Message):
+    __slots__ = ("link_id", "peer", "peer_address", "role", "params_json", "processing_json", "bootstrap_secret", "pool_capacity_bits", "seed")
+    LINK_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    PROCESSING_JSON_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_SECRET_FIELD_NUMBER: _ClassVar[int]
+    POOL_CAPACITY_BITS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    link_id: str
+    peer: str
+    peer_address: str
+    role: str
+    params_json: str
+    processing_json: str
+    bootstrap_secret: bytes
+    pool_capacity_bits: int
+    seed: int
+    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[str] = ..., params_json: _Optional[str] = ..., processing_json: _Optional[str] = ..., bootstrap_secret: _Optional[bytes] = ..., pool_capacity_bits: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class NodeConfig(_message.Message):
+    __slots__ = ("name", "links", "time_scale")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    links: _containers.RepeatedCompositeFieldContainer[LinkConfig]
+    time_scale: float
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ("ok", "message")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    message: str
+    def __init__(self, ok: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LinkStatus(_message.Message):
+    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits")
+    LINK_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_KM_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_ABORTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ABORT_REASON_FIELD_NUMBER: _ClassVar[int]
+    QBER_FIELD_NUMBER: _ClassVar[int]
+    SIFTED_BITS_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_BITS_FIELD_NUMBER: _ClassVar[int]
+    POOL_BITS_FIELD_NUMBER: _ClassVar[int]
+    CONSUMED_BITS_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_BITS_FIELD_NUMBER: _ClassVar[int]
+    EMULATED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SIFTED_BITS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    SECRET_BITS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    AUTH_BITS_FIELD_NUMBER: _ClassVar[int]
+    link_id: str
+    peer: str
+    role: str
+    state: str
+    length_km: float
+    blocks_accepted: int
+    blocks_aborted: int
+    last_abort_reason: str
+    qber: float
+    sifted_bits: int
+    generated_bits: int
+    pool_bits: int
+    consumed_bits: int
+    discarded_bits: int
+    emulated_seconds: float
+    sifted_bits_per_s: float
+    secret_bits_per_s: float
+    auth_bits: int
+    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ...) -> None: ...
+
+class NodeStatus(_message.Message):
+    __slots__ = ("name", "links", "app_keys", "relays_forwarded")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    APP_KEYS_FIELD_NUMBER: _ClassVar[int]
+    RELAYS_FORWARDED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    links: _containers.RepeatedCompositeFieldContainer[LinkStatus]
+    app_keys: int
+    relays_forwarded: int
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ...) -> None: ...
+
+class RelayRequest(_message.Message):
+    __slots__ = ("path", "count", "key_bits", "timeout_s")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    KEY_BITS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    path: _containers.RepeatedScalarFieldContainer[str]
+    count: int
+    key_bits: int
+    timeout_s: float
+    def __init__(self, path: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class RelayResult(_message.Message):
+    __slots__ = ("key_ids", "latencies_s", "link_bits_consumed", "error")
+    KEY_IDS_FIELD_NUMBER: _ClassVar[int]
+    LATENCIES_S_FIELD_NUMBER: _ClassVar[int]
+    LINK_BITS_CONSUMED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    key_ids: _containers.RepeatedScalarFieldContainer[str]
+    latencies_s: _containers.RepeatedScalarFieldContainer[float]
+    link_bits_consumed: int
+    error: str
+    def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., latencies_s: _Optional[_Iterable[float]] = ..., link_bits_consumed: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ("peer",)
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    def __init__(self, peer: _Optional[str] = ...) -> None: ...
+
+class KeyEntry(_message.Message):
+    __slots__ = ("key_id", "peer", "digest", "bits")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    peer: str
+    digest: bytes
+    bits: int
+    def __init__(self, key_id: _Optional[str] = ..., peer: _Optional[str] = ..., digest: _Optional[bytes] = ..., bits: _Optional[int] = ...) -> None: ...
+
+class KeyList(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[KeyEntry]
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyEntry, _Mapping]]] = ...) -> None: ...
+
+class ShutdownRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
