@@ -21,6 +21,9 @@ from node.relay import one_time_pad
 from node.settings import NodeSettings
 
 
+HOP_KEY_WAIT_S = 30.0  # how long an intermediate node waits for link key to the next hop
+
+
 class RelayError(Exception):
     """A relay could not complete; every link key it consumed is accounted as discarded."""
 
@@ -163,7 +166,7 @@ class TrustedNode:
         onward, sent_bits = [], 0
         try:
             for key_id, material in recovered:
-                link_key_id, pad = following.allocate(8 * len(material))
+                link_key_id, pad = await following.allocate_waiting(8 * len(material), HOP_KEY_WAIT_S)
                 sent_bits += pad.size
                 onward.append(RelayItem(key_id, one_time_pad(material, pad), link_key_id))
             await self.peers[path[hop + 1]].forward(path, hop + 1, onward)

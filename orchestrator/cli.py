@@ -84,6 +84,25 @@ def _cmd_keyrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import run, topology
+
+    topo = topology.load(args.topology)
+    pairs = run.parse_pairs(args.pairs, topo)
+    if args.key_bits % 8:
+        raise QkdnetError("--key-bits must be a multiple of 8")
+    progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if not args.quiet else (lambda msg: None)
+    summary = asyncio.run(run.run_network(topo, pairs, args.keys, args.key_bits, args.time_scale, args.seed,
+                                          args.timeout, progress))
+    print(run.format_summary(summary))
+    if args.json:
+        run.write_json(summary, args.json)
+    ok = all(p["delivered"] == p["requested"] and p["identical_at_both_ends"] for p in summary["pairs"])
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qkdnet", description="Emulate trusted-node QKD networks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -100,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("--plot", type=pathlib.Path, help="draw rate vs distance to this PNG")
     kr.add_argument("--quiet", action="store_true", help="no progress lines")
     kr.set_defaults(func=_cmd_keyrate)
+
+    rn = sub.add_parser("run", help="bring a network up, relay keys end to end, print a summary, stop")
+    rn.add_argument("topology", nargs="?", default="default",
+                    help="topology file, built-in name (default, secoqc_vienna_2008, tokyo_qkd_2010) or line:N")
+    rn.add_argument("--pairs", help="comma-separated A:B pairs (default: the two most distant nodes)")
+    rn.add_argument("--keys", type=_positive_int, default=100, help="end-to-end keys per pair")
+    rn.add_argument("--key-bits", type=_positive_int, default=256)
+    rn.add_argument("--time-scale", type=float, help="emulated seconds per wall second; 0 = as fast as possible")
+    rn.add_argument("--seed", type=int)
+    rn.add_argument("--timeout", type=float, default=120.0, help="seconds a relay may wait for link key")
+    rn.add_argument("--json", type=pathlib.Path, help="write the summary as JSON (schema in README)")
+    rn.add_argument("--quiet", action="store_true")
+    rn.set_defaults(func=_cmd_run)
     return parser
 
 

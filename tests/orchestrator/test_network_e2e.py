@@ -1,0 +1,114 @@
+"""Real node processes on loopback (slow; run in CI)."""
+
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+
+from orchestrator.network import Network
+from orchestrator.topology import load
+
+pytestmark = pytest.mark.slow
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (an orphan's zombie waits for whoever reaps it)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return False
+
+
+async def test_five_node_line_relays_100_keys_end_to_end():
+    network = Network(load("line:5"), time_scale=0, seed=42)
+    await network.start()
+    pids = [h.process.pid for h in network.nodes.values()]
+    try:
+        delivered = []
+        for _ in range(10):
+            report = await network.relay("n0", "n4", count=10, key_bits=256, timeout_s=120)
+            assert report.error == "" and report.path == ["n0", "n1", "n2", "n3", "n4"]
+            delivered += report.key_ids
+        single = await network.relay("n0", "n4", count=1, key_bits=256, timeout_s=120)
+        delivered += single.key_ids
+        assert len(delivered) == 101 == len(set(delivered))
+
+        at_source = {k.key_id: k.digest for k in await network.list_keys("n0")}
+        at_destination = {k.key_id: k.digest for k in await network.list_keys("n4")}
+        assert set(delivered) <= set(at_source) and set(delivered) <= set(at_destination)
+        assert all(at_source[k] == at_destination[k] for k in delivered)
+        assert len(set(at_source.values())) == len(at_source)  # no two keys alike
+
+        status = await network.status()
+        for name, node in status.items():
+            for link in node.links:
+                assert link.generated_bits == link.pool_bits + link.consumed_bits + link.discarded_bits, (name, link)
+        # Both ends of every link consumed exactly the same bits: what one sent, the other took.
+        for u, v in [("n0", "n1"), ("n1", "n2"), ("n2", "n3"), ("n3", "n4")]:
+            a = next(l for l in status[u].links if l.peer == v)
+            b = next(l for l in status[v].links if l.peer == u)
+            assert a.consumed_bits == b.consumed_bits == 101 * 256
+            assert a.generated_bits == b.generated_bits
+    finally:
+        await network.stop()
+    await asyncio.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+
+
+async def test_a_dead_node_fails_relays_through_it_cleanly_and_the_rest_works():
+    network = Network(load("ring:5"), time_scale=0, seed=7)
+    await network.start()
+    pids = [h.process.pid for h in network.nodes.values()]
+    try:
+        await network.wait_for_link_key(4096, 120)
+        victim = network.nodes["n1"]
+        os.kill(victim.process.pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        assert "n1" in network.failures()
+        # Routing avoids the dead node; n0 -> n2 goes the long way round the ring.
+        report = await network.relay("n0", "n2", count=2, key_bits=256, timeout_s=60)
+        assert report.error == "" and "n1" not in report.path
+        # A relay forced through it fails without leaving a key at either end.
+        from qkdnet_proto.v1 import node_pb2 as pb
+        reply = await network.nodes["n0"].control.RelayKeys(
+            pb.RelayRequest(path=["n0", "n1", "n2"], count=1, key_bits=256, timeout_s=5), timeout=30)
+        assert reply.error and not reply.key_ids
+        status = await network.status()
+        assert status["n1"] is None
+        link = next(l for l in status["n0"].links if l.peer == "n1")
+        assert link.discarded_bits >= 256
+        assert link.generated_bits == link.pool_bits + link.consumed_bits + link.discarded_bits
+    finally:
+        await network.stop()
+    await asyncio.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+
+
+async def test_nodes_die_with_a_killed_orchestrator(tmp_path):
+    script = tmp_path / "orch.py"
+    script.write_text(
+        "import asyncio, os, sys\n"
+        "from orchestrator.network import Network\n"
+        "from orchestrator.topology import load\n"
+        "async def main():\n"
+        "    net = Network(load('line:3'), time_scale=0)\n"
+        "    await net.start()\n"
+        "    print(' '.join(str(h.process.pid) for h in net.nodes.values()), flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])))
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    pids = [int(p) for p in line.split()]
+    assert pids and all(_alive(p) for p in pids)
+    proc.kill()
+    await proc.wait()
+    for _ in range(50):
+        if not any(_alive(p) for p in pids):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(_alive(p) for p in pids)
