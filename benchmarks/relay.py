@@ -1,0 +1,94 @@
+"""Benchmark: end-to-end relay over a 6-node line (5 hops), every node its own process.
+
+Single-key mode: many concurrent one-key relays; batched mode: relays of 100 keys per call.
+Link pools are filled first (as fast as possible), so the figures measure relaying, not BB84.
+Prints a final JSON line with keys/s and latency p50/p99 for both modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+from orchestrator.network import Network
+from orchestrator.topology import load
+
+
+def _pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else None
+
+
+async def _single(network: Network, total: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    queue = asyncio.Queue()
+    for _ in range(total):
+        queue.put_nowait(None)
+
+    async def worker():
+        nonlocal errors
+        while not queue.empty():
+            queue.get_nowait()
+            t0 = time.perf_counter()
+            report = await network.relay("n0", "n5", 1, 256, 60)
+            if report.error:
+                errors += 1
+            else:
+                latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    return {"keys_per_s": round(len(latencies) / wall, 1), "p50_ms": round(1000 * _pct(latencies, 0.5), 3),
+            "p99_ms": round(1000 * _pct(latencies, 0.99), 3), "keys": len(latencies), "errors": errors,
+            "concurrency": concurrency}
+
+
+async def _batched(network: Network, batches: int, batch: int, concurrency: int) -> dict:
+    latencies, delivered = [], 0
+    start = time.perf_counter()
+
+    async def one():
+        nonlocal delivered
+        t0 = time.perf_counter()
+        report = await network.relay("n0", "n5", batch, 256, 60)
+        latencies.append(time.perf_counter() - t0)
+        delivered += len(report.key_ids)
+
+    for _ in range(batches // concurrency):
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    return {"keys_per_s": round(delivered / wall, 1), "batch": batch, "batch_p50_ms": round(1000 * _pct(latencies, 0.5), 3),
+            "batch_p99_ms": round(1000 * _pct(latencies, 0.99), 3), "keys": delivered}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--single", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=40)
+    args = parser.parse_args()
+    topo = load("line:6")
+    network = Network(topo, time_scale=0, seed=1)
+    await network.start()
+    try:
+        needed = 256 * (args.single + args.batches * 100) * 2 + 400_000
+        t0 = time.perf_counter()
+        await network.wait_for_link_key(needed, 900)
+        fill = time.perf_counter() - t0
+        # Latency of one relay at a time, then throughput with concurrency.
+        sequential = await _single(network, 200, 1)
+        single = await _single(network, args.single, args.concurrency)
+        batched = await _batched(network, args.batches, 100, 4)
+    finally:
+        await network.stop()
+    print(json.dumps({"hops": 5, "key_bits": 256, "pool_fill_s": round(fill, 1),
+                      "single_sequential": sequential, "single_concurrent": single, "batched": batched}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,53 @@
+"""Benchmark: boot time (all processes up, healthy and configured) and resident memory per node.
+
+Links run with time_scale 0 for the boot only; the network is stopped right after measuring.
+Prints a final JSON line with one entry per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from orchestrator.network import Network
+from orchestrator.topology import load
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+async def measure(n: int) -> dict:
+    network = Network(load(f"ring:{n}"), time_scale=1.0, seed=n)
+    start = time.perf_counter()
+    await network.start()
+    boot = time.perf_counter() - start
+    try:
+        status = await network.status()
+        healthy = sum(s is not None for s in status.values())
+        rss = [_rss_mb(h.process.pid) for h in network.nodes.values()]
+    finally:
+        await network.stop()
+    return {"nodes": n, "boot_s": round(boot, 2), "healthy": healthy,
+            "rss_mb_per_node_mean": round(sum(rss) / len(rss), 1), "rss_mb_per_node_max": round(max(rss), 1)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10,50,100")
+    args = parser.parse_args()
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        results.append(await measure(n))
+        print(results[-1], flush=True)
+    print(json.dumps({"scale": results}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
