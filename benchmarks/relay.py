@@ -68,15 +68,18 @@ async def _batched(network: Network, batches: int, batch: int, concurrency: int)
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--single", type=int, default=2000)
+    parser.add_argument("--single", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batches", type=int, default=8)
     args = parser.parse_args()
+    import dataclasses
     topo = load("line:6")
+    # Larger blocks: far more key per block after finite-size terms, so pools fill sooner.
+    topo = dataclasses.replace(topo, processing=dataclasses.replace(topo.processing, block_detections=1_000_000))
     network = Network(topo, time_scale=0, seed=1)
     await network.start()
     try:
-        needed = 256 * (args.single + args.batches * 100) * 2 + 400_000
+        needed = 256 * (200 + args.single + args.batches * 100) * 2 + 100_000
         t0 = time.perf_counter()
         await network.wait_for_link_key(needed, 900)
         fill = time.perf_counter() - t0
