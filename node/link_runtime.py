@@ -96,8 +96,8 @@ class LinkRuntime:
         while True:
             if self.pool.full:
                 self.state = "full"
-                await asyncio.sleep(0.05)
-                continue
+                while not self.pool.below_low_watermark:
+                    await asyncio.sleep(0.05)
             self.state = "running"
             started = time.monotonic()
             try:
@@ -184,7 +184,7 @@ class LinkRuntime:
         p = self.pool
         emulated = max(self.emulated_seconds, 1e-12)
         return dict(link_id=self.settings.link_id, peer=self.settings.peer, role=self.settings.role,
-                    state=self.state if not p.full else "full", length_km=self.settings.params.length_km,
+                    state=self.state if self.settings.role == "transmitter" or not p.full else "full", length_km=self.settings.params.length_km,
                     blocks_accepted=self.blocks_accepted, blocks_aborted=self.blocks_aborted,
                     last_abort_reason=self.last_abort_reason, qber=self.last_qber, sifted_bits=self.sifted_bits,
                     generated_bits=p.generated_bits, pool_bits=p.level_bits, consumed_bits=p.consumed_bits,

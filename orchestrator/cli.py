@@ -103,6 +103,125 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _state(args: argparse.Namespace):
+    from .state import StateDir, default_state_dir
+
+    return StateDir(args.state_dir or default_state_dir())
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from . import topology
+
+    state = _state(args)
+    running = state.read()
+    if running:
+        raise QkdnetError(f"a network is already up (topology {running['topology']}, supervisor pid "
+                          f"{running['pid']}); run `qkdnet down` first")
+    topo = topology.load(args.topology)  # validate before anything starts
+    state.prepare()
+    command = [sys.executable, "-m", "orchestrator.supervisor", args.topology, "--state-dir", str(state.path)]
+    if args.time_scale is not None:
+        command += ["--time-scale", str(args.time_scale)]
+    if args.seed is not None:
+        command += ["--seed", str(args.seed)]
+    if not args.quiet:
+        print(f"  starting {len(topo.nodes)} node processes...", file=sys.stderr, flush=True)
+    with open(state.log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)  # survives this shell's Ctrl-C
+    line = process.stdout.readline()
+    process.stdout.close()
+    try:
+        event = json.loads(line) if line else {"event": "failed", "error": f"supervisor exited; see {state.log_path}"}
+    except json.JSONDecodeError:
+        event = {"event": "failed", "error": f"supervisor said {line[:200]!r}; see {state.log_path}"}
+    if event.get("event") != "ready":
+        process.wait()
+        raise QkdnetError(f"network did not come up: {event.get('error')}")
+    info = {"schema_version": 1, "topology": topo.name, "supervisor_pid": event["pid"], "state_dir": str(state.path),
+            "nodes": {name: {"grpc": address} for name, address in event["nodes"].items()}}
+    print(f"network up: topology {topo.name}, {len(info['nodes'])} nodes, supervisor pid {event['pid']}")
+    width = max(4, *(len(n) for n in info["nodes"])) + 2
+    print(f"{'node':<{width}}gRPC")
+    for name, endpoints in info["nodes"].items():
+        print(f"{name:<{width}}{endpoints['grpc']}")
+    print("next: qkdnet status | qkdnet relay SOURCE DESTINATION | qkdnet shell | qkdnet down")
+    if args.json:
+        _write_json(info, args.json)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    reply = _state(args).request({"op": "status"})
+    if args.json:
+        print(json.dumps(reply, indent=2))
+        return 0
+    from .run import format_status
+
+    print(format_status(reply))
+    return 0
+
+
+def _cmd_relay(args: argparse.Namespace) -> int:
+    if args.key_bits % 8:
+        raise QkdnetError("--key-bits must be a multiple of 8")
+    reply = _state(args).request({"op": "relay", "source": args.source, "destination": args.destination,
+                                  "count": args.keys, "key_bits": args.key_bits, "timeout_s": args.timeout})
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    elif reply["ok"]:
+        print(f"{len(reply['key_ids'])} key(s) of {args.key_bits} bits {args.source}->{args.destination} via "
+              f"{'-'.join(reply['path'])} in {reply['latency_ms']:.1f} ms; link key consumed "
+              f"{reply['link_bits_consumed']} bits")
+        for key_id in reply["key_ids"][:20]:
+            print(f"  {key_id}")
+        if len(reply["key_ids"]) > 20:
+            print(f"  ... and {len(reply['key_ids']) - 20} more")
+    else:
+        print(f"qkdnet: relay failed: {reply['error']}", file=sys.stderr)
+    return 0 if reply["ok"] else 1
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    import time
+
+    state = _state(args)
+    running = state.read()
+    if running is None:
+        print("no network is up")
+        return 0
+    from .state import process_alive
+
+    state.request({"op": "down"})
+    deadline = time.monotonic() + 60
+    while process_alive(running["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process_alive(running["pid"]):
+        raise QkdnetError(f"supervisor pid {running['pid']} did not stop within 60 s")
+    print(f"network down (topology {running['topology']})")
+    return 0
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from .shell import NetworkShell
+
+    state = _state(args)
+    state.request({"op": "status"})  # fails early, in one line, when nothing is up
+    NetworkShell(state).cmdloop()
+    return 0
+
+
+def _write_json(data: dict, path: pathlib.Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise QkdnetError(f"{path}: cannot write ({exc.strerror})") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qkdnet", description="Emulate trusted-node QKD networks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -132,6 +251,39 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--json", type=pathlib.Path, help="write the summary as JSON (schema in README)")
     rn.add_argument("--quiet", action="store_true")
     rn.set_defaults(func=_cmd_run)
+
+    def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--state-dir", type=pathlib.Path,
+                       help="where the running network is recorded (default $QKDNET_STATE_DIR or "
+                            "~/.local/state/qkdnet)")
+        return p
+
+    up = with_state(sub.add_parser("up", help="start a network in the background and print its endpoints"))
+    up.add_argument("topology", nargs="?", default="default", help="as for `qkdnet run`")
+    up.add_argument("--time-scale", type=float, help="emulated seconds per wall second; 0 = as fast as possible")
+    up.add_argument("--seed", type=int)
+    up.add_argument("--json", type=pathlib.Path, help="also write the endpoints as JSON")
+    up.add_argument("--quiet", action="store_true")
+    up.set_defaults(func=_cmd_up)
+
+    st = with_state(sub.add_parser("status", help="links and nodes of the running network"))
+    st.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    st.set_defaults(func=_cmd_status)
+
+    rl = with_state(sub.add_parser("relay", help="relay end-to-end keys in the running network"))
+    rl.add_argument("source")
+    rl.add_argument("destination")
+    rl.add_argument("--keys", type=_positive_int, default=1)
+    rl.add_argument("--key-bits", type=_positive_int, default=256)
+    rl.add_argument("--timeout", type=float, default=30.0, help="seconds a relay may wait for link key")
+    rl.add_argument("--json", action="store_true")
+    rl.set_defaults(func=_cmd_relay)
+
+    dn = with_state(sub.add_parser("down", help="stop the running network"))
+    dn.set_defaults(func=_cmd_down)
+
+    sh = with_state(sub.add_parser("shell", help="interactive shell on the running network"))
+    sh.set_defaults(func=_cmd_shell)
     return parser
 
 

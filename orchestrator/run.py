@@ -104,7 +104,7 @@ async def run_network(topology: Topology, pairs: list[tuple[str, str]], keys: in
         pair_results = await asyncio.gather(*(
             _relay_pair(network, pair, paths[pair], keys, key_bits, timeout_s, progress) for pair in pairs))
         status = await network.status()
-        links = _link_summaries(topology, status)
+        links = link_summaries(topology, status)
         return {"schema_version": SCHEMA_VERSION, "topology": topology.name, "nodes": len(topology.nodes),
                 "wall_seconds": round(time.monotonic() - started, 3), "key_bits": key_bits,
                 "node_failures": network.failures(),
@@ -143,7 +143,7 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(1000 * seconds, 3)
 
 
-def _link_summaries(topology: Topology, status: dict) -> list[LinkSummary]:
+def link_summaries(topology: Topology, status: dict) -> list[LinkSummary]:
     out = []
     for link in topology.links:
         node_status = status.get(link.transmitter)
@@ -161,14 +161,30 @@ def _link_summaries(topology: Topology, status: dict) -> list[LinkSummary]:
     return out
 
 
-def format_summary(summary: dict) -> str:
-    lines = [f"topology {summary['topology']}: {summary['nodes']} nodes, {summary['wall_seconds']:.1f} s",
-             "", f"{'link':<22}{'km':>6}{'QBER':>8}{'sifted b/s':>13}{'secret b/s':>13}{'pool bits':>11}"
+def format_links(links: list[dict]) -> list[str]:
+    lines = [f"{'link':<22}{'km':>6}{'QBER':>8}{'sifted b/s':>13}{'secret b/s':>13}{'pool bits':>11}"
              f"{'consumed':>10}{'blocks ok/abort':>17}"]
-    for l in summary["links"]:
+    for l in links:
         lines.append(f"{l['link']:<22}{l['length_km']:>6g}{l['qber']:>8.4f}{l['sifted_bits_per_s']:>13.3g}"
                      f"{l['secret_bits_per_s']:>13.3g}{l['pool_bits']:>11}{l['consumed_bits']:>10}"
                      f"{l['blocks_accepted']:>9}/{l['blocks_aborted']:<7}")
+    return lines
+
+
+def format_status(status: dict) -> str:
+    """The running network (``qkdnet status``): nodes with liveness, then links."""
+    nodes = status["nodes"]
+    width = max(4, *(len(n) for n in nodes)) + 2
+    lines = [f"topology {status['topology']}: {len(nodes)} nodes, supervisor pid {status['pid']}", "",
+             f"{'node':<{width}}{'gRPC':<22}state"]
+    for name, node in nodes.items():
+        lines.append(f"{name:<{width}}{node['address']:<22}{'up' if node['alive'] else 'FAILED: ' + node['failure']}")
+    return "\n".join(lines + [""] + format_links(status["links"]))
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"topology {summary['topology']}: {summary['nodes']} nodes, {summary['wall_seconds']:.1f} s", ""]
+    lines += format_links(summary["links"])
     lines += ["", f"{'pair':<22}{'keys':>10}{'hops':>6}{'p50 ms':>9}{'p99 ms':>9}{'link bits':>11}  identical"]
     for p in summary["pairs"]:
         fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731

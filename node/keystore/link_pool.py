@@ -29,12 +29,15 @@ class _Chunk:
 
 
 class LinkKeyPool:
-    def __init__(self, send_half: str, capacity_bits: int) -> None:
+    def __init__(self, send_half: str, capacity_bits: int, low_watermark_bits: int | None = None) -> None:
         if send_half not in ("a", "b"):
             raise ValueError("send_half must be 'a' or 'b'")
         self.send_half = send_half
         self.receive_half = "b" if send_half == "a" else "a"
         self.capacity_bits = capacity_bits
+        # Generation that paused at capacity resumes below this level, so a link is not woken
+        # for every small withdrawal (hysteresis keeps BB84 bursts long and relays unhindered).
+        self.low_watermark_bits = capacity_bits * 3 // 4 if low_watermark_bits is None else low_watermark_bits
         self._halves: dict[str, OrderedDict[int, _Chunk]] = {"a": OrderedDict(), "b": OrderedDict()}
         self.generated_bits = 0
         self.consumed_bits = 0
@@ -54,6 +57,10 @@ class LinkKeyPool:
 
     @property
     def level_bits(self) -> int:
+        return self.generated_bits - self.consumed_bits - self.discarded_bits
+
+    def recount_level_bits(self) -> int:
+        """Unused bits counted chunk by chunk (slow; lets tests check the running balance)."""
         return sum(int(c.bits.size - c.used.sum()) for half in self._halves.values() for c in half.values())
 
     @property
@@ -63,6 +70,10 @@ class LinkKeyPool:
     @property
     def full(self) -> bool:
         return self.level_bits >= self.capacity_bits
+
+    @property
+    def below_low_watermark(self) -> bool:
+        return self.level_bits < self.low_watermark_bits
 
     # -- sending side -------------------------------------------------------------------
     def allocate(self, n_bits: int) -> tuple[str, np.ndarray]:

@@ -18,7 +18,7 @@ def _pair(blocks):
 
 
 def _balanced(pool):
-    return pool.generated_bits == pool.level_bits + pool.consumed_bits + pool.discarded_bits
+    return pool.generated_bits == pool.recount_level_bits() + pool.consumed_bits + pool.discarded_bits
 
 
 @settings(max_examples=50, deadline=None)

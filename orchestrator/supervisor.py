@@ -1,0 +1,154 @@
+"""The ``qkdnet up`` supervisor: a detached process that keeps a Network running for the CLI.
+
+Layer: control plane. ``qkdnet up`` starts ``python -m orchestrator.supervisor`` in its own
+session; it brings the nodes up (they die with it), writes ``network.json`` into the state
+directory and answers ``status``, ``relay``, ``keys`` and ``down`` requests on the Unix socket
+``control.sock`` there: one JSON object per line in, one per line out. Key material never
+passes here; ``keys`` lists IDs and SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import sys
+import time
+
+from orchestrator.errors import QkdnetError
+from orchestrator.network import Network
+from orchestrator.run import link_summaries
+from orchestrator.state import StateDir
+from orchestrator.topology import Topology, load
+
+
+class Supervisor:
+    def __init__(self, network: Network, topology: Topology, state: StateDir) -> None:
+        self.network = network
+        self.topology = topology
+        self.state = state
+        self.stopping = asyncio.Event()
+
+    async def handle(self, request: dict) -> dict:
+        op = request.get("op")
+        if op == "status":
+            return await self.status()
+        if op == "relay":
+            return await self.relay(request)
+        if op == "keys":
+            node, peer = str(request.get("node", "")), str(request.get("peer", ""))
+            self._known(node)
+            keys = await self.network.list_keys(node, peer)
+            return {"ok": True, "keys": [{"key_id": k.key_id, "peer": k.peer, "bits": k.bits,
+                                          "sha256": k.digest.hex()} for k in keys]}
+        if op == "down":
+            self.stopping.set()
+            return {"ok": True}
+        raise QkdnetError(f"unknown request {op!r}")
+
+    async def status(self) -> dict:
+        status = await self.network.status()
+        return {"ok": True, "topology": self.topology.name, "pid": os.getpid(),
+                "nodes": {name: {"address": h.address, "alive": not h.failure, "failure": h.failure}
+                          for name, h in self.network.nodes.items()},
+                "links": [dataclasses.asdict(l) for l in link_summaries(self.topology, status)]}
+
+    async def relay(self, request: dict) -> dict:
+        source, destination = str(request.get("source", "")), str(request.get("destination", ""))
+        self._known(source)
+        self._known(destination)
+        count, key_bits = request.get("count", 1), request.get("key_bits", 256)
+        if not isinstance(count, int) or not 1 <= count <= 100_000:
+            raise QkdnetError("count must be an integer from 1 to 100000")
+        if not isinstance(key_bits, int) or key_bits <= 0 or key_bits % 8:
+            raise QkdnetError("key_bits must be a positive multiple of 8")
+        timeout_s = float(request.get("timeout_s", 30.0))
+        started = time.perf_counter()
+        report = await self.network.relay(source, destination, count, key_bits, timeout_s)
+        return {"ok": not report.error, "error": report.error, "path": report.path, "key_ids": report.key_ids,
+                "latency_ms": round(1000 * (time.perf_counter() - started), 3),
+                "link_bits_consumed": report.link_bits_consumed * (len(report.path) - 1)}
+
+    def _known(self, node: str) -> None:
+        if node not in self.network.nodes:
+            raise QkdnetError(f"unknown node {node!r}")
+
+    async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise QkdnetError("a request is a JSON object")
+                    reply = await self.handle(request)
+                except json.JSONDecodeError:
+                    reply = {"ok": False, "error": "request is not valid JSON"}
+                except QkdnetError as exc:  # the request itself is wrong (NoKeyPath included)
+                    reply = {"ok": False, "error": str(exc), "invalid": True}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def supervise(topology: Topology, state: StateDir, time_scale: float | None, seed: int | None) -> int:
+    network = Network(topology, time_scale=time_scale, seed=seed)
+    try:
+        await network.start()
+    except Exception as exc:  # reported to `qkdnet up`, which prints it as one line
+        _announce({"event": "failed", "error": str(exc) or type(exc).__name__})
+        return 1
+    supervisor = Supervisor(network, topology, state)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, supervisor.stopping.set)
+    server = await asyncio.start_unix_server(supervisor.serve_client, path=str(state.socket_path))
+    try:
+        nodes = {name: h.address for name, h in network.nodes.items()}
+        state.write({"pid": os.getpid(), "topology": topology.name, "source": topology.source,
+                     "socket": str(state.socket_path), "started_at": time.time(), "nodes": nodes})
+        _announce({"event": "ready", "pid": os.getpid(), "nodes": nodes})
+        _detach_output(state.log_path)
+        await supervisor.stopping.wait()
+    finally:
+        server.close()
+        await network.stop()
+        state.clear()
+    return 0
+
+
+def _announce(event: dict) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def _detach_output(log_path: pathlib.Path) -> None:
+    """After the ready line nobody reads our stdout: send both streams to the log file."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.supervisor")
+    parser.add_argument("topology")
+    parser.add_argument("--state-dir", type=pathlib.Path, required=True)
+    parser.add_argument("--time-scale", type=float)
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    try:
+        topology = load(args.topology)
+    except QkdnetError as exc:
+        _announce({"event": "failed", "error": str(exc)})
+        return 2
+    return asyncio.run(supervise(topology, StateDir(args.state_dir), args.time_scale, args.seed))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""`qkdnet up` leaves a network running; status, relay and down work against it; nothing survives down."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _qkdnet(state, *args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args, "--state-dir", str(state)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _alive(pid):
+    from orchestrator.state import process_alive
+
+    return process_alive(pid)
+
+
+def test_up_status_relay_down(tmp_path):
+    state = tmp_path / "s"
+    endpoints = tmp_path / "endpoints.json"
+    up = _qkdnet(state, "up", "line:3", "--time-scale", "0", "--seed", "3", "--json", str(endpoints), "--quiet")
+    assert up.returncode == 0, up.stderr
+    info = json.loads(endpoints.read_text())
+    supervisor = info["supervisor_pid"]
+    try:
+        assert set(info["nodes"]) == {"n0", "n1", "n2"}
+        assert all(e["grpc"].startswith("127.0.0.1:") for e in info["nodes"].values())
+        again = _qkdnet(state, "up", "line:3")
+        assert again.returncode == 2 and "already up" in again.stderr
+
+        relay = _qkdnet(state, "relay", "n0", "n2", "--keys", "3", "--timeout", "60", "--json")
+        assert relay.returncode == 0, relay.stderr
+        reply = json.loads(relay.stdout)
+        assert reply["path"] == ["n0", "n1", "n2"] and len(reply["key_ids"]) == 3
+        assert reply["link_bits_consumed"] == 3 * 256 * 2
+
+        unknown = _qkdnet(state, "relay", "n0", "n9")
+        assert unknown.returncode == 2 and "unknown node 'n9'" in unknown.stderr
+
+        status = json.loads(_qkdnet(state, "status", "--json").stdout)
+        assert all(n["alive"] for n in status["nodes"].values())
+        assert {l["link"] for l in status["links"]} == {"n0-n1", "n1-n2"}
+        assert all(l["consumed_bits"] >= 3 * 256 and l["balanced"] for l in status["links"])
+        node_pids = _node_pids(supervisor)
+        assert len(node_pids) == 3
+    finally:
+        down = _qkdnet(state, "down")
+    assert down.returncode == 0, down.stderr
+    assert not _alive(supervisor)
+    assert not any(_alive(pid) for pid in node_pids)
+    after = _qkdnet(state, "status")
+    assert after.returncode == 2 and "no network is up" in after.stderr
+
+
+def _node_pids(parent):
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        children.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return children
