@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from node.coalescer import Coalescer
 from node.keystore.link_pool import KeyPoolError, LinkKeyPool
 from node.link_runtime import FrameForPeer, LinkPeer, LinkRuntime
 from node.relay import one_time_pad
@@ -36,6 +37,9 @@ class RelayItem:
 
 
 class RelayPeer(Protocol):
+    async def _send_first_hop(self, path: tuple[str, ...], items: list[RelayItem]) -> None:
+        await self.peers[path[1]].forward(list(path), 1, items)
+
     async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None: ...
 
 
@@ -67,6 +71,7 @@ class TrustedNode:
         self.app_keys: dict[str, AppKey] = {}
         self.relays_forwarded = 0
         self.configured = False
+        self._first_hop = Coalescer(self._send_first_hop)
 
     # -- configuration --------------------------------------------------------------------
     async def configure(self, settings: NodeSettings) -> None:
@@ -127,7 +132,7 @@ class TrustedNode:
             items.append(RelayItem(key_id, one_time_pad(material, pad), link_key_id))
             keys.append(AppKey(path[-1], material))
         try:
-            await asyncio.wait_for(self.peers[path[1]].forward(path, 1, items), timeout_s)
+            await asyncio.wait_for(self._first_hop.send(tuple(path), items), timeout_s)
         except Exception as exc:
             pool.discard(count * key_bits, "relay failed downstream")
             raise RelayError(f"relay via {path[1]} failed: {exc}") from None
@@ -135,6 +140,9 @@ class TrustedNode:
             self.app_keys[item.key_id] = key
         latency = time.perf_counter() - started
         return RelayOutcome([i.key_id for i in items], [latency] * count, count * key_bits)
+
+    async def _send_first_hop(self, path: tuple[str, ...], items: list[RelayItem]) -> None:
+        await self.peers[path[1]].forward(list(path), 1, items)
 
     async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None:
         """Intermediate or destination side of one hop."""

@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
+from node.rpc.streams import StreamBroken, StreamMux
 from node.settings import params_to_json, processing_to_json
 from orchestrator.errors import NodeFailure, QkdnetError
 from orchestrator.routing import key_path
@@ -40,6 +41,7 @@ class NodeHandle:
     address: str = ""
     channel: grpc.aio.Channel | None = None
     control: rpc.ControlStub | None = None
+    relays: StreamMux | None = None  # relay orders multiplexed on one stream
     failure: str = ""
     stderr_tail: list[str] = field(default_factory=list)
 
@@ -95,6 +97,7 @@ class Network:
             handle.address = ready["address"]
             handle.channel = grpc.aio.insecure_channel(handle.address)
             handle.control = rpc.ControlStub(handle.channel)
+            handle.relays = StreamMux(handle.control.RelayStream)
             self._watchers.append(asyncio.create_task(self._watch(handle)))
             done += 1
             if progress and (done % 10 == 0 or done == len(pending)):
@@ -152,6 +155,8 @@ class Network:
             except asyncio.TimeoutError:
                 handle.process.kill()
                 await handle.process.wait()
+            if handle.relays is not None:
+                await handle.relays.close()
             if handle.channel is not None:
                 await handle.channel.close()
         await asyncio.gather(*(shutdown(h) for h in self.nodes.values()), return_exceptions=True)
@@ -211,10 +216,10 @@ class Network:
         path = self.route(source, destination)
         handle = self.nodes[source]
         try:
-            reply = await handle.control.RelayKeys(
-                pb.RelayRequest(path=path, count=count, key_bits=key_bits, timeout_s=timeout_s), timeout=timeout_s + 5)
-        except grpc.aio.AioRpcError as exc:
-            return RelayReport(source, destination, path, [], [], 0, f"{source}: {exc.code().name}")
+            reply = await handle.relays.call(
+                pb.RelayRequest(path=path, count=count, key_bits=key_bits, timeout_s=timeout_s), timeout_s + 5)
+        except (StreamBroken, asyncio.TimeoutError) as exc:
+            return RelayReport(source, destination, path, [], [], 0, f"{source}: {exc or 'no answer in time'}")
         return RelayReport(source, destination, path, list(reply.key_ids), list(reply.latencies_s),
                            reply.link_bits_consumed, reply.error)
 

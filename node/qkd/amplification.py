@@ -9,7 +9,6 @@ n < 2^31, far inside float64's exact integers, so rounding the FFT result is exa
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft as sfft
 
 
 def toeplitz_hash(key_bits: np.ndarray, seed_bits: np.ndarray, out_bits: int) -> np.ndarray:
@@ -18,6 +17,8 @@ def toeplitz_hash(key_bits: np.ndarray, seed_bits: np.ndarray, out_bits: int) ->
         return np.empty(0, np.uint8)
     if seed_bits.size != n + out_bits - 1:
         raise ValueError("Toeplitz seed must have n + l - 1 bits")
+    import scipy.fft as sfft  # deferred: it doubles a node's start-up time, and only blocks need it
+
     size = sfft.next_fast_len(n + seed_bits.size - 1, real=True)
     spectrum = sfft.rfft(key_bits.astype(np.float64), size) * sfft.rfft(seed_bits.astype(np.float64), size)
     conv = sfft.irfft(spectrum, size)[n - 1:n - 1 + out_bits]

@@ -8,6 +8,7 @@ from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
 from node.link_runtime import FrameForPeer
 from node.rpc.convert import frame_to_pb, items_to_pb
+from node.rpc.streams import StreamBroken, StreamMux
 from node.trusted_node import RelayError, RelayItem
 
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 512 << 20), ("grpc.max_receive_message_length", 512 << 20)]
@@ -18,7 +19,8 @@ class GrpcPeer:
         self.address = address
         self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._link = rpc.LinkStub(self._channel)
-        self._relay = rpc.RelayStub(self._channel)
+        relay = rpc.RelayStub(self._channel)
+        self._forward = StreamMux(lambda: relay.ForwardStream())
 
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
         reply = await self._link.DeliverFrame(frame_to_pb(frame), timeout=120)
@@ -30,9 +32,13 @@ class GrpcPeer:
         return list(reply.envelopes), reply.done
 
     async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None:
-        reply = await self._relay.Forward(pb.ForwardRequest(path=path, hop=hop, items=items_to_pb(items)), timeout=60)
+        try:
+            reply = await self._forward.call(pb.ForwardRequest(path=path, hop=hop, items=items_to_pb(items)), 60)
+        except StreamBroken as exc:
+            raise RelayError(f"{self.address}: {exc}") from None
         if not reply.ok:
             raise RelayError(reply.reason)
 
     async def close(self) -> None:
+        await self._forward.close()
         await self._channel.close()

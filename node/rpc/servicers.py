@@ -10,6 +10,7 @@ from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
 from node.keystore.link_pool import KeyPoolError
 from node.rpc.convert import frame_from_pb, items_from_pb, settings_from_pb
+from node.rpc.streams import serve_multiplexed
 from node.trusted_node import RelayError, TrustedNode
 
 
@@ -37,6 +38,13 @@ class RelayServicer(rpc.RelayServicer):
         self.node = node
 
     async def Forward(self, request, context):
+        return await self._forward(request)
+
+    async def ForwardStream(self, request_iterator, context):
+        async for reply in serve_multiplexed(request_iterator, self._forward):
+            yield reply
+
+    async def _forward(self, request: pb.ForwardRequest) -> pb.ForwardReply:
         try:
             await self.node.forward(list(request.path), request.hop, items_from_pb(request.items))
         except (RelayError, KeyPoolError) as exc:
@@ -62,6 +70,13 @@ class ControlServicer(rpc.ControlServicer):
                              app_keys=status["app_keys"], relays_forwarded=status["relays_forwarded"])
 
     async def RelayKeys(self, request, context):
+        return await self._relay(request)
+
+    async def RelayStream(self, request_iterator, context):
+        async for reply in serve_multiplexed(request_iterator, self._relay):
+            yield reply
+
+    async def _relay(self, request: pb.RelayRequest) -> pb.RelayResult:
         try:
             outcome = await self.node.relay(list(request.path), request.count, request.key_bits,
                                             request.timeout_s or 30.0)

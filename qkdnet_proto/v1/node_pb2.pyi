@@ -49,22 +49,26 @@ class RelayItem(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key_id: _Optional[str] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
-    __slots__ = ("path", "hop", "items")
+    __slots__ = ("path", "hop", "items", "call_id")
     PATH_FIELD_NUMBER: _ClassVar[int]
     HOP_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
     path: _containers.RepeatedScalarFieldContainer[str]
     hop: int
     items: _containers.RepeatedCompositeFieldContainer[RelayItem]
-    def __init__(self, path: _Optional[_Iterable[str]] = ..., hop: _Optional[int] = ..., items: _Optional[_Iterable[_Union[RelayItem, _Mapping]]] = ...) -> None: ...
+    call_id: int
+    def __init__(self, path: _Optional[_Iterable[str]] = ..., hop: _Optional[int] = ..., items: _Optional[_Iterable[_Union[RelayItem, _Mapping]]] = ..., call_id: _Optional[int] = ...) -> None: ...
 
 class ForwardReply(_message.Message):
-    __slots__ = ("ok", "reason")
+    __slots__ = ("ok", "reason", "call_id")
     OK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     reason: str
-    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    call_id: int
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., call_id: _Optional[int] = ...) -> None: ...
 
 class LinkConfig(_message.Message):
     __slots__ = ("link_id", "peer", "peer_address", "role", "params_json", "processing_json", "bootstrap_secret", "pool_capacity_bits", "seed")
@@ -163,28 +167,32 @@ class NodeStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ...) -> None: ...
 
 class RelayRequest(_message.Message):
-    __slots__ = ("path", "count", "key_bits", "timeout_s")
+    __slots__ = ("path", "count", "key_bits", "timeout_s", "call_id")
     PATH_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     KEY_BITS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
     path: _containers.RepeatedScalarFieldContainer[str]
     count: int
     key_bits: int
     timeout_s: float
-    def __init__(self, path: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+    call_id: int
+    def __init__(self, path: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ..., call_id: _Optional[int] = ...) -> None: ...
 
 class RelayResult(_message.Message):
-    __slots__ = ("key_ids", "latencies_s", "link_bits_consumed", "error")
+    __slots__ = ("key_ids", "latencies_s", "link_bits_consumed", "error", "call_id")
     KEY_IDS_FIELD_NUMBER: _ClassVar[int]
     LATENCIES_S_FIELD_NUMBER: _ClassVar[int]
     LINK_BITS_CONSUMED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
     key_ids: _containers.RepeatedScalarFieldContainer[str]
     latencies_s: _containers.RepeatedScalarFieldContainer[float]
     link_bits_consumed: int
     error: str
-    def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., latencies_s: _Optional[_Iterable[float]] = ..., link_bits_consumed: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    call_id: int
+    def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., latencies_s: _Optional[_Iterable[float]] = ..., link_bits_consumed: _Optional[int] = ..., error: _Optional[str] = ..., call_id: _Optional[int] = ...) -> None: ...
 
 class ListKeysRequest(_message.Message):
     __slots__ = ("peer",)

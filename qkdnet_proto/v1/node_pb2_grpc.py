@@ -157,6 +157,11 @@ class RelayStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
                 _registered_method=True)
+        self.ForwardStream = channel.stream_stream(
+                '/qkdnet.v1.Relay/ForwardStream',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
+                _registered_method=True)
 
 
 class RelayServicer:
@@ -169,11 +174,24 @@ class RelayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForwardStream(self, request_iterator, context):
+        """The same over one long-lived stream per neighbour (cheaper per call); requests are handled
+        concurrently and each reply carries its request's call_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Forward': grpc.unary_unary_rpc_method_handler(
                     servicer.Forward,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.SerializeToString,
+            ),
+            'ForwardStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ForwardStream,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.SerializeToString,
             ),
@@ -215,6 +233,33 @@ class Relay:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ForwardStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/qkdnet.v1.Relay/ForwardStream',
+            qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ControlStub:
     """Missing associated documentation comment in .proto file."""
@@ -237,6 +282,11 @@ class ControlStub:
                 _registered_method=True)
         self.RelayKeys = channel.unary_unary(
                 '/qkdnet.v1.Control/RelayKeys',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
+                _registered_method=True)
+        self.RelayStream = channel.stream_stream(
+                '/qkdnet.v1.Control/RelayStream',
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
                 _registered_method=True)
@@ -273,6 +323,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RelayStream(self, request_iterator, context):
+        """Many relay orders over one stream; results carry the order's call_id, in completion order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListKeys(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -300,6 +357,11 @@ def add_ControlServicer_to_server(servicer, server):
             ),
             'RelayKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.RelayKeys,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.SerializeToString,
+            ),
+            'RelayStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.RelayStream,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.SerializeToString,
             ),
@@ -393,6 +455,33 @@ class Control:
             request,
             target,
             '/qkdnet.v1.Control/RelayKeys',
+            qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RelayStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/qkdnet.v1.Control/RelayStream',
             qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
             options,
