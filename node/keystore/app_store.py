@@ -1,0 +1,269 @@
+"""Durable store of end-to-end keys with a hash-chained audit log (SQLite, WAL, synchronous).
+
+Layer: node domain, synchronous and single-threaded by design: ``AsyncKeyStore`` runs every
+call on one worker thread, each call one transaction, so a SIGKILL at any moment leaves either
+the whole change or none of it. Every state change goes through the lifecycle rules and writes
+an audit entry in the same transaction. The audit log never holds key material: only key IDs,
+events and metadata, each entry hashing its predecessor so any edit breaks the chain.
+Destroyed material is overwritten in place before its row drops it (and ``secure_delete``
+zeroes freed pages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from node.keystore.lifecycle import KeyState, check_transition
+
+GENESIS = "0" * 64
+T = TypeVar("T")
+
+SCHEMA = """
+create table if not exists app_keys(
+    key_id text primary key,
+    peer text not null,          -- the other KME holding the same key
+    master_sae text not null,    -- '' for keys relayed on the orchestrator's order
+    slave_sae text not null,
+    role text not null,          -- 'source' or 'destination'
+    bits integer not null,
+    digest blob not null,        -- SHA-256 of the key: lets ends be compared without the key
+    material blob,               -- NULL once destroyed
+    state text not null,
+    created_at real not null,
+    expires_at real             -- NULL: no expiry
+);
+create index if not exists app_keys_waiting on app_keys(state, slave_sae, master_sae);
+create table if not exists audit(
+    seq integer primary key,
+    at real not null,
+    event text not null,
+    key_id text not null,
+    detail text not null,
+    prev text not null,
+    hash text not null
+);
+"""
+
+
+class StoreError(Exception):
+    """A request the store refuses; nothing was changed."""
+
+
+class StoreFull(StoreError):
+    """Taking these keys would exceed the store's maximum key count."""
+
+
+class KeyNotAvailable(StoreError):
+    """A key ID that is unknown, not the caller's, or no longer deliverable."""
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key_id: str
+    peer: str
+    material: bytes = field(repr=False)
+    master_sae: str = ""
+    slave_sae: str = ""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    peer: str
+    master_sae: str
+    slave_sae: str
+    role: str
+    bits: int
+    digest: bytes
+    state: str
+
+
+class KeyStore:
+    def __init__(self, path: Path | str, max_keys: int = 1_000_000, clock: Callable[[], float] = time.time) -> None:
+        self.max_keys = max_keys
+        self._clock = clock
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=full")
+        self._db.execute("pragma secure_delete=on")
+        self._db.executescript(SCHEMA)
+        row = self._db.execute("select hash from audit order by seq desc limit 1").fetchone()
+        self._last_hash = row[0] if row else GENESIS
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writes (one transaction each) --------------------------------------------------
+    def add(self, keys: list[NewKey], role: str, ttl_s: float | None = None) -> None:
+        """Keys arriving by relay (destination) or just relayed (source): state ``relayed``."""
+        if role not in ("source", "destination"):
+            raise ValueError("role is 'source' or 'destination'")
+        now = self._clock()
+        with self._transaction():
+            self._insert(keys, role, now, ttl_s)
+
+    def add_delivered(self, keys: list[NewKey]) -> None:
+        """Source KME of an ETSI request: the keys were relayed and go to the master SAE now."""
+        now = self._clock()
+        with self._transaction():
+            self._insert(keys, "source", now, None)
+            for k in keys:
+                self._move(k.key_id, KeyState.RELAYED, KeyState.DELIVERED, now, {"SAE": k.master_sae})
+                self._destroy(k.key_id, KeyState.DELIVERED, now)
+
+    def _insert(self, keys: list[NewKey], role: str, now: float, ttl_s: float | None) -> None:
+        held = self._db.execute("select count(*) from app_keys where state = ?", (KeyState.RELAYED.value,)).fetchone()[0]
+        if held + len(keys) > self.max_keys:
+            raise StoreFull(f"key store holds {held} keys; maximum is {self.max_keys}")
+        try:
+            self._db.executemany(
+                "insert into app_keys values (?,?,?,?,?,?,?,?,?,?,?)",
+                [(k.key_id, k.peer, k.master_sae, k.slave_sae, role, 8 * len(k.material),
+                  hashlib.sha256(k.material).digest(), k.material, KeyState.RELAYED.value, now,
+                  None if ttl_s is None else now + ttl_s) for k in keys])
+        except sqlite3.IntegrityError:
+            raise StoreError("a key ID is already held") from None
+        for k in keys:
+            if role == "source":
+                self._audit(now, "generated", k.key_id, {"peer": k.peer, "bits": 8 * len(k.material)})
+            self._audit(now, "relayed", k.key_id, {"role": role, "peer": k.peer, "master_SAE": k.master_sae,
+                                                   "slave_SAE": k.slave_sae})
+
+    def deliver(self, key_ids: list[str], role: str, master_sae: str, slave_sae: str) -> list[tuple[str, bytes]]:
+        """Hand keys to their SAE: all or nothing; then overwrite the store's copy."""
+        now = self._clock()
+        if len(set(key_ids)) != len(key_ids):
+            raise KeyNotAvailable("a key_ID is requested twice")
+        with self._transaction():
+            out = []
+            for key_id in key_ids:
+                row = self._db.execute(
+                    "select material, state, expires_at from app_keys where key_id = ? and role = ? and "
+                    "master_sae = ? and slave_sae = ?", (key_id, role, master_sae, slave_sae)).fetchone()
+                if row is None or row[1] != KeyState.RELAYED.value or (row[2] is not None and row[2] <= now):
+                    raise KeyNotAvailable(f"key_ID {key_id} is not available to this SAE")
+                out.append((key_id, bytes(row[0])))
+            for key_id, _ in out:
+                self._move(key_id, KeyState.RELAYED, KeyState.DELIVERED, now, {"SAE": slave_sae if role == "destination"
+                                                                               else master_sae})
+                self._destroy(key_id, KeyState.DELIVERED, now)
+            return out
+
+    def revoke(self, key_id: str, reason: str) -> None:
+        now = self._clock()
+        with self._transaction():
+            state = self._state(key_id)
+            self._move(key_id, state, KeyState.REVOKED, now, {"reason": reason})
+            self._destroy(key_id, KeyState.REVOKED, now)
+
+    def expire(self) -> int:
+        """Withdraw every undelivered key past its TTL; returns how many."""
+        now = self._clock()
+        with self._transaction():
+            ids = [r[0] for r in self._db.execute(
+                "select key_id from app_keys where state = ? and expires_at is not null and expires_at <= ?",
+                (KeyState.RELAYED.value, now))]
+            for key_id in ids:
+                self._move(key_id, KeyState.RELAYED, KeyState.EXPIRED, now, {})
+                self._destroy(key_id, KeyState.EXPIRED, now)
+            return len(ids)
+
+    # -- reads --------------------------------------------------------------------------
+    def count_waiting(self, master_sae: str | None = None, slave_sae: str | None = None) -> int:
+        query, args = "select count(*) from app_keys where state = ?", [KeyState.RELAYED.value]
+        if master_sae is not None:
+            query, args = query + " and master_sae = ?", args + [master_sae]
+        if slave_sae is not None:
+            query, args = query + " and slave_sae = ?", args + [slave_sae]
+        return self._db.execute(query, args).fetchone()[0]
+
+    def records(self, peer: str = "") -> list[KeyRecord]:
+        query = "select key_id, peer, master_sae, slave_sae, role, bits, digest, state from app_keys"
+        rows = self._db.execute(query + (" where peer = ?" if peer else "") + " order by rowid", (peer,) if peer else ())
+        return [KeyRecord(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7]) for r in rows]
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("select seq, at, event, key_id, detail, prev, hash from audit order by seq")
+        return [dict(seq=r[0], at=r[1], event=r[2], key_id=r[3], detail=json.loads(r[4]), prev=r[5], hash=r[6])
+                for r in rows]
+
+    def verify_audit(self) -> int | None:
+        """The sequence number of the first entry that breaks the chain, or None if intact."""
+        prev = GENESIS
+        for seq, at, event, key_id, detail, stored_prev, stored_hash in self._db.execute(
+                "select seq, at, event, key_id, detail, prev, hash from audit order by seq"):
+            if stored_prev != prev or stored_hash != _entry_hash(prev, seq, at, event, key_id, detail):
+                return seq
+            prev = stored_hash
+        return None
+
+    # -- internals ----------------------------------------------------------------------
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store._saved_hash = store._last_hash
+                store._db.execute("begin immediate")
+
+            def __exit__(self, kind, exc, tb):
+                if kind is None:
+                    store._db.execute("commit")
+                else:
+                    store._db.execute("rollback")
+                    store._last_hash = store._saved_hash
+                return False
+        return _Tx()
+
+    def _state(self, key_id: str) -> KeyState:
+        row = self._db.execute("select state from app_keys where key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise KeyNotAvailable(f"unknown key_ID {key_id}")
+        return KeyState(row[0])
+
+    def _move(self, key_id: str, old: KeyState, new: KeyState, now: float, detail: dict) -> None:
+        check_transition(key_id, old, new)
+        self._db.execute("update app_keys set state = ? where key_id = ?", (new.value, key_id))
+        self._audit(now, new.value, key_id, detail)
+
+    def _destroy(self, key_id: str, old: KeyState, now: float) -> None:
+        check_transition(key_id, old, KeyState.DESTROYED)
+        self._db.execute("update app_keys set material = zeroblob(length(material)) where key_id = ?", (key_id,))
+        self._db.execute("update app_keys set material = null, state = ? where key_id = ?",
+                         (KeyState.DESTROYED.value, key_id))
+        self._audit(now, KeyState.DESTROYED.value, key_id, {})
+
+    def _audit(self, now: float, event: str, key_id: str, detail: dict) -> None:
+        seq = self._db.execute("select coalesce(max(seq), 0) + 1 from audit").fetchone()[0]
+        text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+        digest = _entry_hash(self._last_hash, seq, now, event, key_id, text)
+        self._db.execute("insert into audit values (?,?,?,?,?,?,?)", (seq, now, event, key_id, text, self._last_hash, digest))
+        self._last_hash = digest
+
+
+def _entry_hash(prev: str, seq: int, at: float, event: str, key_id: str, detail: str) -> str:
+    body = json.dumps([prev, seq, repr(at), event, key_id, detail], separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class AsyncKeyStore:
+    """The store for the event loop: every call runs on one dedicated thread, in order."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="keystore")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def close(self) -> None:
+        await self.run(self.store.close)
+        self._executor.shutdown(wait=True)

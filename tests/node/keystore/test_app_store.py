@@ -1,0 +1,110 @@
+"""Durable key store: lifecycle, all-or-nothing delivery, expiry, revocation, audit chain, reopen."""
+
+import sqlite3
+import uuid
+
+import pytest
+
+from node.keystore.app_store import KeyNotAvailable, KeyStore, NewKey, StoreError, StoreFull
+from node.keystore.lifecycle import KeyState, LifecycleError, check_transition
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _keys(n, master="sae1", slave="sae2"):
+    return [NewKey(str(uuid.uuid4()), "B", bytes([i + 1]) * 32, master, slave) for i in range(n)]
+
+
+def test_delivery_is_once_all_or_nothing_and_only_to_the_named_saes(tmp_path):
+    store = KeyStore(tmp_path / "k.db")
+    keys = _keys(3)
+    store.add(keys, "destination")
+    ids = [k.key_id for k in keys]
+    with pytest.raises(KeyNotAvailable):
+        store.deliver(ids, "destination", "sae1", "sae3")  # not the slave named at enc_keys
+    with pytest.raises(KeyNotAvailable):
+        store.deliver(ids[:2] + [str(uuid.uuid4())], "destination", "sae1", "sae2")
+    assert store.count_waiting() == 3  # nothing changed by the refused requests
+    got = store.deliver(ids[:2], "destination", "sae1", "sae2")
+    assert got == [(k.key_id, k.material) for k in keys[:2]]
+    with pytest.raises(KeyNotAvailable):
+        store.deliver(ids[:1], "destination", "sae1", "sae2")  # a repeated dec_keys
+    assert store.count_waiting() == 1
+    rows = {r.key_id: r for r in store.records()}
+    assert rows[ids[0]].state == "destroyed" and rows[ids[2]].state == "relayed"
+    material = store._db.execute("select material from app_keys where key_id = ?", (ids[0],)).fetchone()[0]
+    assert material is None
+
+
+def test_expiry_and_revocation_withdraw_keys(tmp_path):
+    clock = Clock()
+    store = KeyStore(tmp_path / "k.db", clock=clock)
+    keys = _keys(3)
+    store.add(keys[:2], "destination", ttl_s=60)
+    store.add(keys[2:], "destination")
+    clock.now += 61
+    assert store.expire() == 2
+    with pytest.raises(KeyNotAvailable):
+        store.deliver([keys[0].key_id], "destination", "sae1", "sae2")
+    store.revoke(keys[2].key_id, "operator request")
+    with pytest.raises(KeyNotAvailable):
+        store.deliver([keys[2].key_id], "destination", "sae1", "sae2")
+    with pytest.raises(LifecycleError):
+        store.revoke(keys[2].key_id, "again")
+    events = [e["event"] for e in store.audit_entries() if e["key_id"] == keys[0].key_id]
+    assert events == ["relayed", "expired", "destroyed"]
+
+
+def test_lifecycle_refuses_revival():
+    with pytest.raises(LifecycleError):
+        check_transition("k", KeyState.DESTROYED, KeyState.RELAYED)
+    with pytest.raises(LifecycleError):
+        check_transition("k", KeyState.DELIVERED, KeyState.RELAYED)
+
+
+def test_maximum_key_count_and_duplicate_ids(tmp_path):
+    store = KeyStore(tmp_path / "k.db", max_keys=4)
+    keys = _keys(4)
+    store.add(keys[:3], "destination")
+    with pytest.raises(StoreFull):
+        store.add(_keys(2), "destination")
+    with pytest.raises(StoreError):
+        store.add([keys[0]], "destination")
+    assert store.count_waiting() == 3
+
+
+def test_audit_chain_verifies_and_detects_a_modified_entry(tmp_path):
+    path = tmp_path / "k.db"
+    store = KeyStore(path)
+    keys = _keys(3)
+    store.add_delivered(keys[:1])
+    store.add(keys[1:], "destination")
+    store.deliver([keys[1].key_id], "destination", "sae1", "sae2")
+    assert store.verify_audit() is None
+    entries = store.audit_entries()
+    assert [e["event"] for e in entries[:4]] == ["generated", "relayed", "delivered", "destroyed"]
+    assert all(k.material.hex() not in str(entries) for k in keys)  # never key material
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("update audit set detail = '{\"SAE\":\"mallory\"}' where seq = 3")
+    db.commit()
+    db.close()
+    assert KeyStore(path).verify_audit() == 3
+
+
+def test_keys_survive_reopening(tmp_path):
+    path = tmp_path / "k.db"
+    store = KeyStore(path)
+    keys = _keys(2)
+    store.add(keys, "destination")
+    store.close()
+    reopened = KeyStore(path)
+    assert reopened.deliver([keys[1].key_id], "destination", "sae1", "sae2") == [(keys[1].key_id, keys[1].material)]
+    reopened.add(_keys(1), "destination")
+    assert reopened.verify_audit() is None
