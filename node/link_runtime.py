@@ -64,7 +64,8 @@ class LinkRuntime:
                                      np.random.default_rng(endpoint_seq))
         self._nature = np.random.default_rng(nature_seq)
         self._sessions: dict[int, BobSession] = {}
-        self._frame = 0
+        # Frame IDs name link keys; starting from the clock keeps them unique across restarts.
+        self._frame = time.time_ns() // 1000
         self.state = "starting"
         self.blocks_accepted = 0
         self.blocks_aborted = 0

@@ -10,15 +10,20 @@ import asyncio
 import ctypes
 import json
 import logging
+import pathlib
+import shutil
 import signal
 import sys
+import tempfile
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
+from node.keystore.app_store import AsyncKeyStore, KeyStore
 from node.rpc.peer_client import CHANNEL_OPTIONS, GrpcPeer
 from node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
+from node.settings import NodeSettings
 from node.trusted_node import TrustedNode
 
 log = logging.getLogger("node")
@@ -33,13 +38,43 @@ def die_with_parent() -> None:
         pass
 
 
-async def serve(name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+class KmeHolder:
+    """Starts the node's ETSI GS QKD 014 endpoint once its configuration names one."""
+
+    def __init__(self, node: TrustedNode) -> None:
+        self.node = node
+        self.url = ""
+        self._runner = None
+        self._service = None
+
+    async def start(self, settings: NodeSettings) -> None:
+        if settings.kme is None:
+            return
+        from node.key_service import KeyService  # deferred: aiohttp is only needed with a KME
+        from node.kme.api import server_ssl_context, start_kme
+
+        k = settings.kme
+        self._service = KeyService(self.node, k)
+        self._runner, self.url = await start_kme(self._service, k.host, k.port,
+                                                 server_ssl_context(k.cert_file, k.key_file, k.ca_file))
+        self._service.start()
+
+    async def stop(self) -> None:
+        if self._service is not None:
+            await self._service.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0) -> None:
     stop = asyncio.Event()
-    node = TrustedNode(name, GrpcPeer)
+    store = AsyncKeyStore(KeyStore(data_dir / "keys.db"))
+    node = TrustedNode(name, GrpcPeer, store)
+    kme = KmeHolder(node)
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     rpc.add_LinkServicer_to_server(LinkServicer(node), server)
     rpc.add_RelayServicer_to_server(RelayServicer(node), server)
-    rpc.add_ControlServicer_to_server(ControlServicer(node, stop), server)
+    rpc.add_ControlServicer_to_server(ControlServicer(node, stop, kme), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -53,8 +88,10 @@ async def serve(name: str, host: str = "127.0.0.1", port: int = 0) -> None:
     print(json.dumps({"event": "ready", "name": name, "address": f"{host}:{bound}"}), flush=True)
     await stop.wait()
     await health_servicer.enter_graceful_shutdown()
+    await kme.stop()
     await node.close()
     await server.stop(grace=0.5)
+    await store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,13 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--data-dir", type=pathlib.Path,
+                        help="durable key store directory (default: a temporary one, removed at exit)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
     die_with_parent()
+    data_dir = args.data_dir or pathlib.Path(tempfile.mkdtemp(prefix=f"qkdnet-{args.name}-"))
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        asyncio.run(serve(args.name, args.host, args.port))
+        asyncio.run(serve(args.name, data_dir, args.host, args.port))
     except KeyboardInterrupt:
         pass
+    finally:
+        if args.data_dir is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
     return 0

@@ -23,10 +23,29 @@ class LinkSettings:
 
 
 @dataclass(frozen=True)
+class KmeSettings:
+    """The node's ETSI GS QKD 014 endpoint and its key-delivery limits."""
+    host: str
+    port: int
+    cert_file: str
+    key_file: str
+    ca_file: str
+    key_ttl_s: float = 3600.0
+    max_keys: int = 100_000
+    max_key_per_request: int = 128
+    default_key_size: int = 256
+    max_key_size: int = 8192
+    min_key_size: int = 8
+
+
+@dataclass(frozen=True)
 class NodeSettings:
     name: str
     links: tuple[LinkSettings, ...]
     time_scale: float  # emulated seconds per wall second; 0 = as fast as possible
+    sae_nodes: dict[str, str] = dataclasses.field(default_factory=dict)  # SAE ID -> node
+    routes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # destination -> path
+    kme: KmeSettings | None = None
 
 
 def processing_from_json(text: str) -> ProcessingParams:

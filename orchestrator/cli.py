@@ -141,12 +141,18 @@ def _cmd_up(args: argparse.Namespace) -> int:
         process.wait()
         raise QkdnetError(f"network did not come up: {event.get('error')}")
     info = {"schema_version": 1, "topology": topo.name, "supervisor_pid": event["pid"], "state_dir": str(state.path),
-            "nodes": {name: {"grpc": address} for name, address in event["nodes"].items()}}
+            "certs_dir": event["certs_dir"], "nodes": event["nodes"],
+            "saes": {sae: {"kme": node} for sae, node in topo.saes.items()}}
     print(f"network up: topology {topo.name}, {len(info['nodes'])} nodes, supervisor pid {event['pid']}")
     width = max(4, *(len(n) for n in info["nodes"])) + 2
-    print(f"{'node':<{width}}gRPC")
+    print(f"{'node':<{width}}{'gRPC':<22}KME (ETSI GS QKD 014)")
     for name, endpoints in info["nodes"].items():
-        print(f"{name:<{width}}{endpoints['grpc']}")
+        print(f"{name:<{width}}{endpoints['grpc']:<22}{endpoints['kme']}")
+    certs_dir = pathlib.Path(event["certs_dir"])
+    sae, node = next(iter(topo.saes.items()))
+    print(f"SAE certificates: {certs_dir / 'sae'} (CA {certs_dir / 'ca.pem'}); e.g. {sae} at {node}:")
+    print(f"  curl --cacert {certs_dir / 'ca.pem'} --cert {certs_dir / 'sae' / (sae + '.pem')} "
+          f"--key {certs_dir / 'sae' / (sae + '.key')} {info['nodes'][node]['kme']}/api/v1/keys/{sae}/status")
     print("next: qkdnet status | qkdnet relay SOURCE DESTINATION | qkdnet shell | qkdnet down")
     if args.json:
         _write_json(info, args.json)
@@ -210,6 +216,21 @@ def _cmd_shell(args: argparse.Namespace) -> int:
     state = _state(args)
     state.request({"op": "status"})  # fails early, in one line, when nothing is up
     NetworkShell(state).cmdloop()
+    return 0
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from . import certs, topology
+
+    topo = topology.load(args.topology)
+    paths = certs.create(topo, args.directory)
+    print(f"development CA: {paths.ca_file}")
+    print(f"{len(paths.kme)} KME certificates in {args.directory / 'kme'}, "
+          f"{len(paths.sae)} SAE certificates in {args.directory / 'sae'}")
+    sae, node = next(iter(topo.saes.items()))
+    print(f"SAE {sae} attaches to KME {node}; call its KME (URL from `qkdnet up`) with, e.g.:")
+    print(f"  curl --cacert {paths.ca_file} --cert {paths.sae[sae][0]} --key {paths.sae[sae][1]} "
+          f"https://127.0.0.1:PORT/api/v1/keys/SLAVE_SAE_ID/status")
     return 0
 
 
@@ -281,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dn = with_state(sub.add_parser("down", help="stop the running network"))
     dn.set_defaults(func=_cmd_down)
+
+    ct = sub.add_parser("certs", help="create a development CA and certificates for every KME and SAE")
+    ct.add_argument("topology", help="as for `qkdnet run`")
+    ct.add_argument("directory", type=pathlib.Path)
+    ct.set_defaults(func=_cmd_certs)
 
     sh = with_state(sub.add_parser("shell", help="interactive shell on the running network"))
     sh.set_defaults(func=_cmd_shell)

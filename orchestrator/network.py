@@ -13,19 +13,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pathlib
 import secrets
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
+import networkx as nx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
 from node.rpc.streams import StreamBroken, StreamMux
 from node.settings import params_to_json, processing_to_json
+from orchestrator import certs as pki
 from orchestrator.errors import NodeFailure, QkdnetError
 from orchestrator.routing import key_path
 from orchestrator.topology import Topology
@@ -39,6 +43,7 @@ class NodeHandle:
     name: str
     process: asyncio.subprocess.Process
     address: str = ""
+    kme_url: str = ""
     channel: grpc.aio.Channel | None = None
     control: rpc.ControlStub | None = None
     relays: StreamMux | None = None  # relay orders multiplexed on one stream
@@ -59,13 +64,20 @@ class RelayReport:
 
 class Network:
     def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True) -> None:
+        """data_dir holds each node's key store (nodes/<name>) and the development PKI (certs/);
+        without one a temporary directory is used and removed by ``stop``."""
         self.topology = topology
         self.time_scale = topology.time_scale if time_scale is None else time_scale
         self.seed = seed if seed is not None else secrets.randbits(32)
         self.log_level = log_level
         self.nodes: dict[str, NodeHandle] = {}
         self._watchers: list[asyncio.Task] = []
+        self._temporary = tempfile.TemporaryDirectory(prefix="qkdnet-") if data_dir is None else None
+        self.data_dir = pathlib.Path(self._temporary.name) if self._temporary else data_dir
+        self.kme = kme
+        self.certs: pki.CertPaths | None = None
+        self._configs: dict[str, pb.NodeConfig] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, progress: Progress | None = None, timeout_s: float = 120.0) -> None:
@@ -80,29 +92,36 @@ class Network:
             progress(f"{len(self.nodes)} nodes up and configured in {time.monotonic() - started:.1f} s")
 
     async def _launch_all(self, progress: Progress | None) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.kme and self.certs is None:
+            self.certs = await asyncio.to_thread(pki.create, self.topology, self.data_dir / "certs")
         for name in self.topology.nodes:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "node", "--name", name, "--log-level", self.log_level,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-            self.nodes[name] = NodeHandle(name, process)
+            self.nodes[name] = NodeHandle(name, await self._spawn(name))
         pending = list(self.nodes.values())
         done = 0
         for handle in pending:
-            line = await handle.process.stdout.readline()
-            if not line:
-                err = (await handle.process.stderr.read()).decode(errors="replace").strip().splitlines()
-                raise NodeFailure(f"node {handle.name} exited before it was ready: {err[-1] if err else 'no output'}")
-            ready = json.loads(line)
-            handle.address = ready["address"]
-            handle.channel = grpc.aio.insecure_channel(handle.address)
-            handle.control = rpc.ControlStub(handle.channel)
-            handle.relays = StreamMux(handle.control.RelayStream)
-            self._watchers.append(asyncio.create_task(self._watch(handle)))
+            await self._await_ready(handle)
             done += 1
             if progress and (done % 10 == 0 or done == len(pending)):
                 progress(f"nodes ready: {done}/{len(pending)}")
         await asyncio.gather(*(self._healthy(h) for h in pending))
+
+    async def _spawn(self, name: str, port: int = 0) -> asyncio.subprocess.Process:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "node", "--name", name, "--log-level", self.log_level, "--port", str(port),
+            "--data-dir", str(self.data_dir / "nodes" / name),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+
+    async def _await_ready(self, handle: NodeHandle) -> None:
+        line = await handle.process.stdout.readline()
+        if not line:
+            err = (await handle.process.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise NodeFailure(f"node {handle.name} exited before it was ready: {err[-1] if err else 'no output'}")
+        handle.address = json.loads(line)["address"]
+        handle.channel = grpc.aio.insecure_channel(handle.address)
+        handle.control = rpc.ControlStub(handle.channel)
+        handle.relays = StreamMux(handle.control.RelayStream)
+        self._watchers.append(asyncio.create_task(self._watch(handle)))
 
     async def _healthy(self, handle: NodeHandle) -> None:
         stub = health_pb2_grpc.HealthStub(handle.channel)
@@ -123,24 +142,43 @@ class Network:
         if not handle.failure:
             handle.failure = f"exited with code {code}" + (f": {handle.stderr_tail[-1]}" if handle.stderr_tail else "")
 
-    async def _configure_all(self) -> None:
+    def _link_config(self, link, me: str, secret: bytes, index: int) -> pb.LinkConfig:
         topo = self.topology
-        configs = {name: pb.NodeConfig(name=name, time_scale=self.time_scale) for name in self.nodes}
-        for index, link in enumerate(topo.links):
+        peer, role = (link.receiver, "transmitter") if me == link.transmitter else (link.transmitter, "receiver")
+        return pb.LinkConfig(
+            link_id=link.link_id, peer=peer, peer_address=self.nodes[peer].address, role=role,
+            params_json=params_to_json(link.params), processing_json=processing_to_json(topo.processing),
+            bootstrap_secret=secret, pool_capacity_bits=topo.pool_capacity_bits,
+            seed=(self.seed * 1_000_003 + index) % (1 << 63))
+
+    def _node_config(self, name: str) -> pb.NodeConfig:
+        config = pb.NodeConfig(name=name, time_scale=self.time_scale, sae_nodes=self.topology.saes)
+        graph = self.topology.graph
+        for destination, path in nx.single_source_shortest_path(graph, name).items():
+            if destination != name:
+                config.routes.append(pb.Route(path=path))
+        if self.certs is not None:
+            cert, key = self.certs.kme[name]
+            config.kme.CopyFrom(pb.KmeConfig(host="127.0.0.1", port=0, cert_file=str(cert), key_file=str(key),
+                                             ca_file=str(self.certs.ca_file), key_ttl_s=3600.0))
+        return config
+
+    async def _configure_all(self) -> None:
+        configs = {name: self._node_config(name) for name in self.nodes}
+        for index, link in enumerate(self.topology.links):
             secret = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES)  # the installer's pre-shared secret
-            for me, peer, role in ((link.transmitter, link.receiver, "transmitter"),
-                                   (link.receiver, link.transmitter, "receiver")):
-                configs[me].links.append(pb.LinkConfig(
-                    link_id=link.link_id, peer=peer, peer_address=self.nodes[peer].address, role=role,
-                    params_json=params_to_json(link.params), processing_json=processing_to_json(topo.processing),
-                    bootstrap_secret=secret, pool_capacity_bits=topo.pool_capacity_bits,
-                    seed=(self.seed * 1_000_003 + index) % (1 << 63)))
+            for me in (link.transmitter, link.receiver):
+                configs[me].links.append(self._link_config(link, me, secret, index))
+        self._configs = configs
         # Receivers first, so a transmitter's first frame finds its peer configured.
-        order = sorted(self.nodes, key=lambda n: 0 if all(l.role == "receiver" for l in configs[n].links) else 1)
-        await asyncio.gather(*(self.nodes[n].control.Configure(configs[n], timeout=30) for n in order
-                               if all(l.role == "receiver" for l in configs[n].links)))
-        await asyncio.gather(*(self.nodes[n].control.Configure(configs[n], timeout=30) for n in order
-                               if not all(l.role == "receiver" for l in configs[n].links)))
+        receivers_only = [n for n in self.nodes if all(l.role == "receiver" for l in configs[n].links)]
+        others = [n for n in self.nodes if n not in receivers_only]
+        for group in (receivers_only, others):
+            await asyncio.gather(*(self._configure(n, configs[n]) for n in group))
+
+    async def _configure(self, name: str, config: pb.NodeConfig) -> None:
+        reply = await self.nodes[name].control.Configure(config, timeout=30)
+        self.nodes[name].kme_url = reply.message
 
     async def stop(self) -> None:
         """Ask every node to shut down, then make sure each process is gone."""
@@ -163,6 +201,44 @@ class Network:
         for task in self._watchers:
             task.cancel()
         self._watchers.clear()
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+    async def restart_node(self, name: str) -> None:
+        """Relaunch a node on its old ports from its durable key store.
+
+        Its link pools were in memory, so each neighbour discards its side of the shared link
+        key (accounted) and both ends start the link afresh with a new bootstrap secret.
+        """
+        old = self.nodes[name]
+        if old.process.returncode is None:
+            old.process.kill()
+            await old.process.wait()
+        for closer in (old.relays, old.channel):
+            if closer is not None:
+                await closer.close()
+        handle = NodeHandle(name, await self._spawn(name, int(old.address.rsplit(":", 1)[1])))
+        self.nodes[name] = handle
+        await self._await_ready(handle)
+        await self._healthy(handle)
+        config = pb.NodeConfig()
+        config.CopyFrom(self._configs[name])
+        if old.kme_url:
+            config.kme.port = int(old.kme_url.rsplit(":", 1)[1])
+        resets_first, resets_after = [], []
+        for link_config in config.links:
+            link_config.bootstrap_secret = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES)
+            link = self.topology.link_between(name, link_config.peer)
+            peer_config = self._link_config(link, link_config.peer, link_config.bootstrap_secret, 0)
+            peer_config.seed = secrets.randbits(63)
+            link_config.seed = peer_config.seed
+            # The receiving end must be ready before the transmitting end sends its first frame.
+            group = resets_first if link_config.role == "transmitter" else resets_after
+            group.append((link_config.peer, peer_config))
+        self._configs[name] = config
+        await asyncio.gather(*(self.nodes[peer].control.ResetLink(c, timeout=30) for peer, c in resets_first))
+        await self._configure(name, config)
+        await asyncio.gather(*(self.nodes[peer].control.ResetLink(c, timeout=30) for peer, c in resets_after))
 
     def kill_all(self) -> None:
         for handle in self.nodes.values():

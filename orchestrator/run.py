@@ -176,9 +176,10 @@ def format_status(status: dict) -> str:
     nodes = status["nodes"]
     width = max(4, *(len(n) for n in nodes)) + 2
     lines = [f"topology {status['topology']}: {len(nodes)} nodes, supervisor pid {status['pid']}", "",
-             f"{'node':<{width}}{'gRPC':<22}state"]
+             f"{'node':<{width}}{'gRPC':<22}{'KME':<28}state"]
     for name, node in nodes.items():
-        lines.append(f"{name:<{width}}{node['address']:<22}{'up' if node['alive'] else 'FAILED: ' + node['failure']}")
+        lines.append(f"{name:<{width}}{node['address']:<22}{node['kme']:<28}"
+                     f"{'up' if node['alive'] else 'FAILED: ' + node['failure']}")
     return "\n".join(lines + [""] + format_links(status["links"]))
 
 

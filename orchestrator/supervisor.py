@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import signal
 import sys
 import time
@@ -53,7 +54,7 @@ class Supervisor:
     async def status(self) -> dict:
         status = await self.network.status()
         return {"ok": True, "topology": self.topology.name, "pid": os.getpid(),
-                "nodes": {name: {"address": h.address, "alive": not h.failure, "failure": h.failure}
+                "nodes": {name: {"address": h.address, "kme": h.kme_url, "alive": not h.failure, "failure": h.failure}
                           for name, h in self.network.nodes.items()},
                 "links": [dataclasses.asdict(l) for l in link_summaries(self.topology, status)]}
 
@@ -98,7 +99,8 @@ class Supervisor:
 
 
 async def supervise(topology: Topology, state: StateDir, time_scale: float | None, seed: int | None) -> int:
-    network = Network(topology, time_scale=time_scale, seed=seed)
+    shutil.rmtree(state.path / "nodes", ignore_errors=True)  # a new network starts with empty key stores
+    network = Network(topology, time_scale=time_scale, seed=seed, data_dir=state.path)
     try:
         await network.start()
     except Exception as exc:  # reported to `qkdnet up`, which prints it as one line
@@ -110,10 +112,12 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
         loop.add_signal_handler(sig, supervisor.stopping.set)
     server = await asyncio.start_unix_server(supervisor.serve_client, path=str(state.socket_path))
     try:
-        nodes = {name: h.address for name, h in network.nodes.items()}
+        nodes = {name: {"grpc": h.address, "kme": h.kme_url} for name, h in network.nodes.items()}
+        certs_dir = str(state.path / "certs")
         state.write({"pid": os.getpid(), "topology": topology.name, "source": topology.source,
-                     "socket": str(state.socket_path), "started_at": time.time(), "nodes": nodes})
-        _announce({"event": "ready", "pid": os.getpid(), "nodes": nodes})
+                     "socket": str(state.socket_path), "started_at": time.time(), "nodes": nodes,
+                     "certs_dir": certs_dir})
+        _announce({"event": "ready", "pid": os.getpid(), "nodes": nodes, "certs_dir": certs_dir})
         _detach_output(state.log_path)
         await supervisor.stopping.wait()
     finally:

@@ -49,6 +49,7 @@ class Topology:
     processing: ProcessingParams
     pool_capacity_bits: int
     time_scale: float
+    saes: dict[str, str] = dataclasses.field(default_factory=dict)  # SAE ID -> the node (KME) it attaches to
 
     @property
     def nodes(self) -> list[str]:
@@ -146,7 +147,7 @@ def _from_yaml(source: str, text: str) -> Topology:
         if u == v:
             raise TopologyError(f"{source}: self-loop at node {u!r}")
         graph.add_edge(u, v, **{k: val for k, val in entry.items() if k not in ("source", "target", "note")})
-    extras = {k: data[k] for k in ("pool_capacity_bits", "time_scale") if k in data}
+    extras = {k: data[k] for k in ("pool_capacity_bits", "time_scale", "saes") if k in data}
     return _build(source, str(data.get("name") or pathlib.Path(source).stem), graph,
                   data.get("defaults") or {}, data.get("processing") or {}, extras)
 
@@ -203,7 +204,29 @@ def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: 
     if not isinstance(time_scale, (int, float)) or isinstance(time_scale, bool) or time_scale < 0:
         raise TopologyError(f"{source}: time_scale must be a non-negative number")
     return Topology(name=name, source=source, graph=graph, links=tuple(links), processing=proc,
-                    pool_capacity_bits=capacity, time_scale=float(time_scale))
+                    pool_capacity_bits=capacity, time_scale=float(time_scale),
+                    saes=_saes(source, extras.get("saes"), graph))
+
+
+def _saes(source: str, entries: Any, graph: nx.Graph) -> dict[str, str]:
+    """Declared SAEs (``- {id: sae-1, node: A}``); by default one ``sae-<node>`` per node."""
+    if entries is None:
+        return {f"sae-{node}": node for node in graph.nodes}
+    if not isinstance(entries, list):
+        raise TopologyError(f"{source}: 'saes' must be a list of {{id, node}} entries")
+    saes: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) - {"id", "node", "note"} or not {"id", "node"} <= set(entry):
+            raise TopologyError(f"{source}: SAE {index} needs exactly 'id' and 'node'")
+        sae, node = entry["id"], entry["node"]
+        if not isinstance(sae, str) or not NAME.match(sae):
+            raise TopologyError(f"{source}: SAE ID {sae!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        if node not in graph:
+            raise TopologyError(f"{source}: SAE {sae!r} attaches to unknown node {node!r}")
+        if sae in saes or sae in graph:
+            raise TopologyError(f"{source}: SAE ID {sae!r} is declared twice or is also a node name")
+        saes[sae] = node
+    return saes
 
 
 def link_params_dict(params: LinkParams) -> dict[str, Any]:

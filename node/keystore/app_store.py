@@ -103,7 +103,10 @@ class KeyStore:
 
     # -- writes (one transaction each) --------------------------------------------------
     def add(self, keys: list[NewKey], role: str, ttl_s: float | None = None) -> None:
-        """Keys arriving by relay (destination) or just relayed (source): state ``relayed``."""
+        """Keys arriving by relay (destination) or just relayed (source): state ``relayed``.
+
+        ``ttl_s`` applies to keys for SAEs; keys relayed on the orchestrator's order do not expire.
+        """
         if role not in ("source", "destination"):
             raise ValueError("role is 'source' or 'destination'")
         now = self._clock()
@@ -128,7 +131,7 @@ class KeyStore:
                 "insert into app_keys values (?,?,?,?,?,?,?,?,?,?,?)",
                 [(k.key_id, k.peer, k.master_sae, k.slave_sae, role, 8 * len(k.material),
                   hashlib.sha256(k.material).digest(), k.material, KeyState.RELAYED.value, now,
-                  None if ttl_s is None else now + ttl_s) for k in keys])
+                  None if ttl_s is None or not k.master_sae else now + ttl_s) for k in keys])
         except sqlite3.IntegrityError:
             raise StoreError("a key ID is already held") from None
         for k in keys:

@@ -129,6 +129,22 @@ class LinkKeyPool:
         self.discarded_bits += n_bits
         self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + n_bits
 
+    def discard_all(self, reason: str) -> int:
+        """Erase every unused bit (the peer lost its copy); returns how many were discarded."""
+        erased = 0
+        for half in self._halves.values():
+            for chunk in half.values():
+                unused = ~chunk.used
+                count = int(unused.sum())
+                chunk.bits[:] = 0
+                chunk.used[:] = True
+                erased += count
+            half.clear()
+        self.discarded_bits += erased
+        self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + erased
+        self._notify()
+        return erased
+
     # -- internals ----------------------------------------------------------------------
     def _consume(self, chunk: _Chunk, start: int, length: int) -> np.ndarray:
         bits = chunk.bits[start:start + length].copy()

@@ -9,7 +9,7 @@ from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
 from node.keystore.link_pool import KeyPoolError
-from node.rpc.convert import frame_from_pb, items_from_pb, settings_from_pb
+from node.rpc.convert import frame_from_pb, items_from_pb, link_settings_from_pb, settings_from_pb
 from node.rpc.streams import serve_multiplexed
 from node.trusted_node import RelayError, TrustedNode
 
@@ -53,21 +53,35 @@ class RelayServicer(rpc.RelayServicer):
 
 
 class ControlServicer(rpc.ControlServicer):
-    def __init__(self, node: TrustedNode, stop: asyncio.Event) -> None:
+    def __init__(self, node: TrustedNode, stop: asyncio.Event, kme) -> None:
         self.node = node
         self.stop = stop
+        self.kme = kme  # node.server.KmeHolder
+
+    def kme_url(self) -> str:
+        return self.kme.url
 
     async def Configure(self, request, context):
         try:
-            await self.node.configure(settings_from_pb(request))
+            settings = settings_from_pb(request)
+            await self.node.configure(settings)
+            await self.kme.start(settings)
+        except (ValueError, TypeError, OSError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return pb.Ack(ok=True, message=self.kme.url)
+
+    async def ResetLink(self, request, context):
+        try:
+            await self.node.reset_link(link_settings_from_pb(request))
         except (ValueError, TypeError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return pb.Ack(ok=True)
 
     async def Status(self, request, context):
-        status = self.node.status()
+        status = await self.node.status()
         return pb.NodeStatus(name=status["name"], links=[pb.LinkStatus(**link) for link in status["links"]],
-                             app_keys=status["app_keys"], relays_forwarded=status["relays_forwarded"])
+                             app_keys=status["app_keys"], relays_forwarded=status["relays_forwarded"],
+                             kme_url=self.kme_url())
 
     async def RelayKeys(self, request, context):
         return await self._relay(request)
@@ -87,7 +101,7 @@ class ControlServicer(rpc.ControlServicer):
 
     async def ListKeys(self, request, context):
         return pb.KeyList(keys=[pb.KeyEntry(key_id=k, peer=p, digest=d, bits=b)
-                                for k, p, d, b in self.node.list_keys(request.peer)])
+                                for k, p, d, b in await self.node.list_keys(request.peer)])
 
     async def Shutdown(self, request, context):
         self.stop.set()

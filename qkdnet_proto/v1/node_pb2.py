@@ -24,51 +24,59 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aqkdnet_proto/v1/node.proto\x12\tqkdnet.v1\"\x99\x01\n\x0cQuantumFrame\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\x03\x12\x10\n\x08n_pulses\x18\x03 \x01(\x03\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x11\n\tslot_gaps\x18\x05 \x01(\x0c\x12\r\n\x05\x62\x61ses\x18\x06 \x01(\x0c\x12\x0c\n\x04\x62its\x18\x07 \x01(\x0c\x12\x15\n\rdouble_clicks\x18\x08 \x01(\x0c\"T\n\x0e\x43lassicalBatch\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\x03\x12\x11\n\tenvelopes\x18\x03 \x03(\x0c\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\"D\n\tRelayItem\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x13\n\x0blink_key_id\x18\x03 \x01(\t\"a\n\x0e\x46orwardRequest\x12\x0c\n\x04path\x18\x01 \x03(\t\x12\x0b\n\x03hop\x18\x02 \x01(\x05\x12#\n\x05items\x18\x03 \x03(\x0b\x32\x14.qkdnet.v1.RelayItem\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\x04\";\n\x0c\x46orwardReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\x04\"\xc1\x01\n\nLinkConfig\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x13\n\x0bparams_json\x18\x05 \x01(\t\x12\x17\n\x0fprocessing_json\x18\x06 \x01(\t\x12\x18\n\x10\x62ootstrap_secret\x18\x07 \x01(\x0c\x12\x1a\n\x12pool_capacity_bits\x18\x08 \x01(\x03\x12\x0c\n\x04seed\x18\t \x01(\x04\"T\n\nNodeConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05links\x18\x02 \x03(\x0b\x32\x15.qkdnet.v1.LinkConfig\x12\x12\n\ntime_scale\x18\x03 \x01(\x01\"\"\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"\x87\x03\n\nLinkStatus\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x11\n\tlength_km\x18\x05 \x01(\x01\x12\x17\n\x0f\x62locks_accepted\x18\x06 \x01(\x03\x12\x16\n\x0e\x62locks_aborted\x18\x07 \x01(\x03\x12\x19\n\x11last_abort_reason\x18\x08 \x01(\t\x12\x0c\n\x04qber\x18\t \x01(\x01\x12\x13\n\x0bsifted_bits\x18\n \x01(\x03\x12\x16\n\x0egenerated_bits\x18\x0b \x01(\x03\x12\x11\n\tpool_bits\x18\x0c \x01(\x03\x12\x15\n\rconsumed_bits\x18\r \x01(\x03\x12\x16\n\x0e\x64iscarded_bits\x18\x0e \x01(\x03\x12\x18\n\x10\x65mulated_seconds\x18\x0f \x01(\x01\x12\x19\n\x11sifted_bits_per_s\x18\x10 \x01(\x01\x12\x19\n\x11secret_bits_per_s\x18\x11 \x01(\x01\x12\x11\n\tauth_bits\x18\x12 \x01(\x03\"l\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05links\x18\x02 \x03(\x0b\x32\x15.qkdnet.v1.LinkStatus\x12\x10\n\x08\x61pp_keys\x18\x03 \x01(\x03\x12\x18\n\x10relays_forwarded\x18\x04 \x01(\x03\"a\n\x0cRelayRequest\x12\x0c\n\x04path\x18\x01 \x03(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x10\n\x08key_bits\x18\x03 \x01(\x05\x12\x11\n\ttimeout_s\x18\x04 \x01(\x01\x12\x0f\n\x07\x63\x61ll_id\x18\x05 \x01(\x04\"o\n\x0bRelayResult\x12\x0f\n\x07key_ids\x18\x01 \x03(\t\x12\x13\n\x0blatencies_s\x18\x02 \x03(\x01\x12\x1a\n\x12link_bits_consumed\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x05 \x01(\x04\"\x1f\n\x0fListKeysRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\"F\n\x08KeyEntry\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x0c\n\x04\x62its\x18\x04 \x01(\x05\",\n\x07KeyList\x12!\n\x04keys\x18\x01 \x03(\x0b\x32\x13.qkdnet.v1.KeyEntry\"\x11\n\x0fShutdownRequest2\x8c\x01\n\x04Link\x12\x42\n\x0c\x44\x65liverFrame\x12\x17.qkdnet.v1.QuantumFrame\x1a\x19.qkdnet.v1.ClassicalBatch\x12@\n\x08\x45xchange\x12\x19.qkdnet.v1.ClassicalBatch\x1a\x19.qkdnet.v1.ClassicalBatch2\x8f\x01\n\x05Relay\x12=\n\x07\x46orward\x12\x19.qkdnet.v1.ForwardRequest\x1a\x17.qkdnet.v1.ForwardReply\x12G\n\rForwardStream\x12\x19.qkdnet.v1.ForwardRequest\x1a\x17.qkdnet.v1.ForwardReply(\x01\x30\x01\x32\xee\x02\n\x07\x43ontrol\x12\x32\n\tConfigure\x12\x15.qkdnet.v1.NodeConfig\x1a\x0e.qkdnet.v1.Ack\x12\x39\n\x06Status\x12\x18.qkdnet.v1.StatusRequest\x1a\x15.qkdnet.v1.NodeStatus\x12<\n\tRelayKeys\x12\x17.qkdnet.v1.RelayRequest\x1a\x16.qkdnet.v1.RelayResult\x12\x42\n\x0bRelayStream\x12\x17.qkdnet.v1.RelayRequest\x1a\x16.qkdnet.v1.RelayResult(\x01\x30\x01\x12:\n\x08ListKeys\x12\x1a.qkdnet.v1.ListKeysRequest\x1a\x12.qkdnet.v1.KeyList\x12\x36\n\x08Shutdown\x12\x1a.qkdnet.v1.ShutdownRequest\x1a\x0e.qkdnet.v1.Ackb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aqkdnet_proto/v1/node.proto\x12\tqkdnet.v1\"\x99\x01\n\x0cQuantumFrame\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\x03\x12\x10\n\x08n_pulses\x18\x03 \x01(\x03\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x11\n\tslot_gaps\x18\x05 \x01(\x0c\x12\r\n\x05\x62\x61ses\x18\x06 \x01(\x0c\x12\x0c\n\x04\x62its\x18\x07 \x01(\x0c\x12\x15\n\rdouble_clicks\x18\x08 \x01(\x0c\"T\n\x0e\x43lassicalBatch\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\x03\x12\x11\n\tenvelopes\x18\x03 \x03(\x0c\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\"k\n\tRelayItem\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x13\n\x0blink_key_id\x18\x03 \x01(\t\x12\x12\n\nmaster_sae\x18\x04 \x01(\t\x12\x11\n\tslave_sae\x18\x05 \x01(\t\"a\n\x0e\x46orwardRequest\x12\x0c\n\x04path\x18\x01 \x03(\t\x12\x0b\n\x03hop\x18\x02 \x01(\x05\x12#\n\x05items\x18\x03 \x03(\x0b\x32\x14.qkdnet.v1.RelayItem\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\x04\";\n\x0c\x46orwardReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\x04\"\xc1\x01\n\nLinkConfig\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x13\n\x0bparams_json\x18\x05 \x01(\t\x12\x17\n\x0fprocessing_json\x18\x06 \x01(\t\x12\x18\n\x10\x62ootstrap_secret\x18\x07 \x01(\x0c\x12\x1a\n\x12pool_capacity_bits\x18\x08 \x01(\x03\x12\x0c\n\x04seed\x18\t \x01(\x04\"\x82\x02\n\nNodeConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05links\x18\x02 \x03(\x0b\x32\x15.qkdnet.v1.LinkConfig\x12\x12\n\ntime_scale\x18\x03 \x01(\x01\x12\x36\n\tsae_nodes\x18\x04 \x03(\x0b\x32#.qkdnet.v1.NodeConfig.SaeNodesEntry\x12 \n\x06routes\x18\x05 \x03(\x0b\x32\x10.qkdnet.v1.Route\x12!\n\x03kme\x18\x06 \x01(\x0b\x32\x14.qkdnet.v1.KmeConfig\x1a/\n\rSaeNodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x15\n\x05Route\x12\x0c\n\x04path\x18\x01 \x03(\t\"\xe5\x01\n\tKmeConfig\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\x05\x12\x11\n\tcert_file\x18\x03 \x01(\t\x12\x10\n\x08key_file\x18\x04 \x01(\t\x12\x0f\n\x07\x63\x61_file\x18\x05 \x01(\t\x12\x11\n\tkey_ttl_s\x18\x06 \x01(\x01\x12\x10\n\x08max_keys\x18\x07 \x01(\x03\x12\x1b\n\x13max_key_per_request\x18\x08 \x01(\x05\x12\x18\n\x10\x64\x65\x66\x61ult_key_size\x18\t \x01(\x05\x12\x14\n\x0cmax_key_size\x18\n \x01(\x05\x12\x14\n\x0cmin_key_size\x18\x0b \x01(\x05\"\"\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"\x87\x03\n\nLinkStatus\x12\x0f\n\x07link_id\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x11\n\tlength_km\x18\x05 \x01(\x01\x12\x17\n\x0f\x62locks_accepted\x18\x06 \x01(\x03\x12\x16\n\x0e\x62locks_aborted\x18\x07 \x01(\x03\x12\x19\n\x11last_abort_reason\x18\x08 \x01(\t\x12\x0c\n\x04qber\x18\t \x01(\x01\x12\x13\n\x0bsifted_bits\x18\n \x01(\x03\x12\x16\n\x0egenerated_bits\x18\x0b \x01(\x03\x12\x11\n\tpool_bits\x18\x0c \x01(\x03\x12\x15\n\rconsumed_bits\x18\r \x01(\x03\x12\x16\n\x0e\x64iscarded_bits\x18\x0e \x01(\x03\x12\x18\n\x10\x65mulated_seconds\x18\x0f \x01(\x01\x12\x19\n\x11sifted_bits_per_s\x18\x10 \x01(\x01\x12\x19\n\x11secret_bits_per_s\x18\x11 \x01(\x01\x12\x11\n\tauth_bits\x18\x12 \x01(\x03\"}\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05links\x18\x02 \x03(\x0b\x32\x15.qkdnet.v1.LinkStatus\x12\x10\n\x08\x61pp_keys\x18\x03 \x01(\x03\x12\x18\n\x10relays_forwarded\x18\x04 \x01(\x03\x12\x0f\n\x07kme_url\x18\x05 \x01(\t\"a\n\x0cRelayRequest\x12\x0c\n\x04path\x18\x01 \x03(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x10\n\x08key_bits\x18\x03 \x01(\x05\x12\x11\n\ttimeout_s\x18\x04 \x01(\x01\x12\x0f\n\x07\x63\x61ll_id\x18\x05 \x01(\x04\"o\n\x0bRelayResult\x12\x0f\n\x07key_ids\x18\x01 \x03(\t\x12\x13\n\x0blatencies_s\x18\x02 \x03(\x01\x12\x1a\n\x12link_bits_consumed\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x05 \x01(\x04\"\x1f\n\x0fListKeysRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\"F\n\x08KeyEntry\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x0c\n\x04\x62its\x18\x04 \x01(\x05\",\n\x07KeyList\x12!\n\x04keys\x18\x01 \x03(\x0b\x32\x13.qkdnet.v1.KeyEntry\"\x11\n\x0fShutdownRequest2\x8c\x01\n\x04Link\x12\x42\n\x0c\x44\x65liverFrame\x12\x17.qkdnet.v1.QuantumFrame\x1a\x19.qkdnet.v1.ClassicalBatch\x12@\n\x08\x45xchange\x12\x19.qkdnet.v1.ClassicalBatch\x1a\x19.qkdnet.v1.ClassicalBatch2\x8f\x01\n\x05Relay\x12=\n\x07\x46orward\x12\x19.qkdnet.v1.ForwardRequest\x1a\x17.qkdnet.v1.ForwardReply\x12G\n\rForwardStream\x12\x19.qkdnet.v1.ForwardRequest\x1a\x17.qkdnet.v1.ForwardReply(\x01\x30\x01\x32\xa2\x03\n\x07\x43ontrol\x12\x32\n\tConfigure\x12\x15.qkdnet.v1.NodeConfig\x1a\x0e.qkdnet.v1.Ack\x12\x32\n\tResetLink\x12\x15.qkdnet.v1.LinkConfig\x1a\x0e.qkdnet.v1.Ack\x12\x39\n\x06Status\x12\x18.qkdnet.v1.StatusRequest\x1a\x15.qkdnet.v1.NodeStatus\x12<\n\tRelayKeys\x12\x17.qkdnet.v1.RelayRequest\x1a\x16.qkdnet.v1.RelayResult\x12\x42\n\x0bRelayStream\x12\x17.qkdnet.v1.RelayRequest\x1a\x16.qkdnet.v1.RelayResult(\x01\x30\x01\x12:\n\x08ListKeys\x12\x1a.qkdnet.v1.ListKeysRequest\x1a\x12.qkdnet.v1.KeyList\x12\x36\n\x08Shutdown\x12\x1a.qkdnet.v1.ShutdownRequest\x1a\x0e.qkdnet.v1.Ackb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qkdnet_proto.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_NODECONFIG_SAENODESENTRY']._loaded_options = None
+  _globals['_NODECONFIG_SAENODESENTRY']._serialized_options = b'8\001'
   _globals['_QUANTUMFRAME']._serialized_start=42
   _globals['_QUANTUMFRAME']._serialized_end=195
   _globals['_CLASSICALBATCH']._serialized_start=197
   _globals['_CLASSICALBATCH']._serialized_end=281
   _globals['_RELAYITEM']._serialized_start=283
-  _globals['_RELAYITEM']._serialized_end=351
-  _globals['_FORWARDREQUEST']._serialized_start=353
-  _globals['_FORWARDREQUEST']._serialized_end=450
-  _globals['_FORWARDREPLY']._serialized_start=452
-  _globals['_FORWARDREPLY']._serialized_end=511
-  _globals['_LINKCONFIG']._serialized_start=514
-  _globals['_LINKCONFIG']._serialized_end=707
-  _globals['_NODECONFIG']._serialized_start=709
-  _globals['_NODECONFIG']._serialized_end=793
-  _globals['_ACK']._serialized_start=795
-  _globals['_ACK']._serialized_end=829
-  _globals['_STATUSREQUEST']._serialized_start=831
-  _globals['_STATUSREQUEST']._serialized_end=846
-  _globals['_LINKSTATUS']._serialized_start=849
-  _globals['_LINKSTATUS']._serialized_end=1240
-  _globals['_NODESTATUS']._serialized_start=1242
-  _globals['_NODESTATUS']._serialized_end=1350
-  _globals['_RELAYREQUEST']._serialized_start=1352
-  _globals['_RELAYREQUEST']._serialized_end=1449
-  _globals['_RELAYRESULT']._serialized_start=1451
-  _globals['_RELAYRESULT']._serialized_end=1562
-  _globals['_LISTKEYSREQUEST']._serialized_start=1564
-  _globals['_LISTKEYSREQUEST']._serialized_end=1595
-  _globals['_KEYENTRY']._serialized_start=1597
-  _globals['_KEYENTRY']._serialized_end=1667
-  _globals['_KEYLIST']._serialized_start=1669
-  _globals['_KEYLIST']._serialized_end=1713
-  _globals['_SHUTDOWNREQUEST']._serialized_start=1715
-  _globals['_SHUTDOWNREQUEST']._serialized_end=1732
-  _globals['_LINK']._serialized_start=1735
-  _globals['_LINK']._serialized_end=1875
-  _globals['_RELAY']._serialized_start=1878
-  _globals['_RELAY']._serialized_end=2021
-  _globals['_CONTROL']._serialized_start=2024
-  _globals['_CONTROL']._serialized_end=2390
+  _globals['_RELAYITEM']._serialized_end=390
+  _globals['_FORWARDREQUEST']._serialized_start=392
+  _globals['_FORWARDREQUEST']._serialized_end=489
+  _globals['_FORWARDREPLY']._serialized_start=491
+  _globals['_FORWARDREPLY']._serialized_end=550
+  _globals['_LINKCONFIG']._serialized_start=553
+  _globals['_LINKCONFIG']._serialized_end=746
+  _globals['_NODECONFIG']._serialized_start=749
+  _globals['_NODECONFIG']._serialized_end=1007
+  _globals['_NODECONFIG_SAENODESENTRY']._serialized_start=960
+  _globals['_NODECONFIG_SAENODESENTRY']._serialized_end=1007
+  _globals['_ROUTE']._serialized_start=1009
+  _globals['_ROUTE']._serialized_end=1030
+  _globals['_KMECONFIG']._serialized_start=1033
+  _globals['_KMECONFIG']._serialized_end=1262
+  _globals['_ACK']._serialized_start=1264
+  _globals['_ACK']._serialized_end=1298
+  _globals['_STATUSREQUEST']._serialized_start=1300
+  _globals['_STATUSREQUEST']._serialized_end=1315
+  _globals['_LINKSTATUS']._serialized_start=1318
+  _globals['_LINKSTATUS']._serialized_end=1709
+  _globals['_NODESTATUS']._serialized_start=1711
+  _globals['_NODESTATUS']._serialized_end=1836
+  _globals['_RELAYREQUEST']._serialized_start=1838
+  _globals['_RELAYREQUEST']._serialized_end=1935
+  _globals['_RELAYRESULT']._serialized_start=1937
+  _globals['_RELAYRESULT']._serialized_end=2048
+  _globals['_LISTKEYSREQUEST']._serialized_start=2050
+  _globals['_LISTKEYSREQUEST']._serialized_end=2081
+  _globals['_KEYENTRY']._serialized_start=2083
+  _globals['_KEYENTRY']._serialized_end=2153
+  _globals['_KEYLIST']._serialized_start=2155
+  _globals['_KEYLIST']._serialized_end=2199
+  _globals['_SHUTDOWNREQUEST']._serialized_start=2201
+  _globals['_SHUTDOWNREQUEST']._serialized_end=2218
+  _globals['_LINK']._serialized_start=2221
+  _globals['_LINK']._serialized_end=2361
+  _globals['_RELAY']._serialized_start=2364
+  _globals['_RELAY']._serialized_end=2507
+  _globals['_CONTROL']._serialized_start=2510
+  _globals['_CONTROL']._serialized_end=2928
 # @@protoc_insertion_point(module_scope)

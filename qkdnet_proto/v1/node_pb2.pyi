@@ -39,14 +39,18 @@ class ClassicalBatch(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., envelopes: _Optional[_Iterable[bytes]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class RelayItem(_message.Message):
-    __slots__ = ("key_id", "ciphertext", "link_key_id")
+    __slots__ = ("key_id", "ciphertext", "link_key_id", "master_sae", "slave_sae")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
     LINK_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MASTER_SAE_FIELD_NUMBER: _ClassVar[int]
+    SLAVE_SAE_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     ciphertext: bytes
     link_key_id: str
-    def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key_id: _Optional[str] = ...) -> None: ...
+    master_sae: str
+    slave_sae: str
+    def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key_id: _Optional[str] = ..., master_sae: _Optional[str] = ..., slave_sae: _Optional[str] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
     __slots__ = ("path", "hop", "items", "call_id")
@@ -93,14 +97,59 @@ class LinkConfig(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[str] = ..., params_json: _Optional[str] = ..., processing_json: _Optional[str] = ..., bootstrap_secret: _Optional[bytes] = ..., pool_capacity_bits: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class NodeConfig(_message.Message):
-    __slots__ = ("name", "links", "time_scale")
+    __slots__ = ("name", "links", "time_scale", "sae_nodes", "routes", "kme")
+    class SaeNodesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     LINKS_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    SAE_NODES_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    KME_FIELD_NUMBER: _ClassVar[int]
     name: str
     links: _containers.RepeatedCompositeFieldContainer[LinkConfig]
     time_scale: float
-    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ...) -> None: ...
+    sae_nodes: _containers.ScalarMap[str, str]
+    routes: _containers.RepeatedCompositeFieldContainer[Route]
+    kme: KmeConfig
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ..., sae_nodes: _Optional[_Mapping[str, str]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., kme: _Optional[_Union[KmeConfig, _Mapping]] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class KmeConfig(_message.Message):
+    __slots__ = ("host", "port", "cert_file", "key_file", "ca_file", "key_ttl_s", "max_keys", "max_key_per_request", "default_key_size", "max_key_size", "min_key_size")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    CERT_FILE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FILE_FIELD_NUMBER: _ClassVar[int]
+    CA_FILE_FIELD_NUMBER: _ClassVar[int]
+    KEY_TTL_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEY_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_KEY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MIN_KEY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    port: int
+    cert_file: str
+    key_file: str
+    ca_file: str
+    key_ttl_s: float
+    max_keys: int
+    max_key_per_request: int
+    default_key_size: int
+    max_key_size: int
+    min_key_size: int
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., cert_file: _Optional[str] = ..., key_file: _Optional[str] = ..., ca_file: _Optional[str] = ..., key_ttl_s: _Optional[float] = ..., max_keys: _Optional[int] = ..., max_key_per_request: _Optional[int] = ..., default_key_size: _Optional[int] = ..., max_key_size: _Optional[int] = ..., min_key_size: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("ok", "message")
@@ -155,16 +204,18 @@ class LinkStatus(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "links", "app_keys", "relays_forwarded")
+    __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LINKS_FIELD_NUMBER: _ClassVar[int]
     APP_KEYS_FIELD_NUMBER: _ClassVar[int]
     RELAYS_FORWARDED_FIELD_NUMBER: _ClassVar[int]
+    KME_URL_FIELD_NUMBER: _ClassVar[int]
     name: str
     links: _containers.RepeatedCompositeFieldContainer[LinkStatus]
     app_keys: int
     relays_forwarded: int
-    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ...) -> None: ...
+    kme_url: str
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ..., kme_url: _Optional[str] = ...) -> None: ...
 
 class RelayRequest(_message.Message):
     __slots__ = ("path", "count", "key_bits", "timeout_s", "call_id")

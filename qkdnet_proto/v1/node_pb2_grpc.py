@@ -275,6 +275,11 @@ class ControlStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.NodeConfig.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
                 _registered_method=True)
+        self.ResetLink = channel.unary_unary(
+                '/qkdnet.v1.Control/ResetLink',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.LinkConfig.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+                _registered_method=True)
         self.Status = channel.unary_unary(
                 '/qkdnet.v1.Control/Status',
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
@@ -306,7 +311,16 @@ class ControlServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Configure(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Ack.message: the KME URL, if any
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetLink(self, request, context):
+        """The peer restarted: discard this link's key (not held on both ends any more) and run the
+        link afresh with the new configuration (a new bootstrap secret).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -348,6 +362,11 @@ def add_ControlServicer_to_server(servicer, server):
             'Configure': grpc.unary_unary_rpc_method_handler(
                     servicer.Configure,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.NodeConfig.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
+            ),
+            'ResetLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetLink,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.LinkConfig.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
@@ -402,6 +421,33 @@ class Control:
             target,
             '/qkdnet.v1.Control/Configure',
             qkdnet__proto_dot_v1_dot_node__pb2.NodeConfig.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Control/ResetLink',
+            qkdnet__proto_dot_v1_dot_node__pb2.LinkConfig.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
             options,
             channel_credentials,

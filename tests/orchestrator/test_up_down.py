@@ -31,6 +31,8 @@ def test_up_status_relay_down(tmp_path):
     try:
         assert set(info["nodes"]) == {"n0", "n1", "n2"}
         assert all(e["grpc"].startswith("127.0.0.1:") for e in info["nodes"].values())
+        assert all(e["kme"].startswith("https://127.0.0.1:") for e in info["nodes"].values())
+        assert (state / "certs" / "sae" / "sae-n0.pem").exists()
         again = _qkdnet(state, "up", "line:3")
         assert again.returncode == 2 and "already up" in again.stderr
 

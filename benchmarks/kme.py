@@ -1,0 +1,98 @@
+"""Benchmark: ETSI GS QKD 014 enc_keys + dec_keys pairs between two KMEs three hops apart.
+
+A 4-node line (every node a process, key stores on disk), link pools filled first. SAE sae-n0
+gets one 256-bit key at KME n0 for sae-n3 (relayed over 3 hops, stored durably at n3), then
+sae-n3 fetches it at KME n3; both over HTTPS with mutual TLS and keep-alive connections. Prints
+a final JSON line with pairs/s and p50/p99 latency of a whole pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import ssl
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from orchestrator.network import Network
+from orchestrator.topology import load
+
+
+def _pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else None
+
+
+def _context(network: Network, sae: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(network.certs.ca_file))
+    cert, key = network.certs.sae[sae]
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    topo = load("line:4")
+    needed = 256 * args.pairs + 200_000
+    topo = dataclasses.replace(topo, processing=dataclasses.replace(topo.processing, block_detections=1_000_000),
+                               pool_capacity_bits=2 * needed * 3)
+    with tempfile.TemporaryDirectory(prefix="qkdnet-kme-bench-") as data:
+        network = Network(topo, time_scale=0, seed=2, data_dir=Path(data))
+        await network.start()
+        try:
+            t0 = time.perf_counter()
+            await network.wait_for_link_key(topo.pool_capacity_bits, 1800, print)
+            fill = time.perf_counter() - t0
+            result = await _run(network, args.pairs, args.concurrency)
+        finally:
+            await network.stop()
+    print(json.dumps({"hops": 3, "key_bits": 256, "pool_fill_s": round(fill, 1), **result}))
+
+
+async def _run(network: Network, pairs: int, concurrency: int) -> dict:
+    enc_url = network.nodes["n0"].kme_url + "/api/v1/keys/sae-n3/enc_keys"
+    dec_url = network.nodes["n3"].kme_url + "/api/v1/keys/sae-n0/dec_keys"
+    master = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_context(network, "sae-n0"), limit=concurrency))
+    slave = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_context(network, "sae-n3"), limit=concurrency))
+    latencies, mismatches, errors = [], 0, 0
+    remaining = pairs
+
+    async def worker():
+        nonlocal remaining, mismatches, errors
+        while remaining > 0:
+            remaining -= 1
+            t0 = time.perf_counter()
+            async with master.post(enc_url, json={"number": 1, "size": 256}) as reply:
+                if reply.status != 200:
+                    errors += 1
+                    continue
+                sent = await reply.json()
+            ids = [{"key_ID": k["key_ID"]} for k in sent["keys"]]
+            async with slave.post(dec_url, json={"key_IDs": ids}) as reply:
+                got = await reply.json() if reply.status == 200 else None
+            latencies.append(time.perf_counter() - t0)
+            if got != sent:
+                mismatches += 1
+
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+    finally:
+        await master.close()
+        await slave.close()
+    return {"pairs": len(latencies), "pairs_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(1000 * _pct(latencies, 0.5), 2), "p99_ms": round(1000 * _pct(latencies, 0.99), 2),
+            "concurrency": concurrency, "mismatches": mismatches, "errors": errors}
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
