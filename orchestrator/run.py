@@ -38,6 +38,7 @@ class PairSummary:
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     link_key_consumed_bits: int
+    keys_per_s: float = 0.0  # delivered keys over the pair's relay phase (includes waits for link key)
     errors: list[str] = field(default_factory=list)
 
 
@@ -118,6 +119,7 @@ async def _relay_pair(network: Network, pair: tuple[str, str], path: list[str], 
                       timeout_s: float, progress: Callable[[str], None]) -> PairSummary:
     source, destination = pair
     latencies, key_ids, consumed, errors = [], [], 0, []
+    started = time.monotonic()
     for index in range(keys):
         report = await network.relay(source, destination, 1, key_bits, timeout_s)
         if report.error:
@@ -130,13 +132,15 @@ async def _relay_pair(network: Network, pair: tuple[str, str], path: list[str], 
         consumed += report.link_bits_consumed * (len(report.path) - 1)
         if (index + 1) % max(1, keys // 5) == 0:
             progress(f"{source}->{destination}: {index + 1}/{keys} keys relayed")
+    elapsed = time.monotonic() - started
     at_source = {k.key_id: k.digest for k in await network.list_keys(source, destination)}
     at_destination = {k.key_id: k.digest for k in await network.list_keys(destination, source)}
     identical = bool(key_ids) and all(at_source.get(k) == at_destination.get(k) is not None for k in key_ids)
     return PairSummary(source=source, destination=destination, hops=len(path) - 1, path=path,
                        requested=keys, delivered=len(key_ids), identical_at_both_ends=identical,
                        latency_p50_ms=_ms(_percentile(latencies, 0.50)), latency_p99_ms=_ms(_percentile(latencies, 0.99)),
-                       link_key_consumed_bits=consumed, errors=sorted(set(errors)))
+                       link_key_consumed_bits=consumed, keys_per_s=round(len(key_ids) / max(elapsed, 1e-9), 1),
+                       errors=sorted(set(errors)))
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -186,11 +190,11 @@ def format_status(status: dict) -> str:
 def format_summary(summary: dict) -> str:
     lines = [f"topology {summary['topology']}: {summary['nodes']} nodes, {summary['wall_seconds']:.1f} s", ""]
     lines += format_links(summary["links"])
-    lines += ["", f"{'pair':<22}{'keys':>10}{'hops':>6}{'p50 ms':>9}{'p99 ms':>9}{'link bits':>11}  identical"]
+    lines += ["", f"{'pair':<22}{'keys':>10}{'hops':>6}{'keys/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'link bits':>11}  identical"]
     for p in summary["pairs"]:
         fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
         lines.append(f"{p['source'] + '->' + p['destination']:<22}{str(p['delivered']) + '/' + str(p['requested']):>10}"
-                     f"{p['hops']:>6}{fmt(p['latency_p50_ms']):>9}{fmt(p['latency_p99_ms']):>9}"
+                     f"{p['hops']:>6}{p['keys_per_s']:>9.1f}{fmt(p['latency_p50_ms']):>9}{fmt(p['latency_p99_ms']):>9}"
                      f"{p['link_key_consumed_bits']:>11}  {'yes' if p['identical_at_both_ends'] else 'NO'}")
         for error in p["errors"]:
             lines.append(f"    error: {error}")
