@@ -39,26 +39,10 @@ class RelayItem:
 
 
 class RelayPeer(Protocol):
-    async def _send_first_hop(self, path: tuple[str, ...], items: list[RelayItem]) -> None:
-        await self.peers[path[1]].forward(list(path), 1, items)
-
     async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None: ...
 
 
 class Peer(LinkPeer, RelayPeer, Protocol):
-    async def reset_link(self, link: LinkSettings) -> None:
-        """The peer restarted without this link's key: discard ours, run the link afresh."""
-        old = self.links.get(link.peer)
-        if old is None or old.settings.link_id != link.link_id:
-            raise ValueError(f"node {self.name} has no link {link.link_id!r} to {link.peer!r}")
-        await old.stop()
-        pool = self.pools[link.peer]
-        pool.discard_all("peer restarted: link key no longer held on both ends")
-        runtime = LinkRuntime(link, pool, self.settings.time_scale)
-        self.links[link.peer] = runtime
-        self._links_by_id[link.link_id] = runtime
-        runtime.start(self.peers[link.peer])
-
     async def close(self) -> None: ...
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from node.keystore.lifecycle import KeyState, check_transition
 
@@ -95,8 +96,8 @@ class KeyStore:
         self._db.execute("pragma synchronous=full")
         self._db.execute("pragma secure_delete=on")
         self._db.executescript(SCHEMA)
-        row = self._db.execute("select hash from audit order by seq desc limit 1").fetchone()
-        self._last_hash = row[0] if row else GENESIS
+        row = self._db.execute("select seq, hash from audit order by seq desc limit 1").fetchone()
+        self._last_seq, self._last_hash = row if row else (0, GENESIS)
 
     def close(self) -> None:
         self._db.close()
@@ -209,22 +210,17 @@ class KeyStore:
         return None
 
     # -- internals ----------------------------------------------------------------------
-    def _transaction(self):
-        store = self
-
-        class _Tx:
-            def __enter__(self):
-                store._saved_hash = store._last_hash
-                store._db.execute("begin immediate")
-
-            def __exit__(self, kind, exc, tb):
-                if kind is None:
-                    store._db.execute("commit")
-                else:
-                    store._db.execute("rollback")
-                    store._last_hash = store._saved_hash
-                return False
-        return _Tx()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        saved = self._last_hash, self._last_seq
+        self._db.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("rollback")
+            self._last_hash, self._last_seq = saved
+            raise
+        self._db.execute("commit")
 
     def _state(self, key_id: str) -> KeyState:
         row = self._db.execute("select state from app_keys where key_id = ?", (key_id,)).fetchone()
@@ -245,11 +241,11 @@ class KeyStore:
         self._audit(now, KeyState.DESTROYED.value, key_id, {})
 
     def _audit(self, now: float, event: str, key_id: str, detail: dict) -> None:
-        seq = self._db.execute("select coalesce(max(seq), 0) + 1 from audit").fetchone()[0]
+        seq = self._last_seq + 1
         text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
         digest = _entry_hash(self._last_hash, seq, now, event, key_id, text)
         self._db.execute("insert into audit values (?,?,?,?,?,?,?)", (seq, now, event, key_id, text, self._last_hash, digest))
-        self._last_hash = digest
+        self._last_seq, self._last_hash = seq, digest
 
 
 def _entry_hash(prev: str, seq: int, at: float, event: str, key_id: str, detail: str) -> str:

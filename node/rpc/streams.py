@@ -42,8 +42,10 @@ class StreamMux:
             async with self._write_lock:
                 await call.write(request)
             return await asyncio.wait_for(future, timeout_s)
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
-            raise StreamBroken(f"stream failed: {getattr(exc, 'code', lambda: type(exc).__name__)()}") from None
+        except grpc.aio.AioRpcError as exc:
+            raise StreamBroken(f"stream failed: {exc.code().name}") from None
+        except asyncio.InvalidStateError:
+            raise StreamBroken("stream already closed") from None
         finally:
             self._pending.pop(call_id, None)
 
