@@ -23,6 +23,15 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages (forked from one launcher) split among their users."""
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
 async def measure(n: int) -> dict:
     network = Network(load(f"ring:{n}"), time_scale=1.0, seed=n)
     start = time.perf_counter()
@@ -32,10 +41,12 @@ async def measure(n: int) -> dict:
         status = await network.status()
         healthy = sum(s is not None for s in status.values())
         rss = [_rss_mb(h.process.pid) for h in network.nodes.values()]
+        pss = [_pss_mb(h.process.pid) for h in network.nodes.values()]
     finally:
         await network.stop()
     return {"nodes": n, "boot_s": round(boot, 2), "healthy": healthy,
-            "rss_mb_per_node_mean": round(sum(rss) / len(rss), 1), "rss_mb_per_node_max": round(max(rss), 1)}
+            "rss_mb_per_node_mean": round(sum(rss) / len(rss), 1), "rss_mb_per_node_max": round(max(rss), 1),
+            "pss_mb_per_node_mean": round(sum(pss) / len(pss), 1)}
 
 
 async def main() -> None:
