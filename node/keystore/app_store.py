@@ -17,11 +17,13 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+from node.keystore.link_pool import ChunkRecord, PoolCounters
 from node.keystore.lifecycle import KeyState, check_transition
 
 GENESIS = "0" * 64
@@ -50,6 +52,23 @@ create table if not exists audit(
     detail text not null,
     prev text not null,
     hash text not null
+);
+create table if not exists link_chunks(  -- link-key pools: one row per block half still holding key
+    link_id text not null,
+    half text not null,
+    frame_id integer not null,
+    bits blob not null,                 -- packed; used bits are zero
+    used blob not null,                 -- packed mask
+    size integer not null,
+    cursor integer not null,
+    primary key (link_id, half, frame_id)
+);
+create table if not exists link_counters(
+    link_id text primary key,
+    generated integer not null,
+    consumed integer not null,
+    discarded integer not null,
+    reasons text not null
 );
 """
 
@@ -98,6 +117,26 @@ class KeyStore:
         self._db.executescript(SCHEMA)
         row = self._db.execute("select seq, hash from audit order by seq desc limit 1").fetchone()
         self._last_seq, self._last_hash = row if row else (0, GENESIS)
+        self._in_group = False
+
+    def group(self, calls: list[tuple[Callable[..., Any], tuple]]) -> list[tuple[bool, Any]]:
+        """Several calls in one transaction, so one synchronous commit covers them all.
+
+        Each call runs in its own savepoint: one that fails is rolled back alone and its
+        exception returned in its place. If the commit itself fails, it raises for all.
+        """
+        results: list[tuple[bool, Any]] = []
+        with self._transaction():
+            self._in_group = True
+            try:
+                for fn, args in calls:
+                    try:
+                        results.append((True, fn(*args)))
+                    except Exception as exc:  # the caller gets it back
+                        results.append((False, exc))
+            finally:
+                self._in_group = False
+        return results
 
     def close(self) -> None:
         self._db.close()
@@ -141,6 +180,33 @@ class KeyStore:
             self._audit(now, "relayed", k.key_id, {"role": role, "peer": k.peer, "master_SAE": k.master_sae,
                                                    "slave_SAE": k.slave_sae})
 
+    def save_link_pool(self, link_id: str, rows: list[ChunkRecord], counters: PoolCounters) -> None:
+        """Write a pool's changes (from ``LinkKeyPool.snapshot_changes``) in one transaction."""
+        with self._transaction():
+            for r in rows:
+                if r.bits is None:
+                    # Zero the blobs in place first, as for end-to-end keys (secure_delete does the pages).
+                    self._db.execute("update link_chunks set bits = zeroblob(length(bits)) where link_id = ? and "
+                                     "half = ? and frame_id = ?", (link_id, r.half, r.frame_id))
+                    self._db.execute("delete from link_chunks where link_id = ? and half = ? and frame_id = ?",
+                                     (link_id, r.half, r.frame_id))
+                else:
+                    self._db.execute("insert or replace into link_chunks values (?,?,?,?,?,?,?)",
+                                     (link_id, r.half, r.frame_id, r.bits, r.used, r.size, r.cursor))
+            self._db.execute("insert or replace into link_counters values (?,?,?,?,?)",
+                             (link_id, counters.generated_bits, counters.consumed_bits, counters.discarded_bits,
+                              json.dumps(counters.discard_reasons, sort_keys=True)))
+
+    def load_link_pool(self, link_id: str) -> tuple[list[ChunkRecord], PoolCounters] | None:
+        row = self._db.execute("select generated, consumed, discarded, reasons from link_counters where link_id = ?",
+                               (link_id,)).fetchone()
+        if row is None:
+            return None
+        chunks = [ChunkRecord(h, f, bytes(b), bytes(u), n, c) for h, f, b, u, n, c in self._db.execute(
+            "select half, frame_id, bits, used, size, cursor from link_chunks where link_id = ? order by frame_id",
+            (link_id,))]
+        return chunks, PoolCounters(row[0], row[1], row[2], json.loads(row[3]))
+
     def deliver(self, key_ids: list[str], role: str, master_sae: str, slave_sae: str) -> list[tuple[str, bytes]]:
         """Hand keys to their SAE: all or nothing; then overwrite the store's copy."""
         now = self._clock()
@@ -162,11 +228,16 @@ class KeyStore:
             return out
 
     def revoke(self, key_id: str, reason: str) -> None:
+        self.revoke_many([key_id], reason)
+
+    def revoke_many(self, key_ids: list[str], reason: str) -> None:
+        """All or nothing: an unknown or no longer revocable key leaves every key as it was."""
         now = self._clock()
         with self._transaction():
-            state = self._state(key_id)
-            self._move(key_id, state, KeyState.REVOKED, now, {"reason": reason})
-            self._destroy(key_id, KeyState.REVOKED, now)
+            for key_id in key_ids:
+                state = self._state(key_id)
+                self._move(key_id, state, KeyState.REVOKED, now, {"reason": reason})
+                self._destroy(key_id, KeyState.REVOKED, now)
 
     def expire(self) -> int:
         """Withdraw every undelivered key past its TTL; returns how many."""
@@ -213,6 +284,17 @@ class KeyStore:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         saved = self._last_hash, self._last_seq
+        if self._in_group:
+            self._db.execute("savepoint call")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("rollback to call")
+                self._db.execute("release call")
+                self._last_hash, self._last_seq = saved
+                raise
+            self._db.execute("release call")
+            return
         self._db.execute("begin immediate")
         try:
             yield
@@ -254,15 +336,56 @@ def _entry_hash(prev: str, seq: int, at: float, event: str, key_id: str, detail:
 
 
 class AsyncKeyStore:
-    """The store for the event loop: every call runs on one dedicated thread, in order."""
+    """The store for the event loop: every call runs on one dedicated thread, in order.
+
+    Calls that arrive while the thread is busy are run together in one transaction (group
+    commit): many concurrent relays then share one fsync instead of paying one each.
+    """
 
     def __init__(self, store: KeyStore) -> None:
         self.store = store
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="keystore")
+        self._pending: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
+        self._lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            self._pending.append((fn, args, future))
+            first = len(self._pending) == 1
+        if first:
+            loop.run_in_executor(self._executor, self._drain, loop)
+        return await future
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            if len(batch) == 1:
+                fn, args, _ = batch[0]
+                try:
+                    results = [(True, fn(*args))]
+                except Exception as exc:
+                    results = [(False, exc)]
+            else:
+                results = self.store.group([(fn, args) for fn, args, _ in batch])
+        except Exception as exc:  # the shared commit failed: nothing of the batch was kept
+            results = [(False, exc)] * len(batch)
+        for (_, _, future), (ok, value) in zip(batch, results):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
 
     async def close(self) -> None:
-        await self.run(self.store.close)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
         self._executor.shutdown(wait=True)
+
+
+def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
+    if future.done():  # the caller was cancelled; the call itself has happened (or not) all the same
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

@@ -108,3 +108,21 @@ def test_keys_survive_reopening(tmp_path):
     assert reopened.deliver([keys[1].key_id], "destination", "sae1", "sae2") == [(keys[1].key_id, keys[1].material)]
     reopened.add(_keys(1), "destination")
     assert reopened.verify_audit() is None
+
+
+async def test_concurrent_calls_share_a_commit_and_fail_alone(tmp_path):
+    import asyncio
+
+    from node.keystore.app_store import AsyncKeyStore
+
+    store = AsyncKeyStore(KeyStore(tmp_path / "k.db"))
+    ids = [str(uuid.uuid4()) for _ in range(50)]
+    calls = [store.run(store.store.add, [NewKey(i, "B", bytes(32))], "destination") for i in ids]
+    calls.append(store.run(store.store.add, [NewKey(ids[0], "B", bytes(32))], "destination"))  # a duplicate
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert results[:-1] == [None] * 50 and isinstance(results[-1], StoreError)
+    assert await store.run(store.store.count_waiting) == 50
+    assert await store.run(store.store.verify_audit) is None  # the failed call left no audit entry
+    await store.close()
+    reopened = KeyStore(tmp_path / "k.db")
+    assert {r.key_id for r in reopened.records()} == set(ids) and reopened.verify_audit() is None
