@@ -43,6 +43,7 @@ class FrameForPeer:
 class LinkPeer(Protocol):
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]: ...
     async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]: ...
+    async def reconcile(self, link_id: str, inventory: dict) -> dict: ...
 
 
 def frame_to_record(frame: FrameForPeer) -> BobRecord:
@@ -185,11 +186,11 @@ class LinkRuntime:
         p = self.pool
         emulated = max(self.emulated_seconds, 1e-12)
         return dict(link_id=self.settings.link_id, peer=self.settings.peer, role=self.settings.role,
-                    state=self.state if self.settings.role == "transmitter" or not p.full else "full", length_km=self.settings.params.length_km,
+                    state=self.state if self.settings.role == "transmitter" or self.state == "cut" or not p.full else "full", length_km=self.settings.params.length_km,
                     blocks_accepted=self.blocks_accepted, blocks_aborted=self.blocks_aborted,
                     last_abort_reason=self.last_abort_reason, qber=self.last_qber, sifted_bits=self.sifted_bits,
                     generated_bits=p.generated_bits, pool_bits=p.level_bits, consumed_bits=p.consumed_bits,
                     discarded_bits=p.discarded_bits, emulated_seconds=self.emulated_seconds,
                     sifted_bits_per_s=self.sifted_bits / emulated if self.emulated_seconds else 0.0,
                     secret_bits_per_s=p.generated_bits / emulated if self.emulated_seconds else 0.0,
-                    auth_bits=self.auth_bits)
+                    auth_bits=self.auth_bits, sendable_bits=p.sendable_bits)

@@ -19,6 +19,8 @@ from node.keystore.app_store import AsyncKeyStore, NewKey, StoreError
 from node.keystore.link_pool import KeyPoolError, LinkKeyPool
 from node.link_runtime import FrameForPeer, LinkPeer, LinkRuntime
 from node.relay import one_time_pad
+from node.pool_keeper import PoolKeeper
+from node.shares import ExposureLog, ShareAssembler, split_key
 from node.settings import LinkSettings, NodeSettings
 
 
@@ -36,6 +38,8 @@ class RelayItem:
     link_key_id: str
     master_sae: str = ""  # set for ETSI GS QKD 014 keys: who may fetch the key at the destination
     slave_sae: str = ""
+    share_index: int = 0  # multipath: which XOR share of the key this is (1-based); 0 = whole key
+    share_count: int = 0
 
 
 class RelayPeer(Protocol):
@@ -68,8 +72,12 @@ class TrustedNode:
         self.pools: dict[str, LinkKeyPool] = {}
         self.peers: dict[str, Peer] = {}
         self.relays_forwarded = 0
+        self.cut_links: set[str] = set()  # peers whose link was taken out of service
+        self.assembler = ShareAssembler()
+        self.exposure = ExposureLog()
         self.configured = False
         self._first_hop = Coalescer(self._send_first_hop)
+        self.keeper = PoolKeeper(store)
 
     # -- configuration --------------------------------------------------------------------
     async def configure(self, settings: NodeSettings) -> None:
@@ -78,25 +86,37 @@ class TrustedNode:
         if self.configured:
             raise ValueError(f"node {self.name!r} is already configured")
         self.settings = settings
+        restored = set()
         for link in settings.links:
             pool = LinkKeyPool("a" if link.role == "transmitter" else "b", link.pool_capacity_bits)
+            if await self.keeper.open(link.peer, link.link_id, pool):
+                restored.add(link.peer)
             runtime = LinkRuntime(link, pool, settings.time_scale)
             self.pools[link.peer] = pool
             self.links[link.peer] = runtime
             self._links_by_id[link.link_id] = runtime
             self.peers[link.peer] = self._peer_factory(link.peer_address)
         self.configured = True
+        await asyncio.gather(*(self.keeper.reconcile_with(peer, self.peers[peer], peer in restored)
+                               for peer in self.links))
         for peer, runtime in self.links.items():
             runtime.start(self.peers[peer])
+        self.keeper.start()
+
+    async def on_reconcile(self, link_id: str, inventory: dict) -> dict:
+        runtime = self._links_by_id.get(link_id)
+        if runtime is None:
+            raise KeyError(f"node {self.name} has no link {link_id!r}")
+        return await self.keeper.on_reconcile(runtime.settings.peer, inventory)
 
     async def reset_link(self, link: LinkSettings) -> None:
-        """The peer restarted without this link's key: discard ours, run the link afresh."""
+        """The peer restarted: run the link afresh (new authentication secret); the pool stays,
+        and the restarted peer reconciles it with its own durable copy."""
         old = self.links.get(link.peer)
         if old is None or old.settings.link_id != link.link_id:
             raise ValueError(f"node {self.name} has no link {link.link_id!r} to {link.peer!r}")
         await old.stop()
         pool = self.pools[link.peer]
-        pool.discard_all("peer restarted: link key no longer held on both ends")
         runtime = LinkRuntime(link, pool, self.settings.time_scale)
         self.links[link.peer] = runtime
         self._links_by_id[link.link_id] = runtime
@@ -105,6 +125,7 @@ class TrustedNode:
     async def close(self) -> None:
         for runtime in self.links.values():
             await runtime.stop()
+        await self.keeper.close()
         for peer in self.peers.values():
             await peer.close()
 
@@ -113,6 +134,8 @@ class TrustedNode:
         runtime = self._links_by_id.get(link_id)
         if runtime is None:
             raise KeyError(f"node {self.name} has no link {link_id!r}")
+        if runtime.settings.peer in self.cut_links:
+            raise KeyError(f"link {link_id!r} is out of service at {self.name}")
         return runtime
 
     async def on_frame(self, frame: FrameForPeer) -> list[bytes]:
@@ -129,30 +152,33 @@ class TrustedNode:
         With SAEs named (an ETSI request) the keys go to the master SAE, so this node records
         them as delivered and keeps no copy; otherwise it keeps them for comparison.
         """
-        if len(path) < 2 or path[0] != self.name:
-            raise RelayError(f"path must start at {self.name} and have at least two nodes")
+        return await self.relay_multipath([path], count, key_bits, timeout_s, master_sae, slave_sae)
+
+    async def relay_multipath(self, paths: list[list[str]], count: int, key_bits: int, timeout_s: float,
+                              master_sae: str = "", slave_sae: str = "") -> RelayOutcome:
+        """Like ``relay``; with k > 1 node-disjoint paths each key travels as k XOR shares.
+
+        No intermediate node then sees more than one share of a key. The key is kept only if
+        every share was delivered; a share's link key is accounted on its own path either way.
+        """
+        self._check_paths(paths)
         if key_bits <= 0 or key_bits % 8:
             raise RelayError("key size must be a positive multiple of 8 bits")
         if count <= 0:
             raise RelayError("count must be positive")
-        pool = self._pool(path[1])
         started = time.perf_counter()
-        keys, items = [], []
-        for _ in range(count):
-            material = secrets.token_bytes(key_bits // 8)
-            key_id = str(uuid.uuid4())
-            try:
-                link_key_id, pad = await pool.allocate_waiting(key_bits, timeout_s)
-            except KeyPoolError as exc:
-                pool.discard(len(items) * key_bits, "relay aborted: no link key")
-                raise RelayError(f"{self.name}->{path[1]}: {exc}") from None
-            items.append(RelayItem(key_id, one_time_pad(material, pad), link_key_id, master_sae, slave_sae))
-            keys.append(NewKey(key_id, path[-1], material, master_sae, slave_sae))
-        try:
-            await asyncio.wait_for(self._first_hop.send(tuple(path), items), timeout_s)
-        except Exception as exc:
-            pool.discard(count * key_bits, "relay failed downstream")
-            raise RelayError(f"relay via {path[1]} failed: {exc}") from None
+        keys = [NewKey(str(uuid.uuid4()), paths[0][-1], secrets.token_bytes(key_bits // 8), master_sae, slave_sae)
+                for _ in range(count)]
+        if len(paths) == 1:
+            await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s)
+        else:
+            shares = [split_key(k.material, len(paths)) for k in keys]
+            results = await asyncio.gather(*(
+                self._send_share(path, keys, [s[i] for s in shares], i + 1, len(paths), timeout_s)
+                for i, path in enumerate(paths)), return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                raise RelayError("; ".join(str(f) for f in failed))
         try:
             if master_sae:
                 await self.store.run(self.store.store.add_delivered, keys)
@@ -161,7 +187,42 @@ class TrustedNode:
         except StoreError as exc:  # the destination holds keys this end could not record: they expire there
             raise RelayError(f"{self.name}: key store refused the relayed keys: {exc}") from None
         latency = time.perf_counter() - started
-        return RelayOutcome([(k.key_id, k.material) for k in keys], [latency] * count, count * key_bits)
+        return RelayOutcome([(k.key_id, k.material) for k in keys], [latency] * count,
+                            count * key_bits * len(paths))
+
+    def _check_paths(self, paths: list[list[str]]) -> None:
+        if not paths:
+            raise RelayError("no path given")
+        for path in paths:
+            if len(path) < 2 or path[0] != self.name:
+                raise RelayError(f"path must start at {self.name} and have at least two nodes")
+            if len(set(path)) != len(path):
+                raise RelayError("relay path visits a node twice")
+        if len({p[-1] for p in paths}) != 1:
+            raise RelayError("multipath routes must end at the same destination")
+        inner = [n for p in paths for n in p[1:-1]]
+        if len(set(inner)) != len(inner) or len({tuple(p) for p in paths}) != len(paths):
+            raise RelayError("multipath routes must be node-disjoint")
+
+    async def _send_share(self, path: list[str], keys: list[NewKey], payloads: list[bytes], share_index: int,
+                          share_count: int, timeout_s: float) -> None:
+        """Pad each payload with fresh link key to path[1] and send; on failure the pads are discarded."""
+        pool = self._pool(path[1])
+        items = []
+        for key, payload in zip(keys, payloads):
+            try:
+                link_key_id, pad = await pool.allocate_waiting(8 * len(payload), timeout_s)
+            except KeyPoolError as exc:
+                pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay aborted: no link key")
+                raise RelayError(f"{self.name}->{path[1]}: {exc}") from None
+            items.append(RelayItem(key.key_id, one_time_pad(payload, pad), link_key_id, key.master_sae,
+                                   key.slave_sae, share_index, share_count))
+        try:
+            await self.keeper.persist(path[1])  # the pads are marked used on disk before they leave
+            await asyncio.wait_for(self._first_hop.send(tuple(path), items), timeout_s)
+        except Exception as exc:
+            pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay failed downstream")
+            raise RelayError(f"relay via {path[1]} failed: {_describe(exc)}") from None
 
     async def _send_first_hop(self, path: tuple[str, ...], items: list[RelayItem]) -> None:
         await self.peers[path[1]].forward(list(path), 1, items)
@@ -186,8 +247,13 @@ class TrustedNode:
         self.relays_forwarded += len(items)
         if hop == len(path) - 1:
             kme = self.settings.kme if self.settings else None
-            arrived = [NewKey(key_id, path[0], material, item.master_sae, item.slave_sae)
-                       for (key_id, material), item in zip(recovered, items)]
+            try:
+                arrived = self._whole_keys(path[0], recovered, items)
+            except ValueError as exc:
+                previous.discard(taken_bits, f"relay rejected: {exc}")
+                raise RelayError(f"{self.name}: {exc}") from None
+            if not arrived:
+                return
             ttl_s = kme.key_ttl_s if kme and kme.key_ttl_s > 0 else None
             try:
                 await self.store.run(self.store.store.add, arrived, "destination", ttl_s)
@@ -195,34 +261,71 @@ class TrustedNode:
                 previous.discard(taken_bits, f"relay rejected: {exc}")
                 raise RelayError(f"{self.name}: {exc}") from None
             return
-        following = self._pool(path[hop + 1])
+        for item in items:
+            self.exposure.record(item.key_id, item.share_index, item.share_count)
+        try:
+            following = self._pool(path[hop + 1])
+        except RelayError:
+            previous.discard(taken_bits, "relay failed: next link out of service")
+            raise
         onward, sent_bits = [], 0
         try:
             for (key_id, material), item in zip(recovered, items):
                 link_key_id, pad = await following.allocate_waiting(8 * len(material), HOP_KEY_WAIT_S)
                 sent_bits += pad.size
                 onward.append(RelayItem(key_id, one_time_pad(material, pad), link_key_id, item.master_sae,
-                                        item.slave_sae))
+                                        item.slave_sae, item.share_index, item.share_count))
+            await self.keeper.persist(path[hop + 1])
             await self.peers[path[hop + 1]].forward(path, hop + 1, onward)
         except Exception as exc:
             previous.discard(taken_bits, "relay failed downstream")
             following.discard(sent_bits, "relay failed downstream")
-            raise RelayError(f"{self.name}->{path[hop + 1]}: {exc}") from None
+            raise RelayError(f"{self.name}->{path[hop + 1]}: {_describe(exc)}") from None
         finally:
             recovered.clear()
+
+    def _whole_keys(self, source: str, recovered: list[tuple[str, bytes]], items: list[RelayItem]) -> list[NewKey]:
+        """Destination: keys that are now complete (a whole key, or the last missing share)."""
+        whole = []
+        for (key_id, material), item in zip(recovered, items):
+            if item.share_count:
+                material = self.assembler.add(key_id, item.share_index, item.share_count, material, source,
+                                               item.master_sae, item.slave_sae)
+                if material is None:
+                    continue
+            whole.append(NewKey(key_id, source, material, item.master_sae, item.slave_sae))
+        return whole
 
     def _pool(self, peer: str) -> LinkKeyPool:
         pool = self.pools.get(peer)
         if pool is None:
             raise RelayError(f"node {self.name} has no link to {peer}")
+        if peer in self.cut_links:
+            raise RelayError(f"{self.name}->{peer}: link out of service")
         return pool
+
+    async def set_link_down(self, peer: str) -> None:
+        """A fibre cut on this end: stop generating, refuse relays over it, keep its pool."""
+        runtime = self.links.get(peer)
+        if runtime is None:
+            raise ValueError(f"node {self.name} has no link to {peer!r}")
+        self.cut_links.add(peer)
+        await runtime.stop()
+        runtime.state = "cut"
 
     # -- observation ----------------------------------------------------------------------
     async def status(self) -> dict:
         waiting = await self.store.run(self.store.store.count_waiting)
         return dict(name=self.name, links=[r.status() for r in self.links.values()],
-                    app_keys=waiting, relays_forwarded=self.relays_forwarded)
+                    app_keys=waiting, relays_forwarded=self.relays_forwarded,
+                    keys_read_whole=self.exposure.keys_read_whole, shares_read=self.exposure.shares_read)
 
     async def list_keys(self, peer: str = "") -> list[tuple[str, str, bytes, int]]:
         records = await self.store.run(self.store.store.records, peer)
         return [(r.key_id, r.peer, r.digest, r.bits) for r in records]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__

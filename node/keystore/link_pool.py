@@ -28,6 +28,26 @@ class _Chunk:
     cursor: int = 0  # next unallocated offset (sender's half only)
 
 
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk as the durable store keeps it: packed bits (used ones zeroed) and used mask."""
+
+    half: str
+    frame_id: int
+    bits: bytes | None  # None: the chunk is gone (spent or erased)
+    used: bytes | None
+    size: int
+    cursor: int
+
+
+@dataclass(frozen=True)
+class PoolCounters:
+    generated_bits: int
+    consumed_bits: int
+    discarded_bits: int
+    discard_reasons: dict
+
+
 class LinkKeyPool:
     def __init__(self, send_half: str, capacity_bits: int, low_watermark_bits: int | None = None) -> None:
         if send_half not in ("a", "b"):
@@ -44,6 +64,9 @@ class LinkKeyPool:
         self.discarded_bits = 0
         self.discard_reasons: dict[str, int] = {}
         self._changed = asyncio.Event()
+        self._dirty: set[tuple[str, int]] = set()  # chunks changed since the last snapshot
+        self._counters_dirty = False
+        self.version = 0  # grows with every change: lets a writer know what is durable
 
     # -- filling ------------------------------------------------------------------------
     def add_block(self, frame_id: int, key_bits: np.ndarray) -> None:
@@ -52,6 +75,7 @@ class LinkKeyPool:
         for half, part in (("a", key_bits[:middle]), ("b", key_bits[middle:])):
             if part.size:
                 self._halves[half][frame_id] = _Chunk(part.astype(np.uint8, copy=True), np.zeros(part.size, bool))
+                self._touch((half, frame_id))
         self.generated_bits += int(key_bits.size)
         self._notify()
 
@@ -84,12 +108,12 @@ class LinkKeyPool:
             if remaining >= n_bits:
                 start = chunk.cursor
                 chunk.cursor += n_bits
-                bits = self._consume(chunk, start, n_bits)
+                bits = self._consume(self.send_half, frame_id, chunk, start, n_bits)
                 self._drop_if_spent(self.send_half, frame_id)
                 return f"{frame_id}:{self.send_half}:{start}:{n_bits}", bits
             if remaining < n_bits and chunk.cursor < chunk.bits.size and len(half) > 1:
                 # Too short a tail for this request: discard it rather than split an ID.
-                self._discard_range(chunk, chunk.cursor, remaining, "tail shorter than a request")
+                self._discard_range(self.send_half, frame_id, chunk, chunk.cursor, remaining, "tail shorter than a request")
                 chunk.cursor = chunk.bits.size
                 self._drop_if_spent(self.send_half, frame_id)
         raise KeyPoolError(f"link pool holds {self.sendable_bits} sendable bits, {n_bits} needed")
@@ -119,7 +143,7 @@ class LinkKeyPool:
             raise KeyPoolError(f"unknown link key {link_key_id}")
         if chunk.used[start:start + length].any():
             raise KeyPoolError(f"link key {link_key_id} was already used")
-        bits = self._consume(chunk, start, length)
+        bits = self._consume(half_name, frame_id, chunk, start, length)
         self._drop_if_spent(half_name, frame_id)
         return bits
 
@@ -128,17 +152,20 @@ class LinkKeyPool:
         self.consumed_bits -= n_bits
         self.discarded_bits += n_bits
         self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + n_bits
+        self._counters_dirty = True
+        self.version += 1
 
     def discard_all(self, reason: str) -> int:
         """Erase every unused bit (the peer lost its copy); returns how many were discarded."""
         erased = 0
-        for half in self._halves.values():
-            for chunk in half.values():
+        for name, half in self._halves.items():
+            for frame_id, chunk in half.items():
                 unused = ~chunk.used
                 count = int(unused.sum())
                 chunk.bits[:] = 0
                 chunk.used[:] = True
                 erased += count
+                self._touch((name, frame_id))
             half.clear()
         self.discarded_bits += erased
         self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + erased
@@ -146,24 +173,27 @@ class LinkKeyPool:
         return erased
 
     # -- internals ----------------------------------------------------------------------
-    def _consume(self, chunk: _Chunk, start: int, length: int) -> np.ndarray:
+    def _consume(self, half: str, frame_id: int, chunk: _Chunk, start: int, length: int) -> np.ndarray:
         bits = chunk.bits[start:start + length].copy()
         chunk.bits[start:start + length] = 0
         chunk.used[start:start + length] = True
         self.consumed_bits += length
+        self._touch((half, frame_id))
         self._notify()
         return bits
 
-    def _discard_range(self, chunk: _Chunk, start: int, length: int, reason: str) -> None:
+    def _discard_range(self, half: str, frame_id: int, chunk: _Chunk, start: int, length: int, reason: str) -> None:
         chunk.bits[start:start + length] = 0
         chunk.used[start:start + length] = True
         self.discarded_bits += length
         self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + length
+        self._touch((half, frame_id))
 
     def _drop_if_spent(self, half: str, frame_id: int) -> None:
         chunk = self._halves[half].get(frame_id)
         if chunk is not None and chunk.used.all():
             del self._halves[half][frame_id]
+            self._touch((half, frame_id))
 
     @staticmethod
     def _parse(link_key_id: str) -> tuple[int, str, int, int]:
@@ -178,3 +208,84 @@ class LinkKeyPool:
 
     def _notify(self) -> None:
         self._changed.set()
+
+    def _touch(self, key: tuple[str, int]) -> None:
+        self._dirty.add(key)
+        self._counters_dirty = True
+        self.version += 1
+
+    # -- durability and reconciliation ----------------------------------------------------
+    def snapshot_changes(self) -> tuple[list[ChunkRecord], PoolCounters] | None:
+        """What changed since the last call, for the durable store; None if nothing did.
+
+        A spent or erased chunk comes back with ``bits`` None: the store deletes it.
+        """
+        if not self._dirty and not self._counters_dirty:
+            return None
+        rows = []
+        for name, frame_id in sorted(self._dirty):
+            chunk = self._halves[name].get(frame_id)
+            if chunk is None:
+                rows.append(ChunkRecord(name, frame_id, None, None, 0, 0))
+            else:
+                rows.append(ChunkRecord(name, frame_id, np.packbits(chunk.bits).tobytes(),
+                                        np.packbits(chunk.used).tobytes(), int(chunk.bits.size), chunk.cursor))
+        self._dirty.clear()
+        self._counters_dirty = False
+        return rows, self.counters()
+
+    def counters(self) -> PoolCounters:
+        return PoolCounters(self.generated_bits, self.consumed_bits, self.discarded_bits, dict(self.discard_reasons))
+
+    def restore(self, rows: list[ChunkRecord], counters: PoolCounters) -> None:
+        """Load the state a store kept (a restarted node); unused bits stay as they were saved."""
+        for row in rows:
+            bits = np.unpackbits(np.frombuffer(row.bits, np.uint8))[: row.size].astype(np.uint8)
+            used = np.unpackbits(np.frombuffer(row.used, np.uint8))[: row.size].astype(bool)
+            self._halves[row.half][row.frame_id] = _Chunk(bits, used, row.cursor)
+        for half in self._halves.values():  # frames in order, as allocation expects
+            ordered = sorted(half.items())
+            half.clear()
+            half.update(ordered)
+        self.generated_bits, self.consumed_bits, self.discarded_bits = (
+            counters.generated_bits, counters.consumed_bits, counters.discarded_bits)
+        self.discard_reasons = dict(counters.discard_reasons)
+        self._notify()
+
+    def inventory(self) -> dict[tuple[str, int], np.ndarray]:
+        """Which bits of which chunk this end still holds unused (True = usable)."""
+        return {(name, frame_id): ~chunk.used for name, half in self._halves.items() for frame_id, chunk in half.items()}
+
+    def reconcile(self, peer_inventory: dict[tuple[str, int], np.ndarray], reason: str) -> int:
+        """Keep only bits both ends hold unused; discard the rest here (accounted). Returns bits discarded.
+
+        Both ends run this with the other's inventory, so they end holding the same bits.
+        """
+        discarded = 0
+        for name, half in self._halves.items():
+            for frame_id, chunk in list(half.items()):
+                theirs = peer_inventory.get((name, frame_id))
+                ours = ~chunk.used
+                drop = ours if theirs is None or theirs.size != ours.size else ours & ~theirs
+                # Allocation runs forward from a cursor: unused bits before the last used one
+                # would be stranded, so they go too (both ends compute the same).
+                kept = ours & ~drop
+                used_after = np.flatnonzero(~kept)
+                tail_start = int(used_after[-1]) + 1 if used_after.size else 0
+                drop[:tail_start] |= kept[:tail_start]
+                chunk.cursor = tail_start
+                count = int(drop.sum())
+                if count:
+                    chunk.bits[drop] = 0
+                    chunk.used[drop] = True
+                    self.discarded_bits += count
+                    self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + count
+                    self._touch((name, frame_id))
+                    discarded += count
+                if chunk.used.all():
+                    del half[frame_id]
+                    self._touch((name, frame_id))
+        if discarded:
+            self._counters_dirty = True
+            self._notify()
+        return discarded

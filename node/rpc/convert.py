@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from qkdnet_proto.v1 import node_pb2 as pb
 
 from node.link_runtime import FrameForPeer
@@ -22,11 +23,24 @@ def frame_from_pb(msg: pb.QuantumFrame) -> FrameForPeer:
 
 def items_to_pb(items: list[RelayItem]) -> list[pb.RelayItem]:
     return [pb.RelayItem(key_id=i.key_id, ciphertext=i.ciphertext, link_key_id=i.link_key_id,
-                         master_sae=i.master_sae, slave_sae=i.slave_sae) for i in items]
+                         master_sae=i.master_sae, slave_sae=i.slave_sae, share_index=i.share_index,
+                         share_count=i.share_count) for i in items]
 
 
 def items_from_pb(items) -> list[RelayItem]:
-    return [RelayItem(i.key_id, i.ciphertext, i.link_key_id, i.master_sae, i.slave_sae) for i in items]
+    return [RelayItem(i.key_id, i.ciphertext, i.link_key_id, i.master_sae, i.slave_sae, i.share_index, i.share_count)
+            for i in items]
+
+
+def inventory_to_pb(link_id: str, inventory: dict) -> pb.PoolInventory:
+    return pb.PoolInventory(link_id=link_id, chunks=[
+        pb.PoolChunk(half=half, frame_id=frame_id, unused=np.packbits(mask).tobytes(), size=mask.size)
+        for (half, frame_id), mask in inventory.items()])
+
+
+def inventory_from_pb(msg: pb.PoolInventory) -> dict:
+    return {(c.half, c.frame_id): np.unpackbits(np.frombuffer(c.unused, np.uint8), count=c.size).astype(bool)
+            for c in msg.chunks}
 
 
 def link_settings_from_pb(l: pb.LinkConfig) -> LinkSettings:

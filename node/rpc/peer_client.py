@@ -7,7 +7,7 @@ from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
 from node.link_runtime import FrameForPeer
-from node.rpc.convert import frame_to_pb, items_to_pb
+from node.rpc.convert import frame_to_pb, inventory_from_pb, inventory_to_pb, items_to_pb
 from node.rpc.streams import StreamBroken, StreamMux
 from node.trusted_node import RelayError, RelayItem
 
@@ -30,6 +30,10 @@ class GrpcPeer:
         reply = await self._link.Exchange(pb.ClassicalBatch(link_id=link_id, frame_id=frame_id, envelopes=envelopes),
                                           timeout=120)
         return list(reply.envelopes), reply.done
+
+    async def reconcile(self, link_id: str, inventory: dict) -> dict:
+        reply = await self._link.ReconcilePool(inventory_to_pb(link_id, inventory), timeout=30)
+        return inventory_from_pb(reply)
 
     async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None:
         try:

@@ -8,8 +8,11 @@ import grpc
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
+from node.keystore.app_store import KeyNotAvailable
+from node.keystore.lifecycle import LifecycleError
 from node.keystore.link_pool import KeyPoolError
-from node.rpc.convert import frame_from_pb, items_from_pb, link_settings_from_pb, settings_from_pb
+from node.rpc.convert import (frame_from_pb, inventory_from_pb, inventory_to_pb, items_from_pb,
+                              link_settings_from_pb, settings_from_pb)
 from node.rpc.streams import serve_multiplexed
 from node.trusted_node import RelayError, TrustedNode
 
@@ -31,6 +34,14 @@ class LinkServicer(rpc.LinkServicer):
         except KeyError as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return pb.ClassicalBatch(link_id=request.link_id, frame_id=request.frame_id, envelopes=envelopes, done=done)
+
+
+    async def ReconcilePool(self, request, context):
+        try:
+            kept = await self.node.on_reconcile(request.link_id, inventory_from_pb(request))
+        except KeyError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return inventory_to_pb(request.link_id, kept)
 
 
 class RelayServicer(rpc.RelayServicer):
@@ -81,7 +92,8 @@ class ControlServicer(rpc.ControlServicer):
         status = await self.node.status()
         return pb.NodeStatus(name=status["name"], links=[pb.LinkStatus(**link) for link in status["links"]],
                              app_keys=status["app_keys"], relays_forwarded=status["relays_forwarded"],
-                             kme_url=self.kme_url())
+                             kme_url=self.kme_url(), keys_read_whole=status["keys_read_whole"],
+                             shares_read=status["shares_read"])
 
     async def RelayKeys(self, request, context):
         return await self._relay(request)
@@ -92,8 +104,9 @@ class ControlServicer(rpc.ControlServicer):
 
     async def _relay(self, request: pb.RelayRequest) -> pb.RelayResult:
         try:
-            outcome = await self.node.relay(list(request.path), request.count, request.key_bits,
-                                            request.timeout_s or 30.0)
+            paths = [list(r.path) for r in request.paths] or [list(request.path)]
+            outcome = await self.node.relay_multipath(paths, request.count, request.key_bits,
+                                                      request.timeout_s or 30.0)
         except RelayError as exc:
             return pb.RelayResult(error=str(exc))
         return pb.RelayResult(key_ids=outcome.key_ids, latencies_s=outcome.latencies_s,
@@ -102,6 +115,31 @@ class ControlServicer(rpc.ControlServicer):
     async def ListKeys(self, request, context):
         return pb.KeyList(keys=[pb.KeyEntry(key_id=k, peer=p, digest=d, bits=b)
                                 for k, p, d, b in await self.node.list_keys(request.peer)])
+
+    async def SetLinkState(self, request, context):
+        if request.up:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a cut link cannot be restored; restart the network")
+        try:
+            await self.node.set_link_down(request.peer)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return pb.Ack(ok=True)
+
+    async def ListExposure(self, request, context):
+        log = self.node.exposure
+        return pb.ExposureList(entries=[pb.ExposureEntry(key_id=e.key_id, share_index=e.share_index,
+                                                         share_count=e.share_count) for e in log.entries],
+                               keys_read_whole=log.keys_read_whole, shares_read=log.shares_read)
+
+    async def RevokeKeys(self, request, context):
+        store = self.node.store
+        try:
+            await store.run(store.store.revoke_many, list(request.key_ids), request.reason or "revoked by operator")
+        except KeyNotAvailable as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except LifecycleError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return pb.Ack(ok=True, message=f"{len(request.key_ids)} key(s) revoked")
 
     async def Shutdown(self, request, context):
         self.stop.set()

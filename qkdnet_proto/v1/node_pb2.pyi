@@ -26,6 +26,26 @@ class QuantumFrame(_message.Message):
     double_clicks: bytes
     def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., n_pulses: _Optional[int] = ..., count: _Optional[int] = ..., slot_gaps: _Optional[bytes] = ..., bases: _Optional[bytes] = ..., bits: _Optional[bytes] = ..., double_clicks: _Optional[bytes] = ...) -> None: ...
 
+class PoolChunk(_message.Message):
+    __slots__ = ("half", "frame_id", "unused", "size")
+    HALF_FIELD_NUMBER: _ClassVar[int]
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    UNUSED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    half: str
+    frame_id: int
+    unused: bytes
+    size: int
+    def __init__(self, half: _Optional[str] = ..., frame_id: _Optional[int] = ..., unused: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
+
+class PoolInventory(_message.Message):
+    __slots__ = ("link_id", "chunks")
+    LINK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    link_id: str
+    chunks: _containers.RepeatedCompositeFieldContainer[PoolChunk]
+    def __init__(self, link_id: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[PoolChunk, _Mapping]]] = ...) -> None: ...
+
 class ClassicalBatch(_message.Message):
     __slots__ = ("link_id", "frame_id", "envelopes", "done")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,18 +59,22 @@ class ClassicalBatch(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., envelopes: _Optional[_Iterable[bytes]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class RelayItem(_message.Message):
-    __slots__ = ("key_id", "ciphertext", "link_key_id", "master_sae", "slave_sae")
+    __slots__ = ("key_id", "ciphertext", "link_key_id", "master_sae", "slave_sae", "share_index", "share_count")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
     LINK_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     MASTER_SAE_FIELD_NUMBER: _ClassVar[int]
     SLAVE_SAE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SHARE_COUNT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     ciphertext: bytes
     link_key_id: str
     master_sae: str
     slave_sae: str
-    def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key_id: _Optional[str] = ..., master_sae: _Optional[str] = ..., slave_sae: _Optional[str] = ...) -> None: ...
+    share_index: int
+    share_count: int
+    def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key_id: _Optional[str] = ..., master_sae: _Optional[str] = ..., slave_sae: _Optional[str] = ..., share_index: _Optional[int] = ..., share_count: _Optional[int] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
     __slots__ = ("path", "hop", "items", "call_id")
@@ -73,6 +97,46 @@ class ForwardReply(_message.Message):
     reason: str
     call_id: int
     def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., call_id: _Optional[int] = ...) -> None: ...
+
+class LinkStateRequest(_message.Message):
+    __slots__ = ("peer", "up")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    up: bool
+    def __init__(self, peer: _Optional[str] = ..., up: _Optional[bool] = ...) -> None: ...
+
+class ExposureRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RevokeRequest(_message.Message):
+    __slots__ = ("key_ids", "reason")
+    KEY_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    key_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExposureEntry(_message.Message):
+    __slots__ = ("key_id", "share_index", "share_count")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SHARE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    share_index: int
+    share_count: int
+    def __init__(self, key_id: _Optional[str] = ..., share_index: _Optional[int] = ..., share_count: _Optional[int] = ...) -> None: ...
+
+class ExposureList(_message.Message):
+    __slots__ = ("entries", "keys_read_whole", "shares_read")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    KEYS_READ_WHOLE_FIELD_NUMBER: _ClassVar[int]
+    SHARES_READ_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[ExposureEntry]
+    keys_read_whole: int
+    shares_read: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[ExposureEntry, _Mapping]]] = ..., keys_read_whole: _Optional[int] = ..., shares_read: _Optional[int] = ...) -> None: ...
 
 class LinkConfig(_message.Message):
     __slots__ = ("link_id", "peer", "peer_address", "role", "params_json", "processing_json", "bootstrap_secret", "pool_capacity_bits", "seed")
@@ -164,7 +228,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LinkStatus(_message.Message):
-    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits")
+    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits", "sendable_bits")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +247,7 @@ class LinkStatus(_message.Message):
     SIFTED_BITS_PER_S_FIELD_NUMBER: _ClassVar[int]
     SECRET_BITS_PER_S_FIELD_NUMBER: _ClassVar[int]
     AUTH_BITS_FIELD_NUMBER: _ClassVar[int]
+    SENDABLE_BITS_FIELD_NUMBER: _ClassVar[int]
     link_id: str
     peer: str
     role: str
@@ -201,35 +266,42 @@ class LinkStatus(_message.Message):
     sifted_bits_per_s: float
     secret_bits_per_s: float
     auth_bits: int
-    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ...) -> None: ...
+    sendable_bits: int
+    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url")
+    __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url", "keys_read_whole", "shares_read")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LINKS_FIELD_NUMBER: _ClassVar[int]
     APP_KEYS_FIELD_NUMBER: _ClassVar[int]
     RELAYS_FORWARDED_FIELD_NUMBER: _ClassVar[int]
     KME_URL_FIELD_NUMBER: _ClassVar[int]
+    KEYS_READ_WHOLE_FIELD_NUMBER: _ClassVar[int]
+    SHARES_READ_FIELD_NUMBER: _ClassVar[int]
     name: str
     links: _containers.RepeatedCompositeFieldContainer[LinkStatus]
     app_keys: int
     relays_forwarded: int
     kme_url: str
-    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ..., kme_url: _Optional[str] = ...) -> None: ...
+    keys_read_whole: int
+    shares_read: int
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ..., kme_url: _Optional[str] = ..., keys_read_whole: _Optional[int] = ..., shares_read: _Optional[int] = ...) -> None: ...
 
 class RelayRequest(_message.Message):
-    __slots__ = ("path", "count", "key_bits", "timeout_s", "call_id")
+    __slots__ = ("path", "count", "key_bits", "timeout_s", "call_id", "paths")
     PATH_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     KEY_BITS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
     path: _containers.RepeatedScalarFieldContainer[str]
     count: int
     key_bits: int
     timeout_s: float
     call_id: int
-    def __init__(self, path: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ..., call_id: _Optional[int] = ...) -> None: ...
+    paths: _containers.RepeatedCompositeFieldContainer[Route]
+    def __init__(self, path: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ..., call_id: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
 
 class RelayResult(_message.Message):
     __slots__ = ("key_ids", "latencies_s", "link_bits_consumed", "error", "call_id")

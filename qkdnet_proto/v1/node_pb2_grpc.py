@@ -44,6 +44,11 @@ class LinkStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ClassicalBatch.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ClassicalBatch.FromString,
                 _registered_method=True)
+        self.ReconcilePool = channel.unary_unary(
+                '/qkdnet.v1.Link/ReconcilePool',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.FromString,
+                _registered_method=True)
 
 
 class LinkServicer:
@@ -64,6 +69,14 @@ class LinkServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReconcilePool(self, request, context):
+        """A restarted end sends which link-key bits it still holds unused; the other end keeps only
+        bits both hold (discarding the rest, accounted) and answers with what it kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LinkServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +89,11 @@ def add_LinkServicer_to_server(servicer, server):
                     servicer.Exchange,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ClassicalBatch.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ClassicalBatch.SerializeToString,
+            ),
+            'ReconcilePool': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReconcilePool,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +150,33 @@ class Link:
             '/qkdnet.v1.Link/Exchange',
             qkdnet__proto_dot_v1_dot_node__pb2.ClassicalBatch.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.ClassicalBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcilePool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Link/ReconcilePool',
+            qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.FromString,
             options,
             channel_credentials,
             insecure,
@@ -300,6 +345,21 @@ class ControlStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ListKeysRequest.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.KeyList.FromString,
                 _registered_method=True)
+        self.SetLinkState = channel.unary_unary(
+                '/qkdnet.v1.Control/SetLinkState',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.LinkStateRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+                _registered_method=True)
+        self.ListExposure = channel.unary_unary(
+                '/qkdnet.v1.Control/ListExposure',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ExposureRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ExposureList.FromString,
+                _registered_method=True)
+        self.RevokeKeys = channel.unary_unary(
+                '/qkdnet.v1.Control/RevokeKeys',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RevokeRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+                _registered_method=True)
         self.Shutdown = channel.unary_unary(
                 '/qkdnet.v1.Control/Shutdown',
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ShutdownRequest.SerializeToString,
@@ -350,6 +410,28 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLinkState(self, request, context):
+        """Take a link out of service (fibre cut) on this end: generation stops, relays over it are
+        refused, its pool is kept. Sent to both ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListExposure(self, request, context):
+        """What this node decrypted as an intermediate hop: key IDs with the share it saw.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKeys(self, request, context):
+        """Withdraw end-to-end keys not yet delivered: revoked, overwritten, audited. All or nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Shutdown(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -388,6 +470,21 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListKeys,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ListKeysRequest.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.KeyList.SerializeToString,
+            ),
+            'SetLinkState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLinkState,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.LinkStateRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
+            ),
+            'ListExposure': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExposure,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ExposureRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ExposureList.SerializeToString,
+            ),
+            'RevokeKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKeys,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RevokeRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
             ),
             'Shutdown': grpc.unary_unary_rpc_method_handler(
                     servicer.Shutdown,
@@ -557,6 +654,87 @@ class Control:
             '/qkdnet.v1.Control/ListKeys',
             qkdnet__proto_dot_v1_dot_node__pb2.ListKeysRequest.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.KeyList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLinkState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Control/SetLinkState',
+            qkdnet__proto_dot_v1_dot_node__pb2.LinkStateRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExposure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Control/ListExposure',
+            qkdnet__proto_dot_v1_dot_node__pb2.ExposureRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.ExposureList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Control/RevokeKeys',
+            qkdnet__proto_dot_v1_dot_node__pb2.RevokeRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
             options,
             channel_credentials,
             insecure,

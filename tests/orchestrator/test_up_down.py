@@ -44,13 +44,20 @@ def test_up_status_relay_down(tmp_path):
 
         unknown = _qkdnet(state, "relay", "n0", "n9")
         assert unknown.returncode == 2 and "unknown node 'n9'" in unknown.stderr
+        unroutable = _qkdnet(state, "relay", "n0", "n2", "--strategy", "multipath")
+        assert unroutable.returncode == 2 and "only 1 node-disjoint path" in unroutable.stderr
+
+        revoked = _qkdnet(state, "revoke", "n2", reply["key_ids"][0], "--reason", "test")
+        assert revoked.returncode == 0 and "revoked 1 key(s) at n2" in revoked.stdout
+        again = _qkdnet(state, "revoke", "n2", reply["key_ids"][0], reply["key_ids"][1])
+        assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
 
         status = json.loads(_qkdnet(state, "status", "--json").stdout)
         assert all(n["alive"] for n in status["nodes"].values())
         assert {l["link"] for l in status["links"]} == {"n0-n1", "n1-n2"}
         assert all(l["consumed_bits"] >= 3 * 256 and l["balanced"] for l in status["links"])
-        node_pids = _node_pids(supervisor)
-        assert len(node_pids) == 3
+        node_pids = _descendants(supervisor)
+        assert len(node_pids) == 4  # the node launcher and the three nodes it forked
     finally:
         down = _qkdnet(state, "down")
     assert down.returncode == 0, down.stderr
@@ -60,14 +67,18 @@ def test_up_status_relay_down(tmp_path):
     assert after.returncode == 2 and "no network is up" in after.stderr
 
 
-def _node_pids(parent):
-    children = []
+def _descendants(root):
+    parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == parent:
-                        children.append(int(entry))
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 pass
-    return children
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
