@@ -103,6 +103,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .experiment.config import load_config
+    from .experiment.report import write_results
+    from .experiment.runner import run_experiment
+
+    config = load_config(args.config)
+    out = args.out or pathlib.Path("results") / config.name
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise QkdnetError(f"{out} exists and is not empty (use --force to overwrite its files)")
+    progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if not args.quiet else (lambda msg: None)
+    results = asyncio.run(run_experiment(config, progress))
+    summary = write_results(config, results, out)
+    print(f"{'strategy':<22} {'requests':>8} {'delivered':>9} {'blocking':>8} {'key b/s':>10} {'p99 ms':>8}")
+    for label, r in summary["strategies"].items():
+        print(f"{label:<22} {r['requests']:>8} {r['delivered']:>9} {r['blocking_probability']:>8} "
+              f"{r['delivered_bits_per_s']:>10} {r['latency_ms_p99'] if r['latency_ms_p99'] is not None else '-':>8}")
+    print(f"results, plots and report.md in {out}")
+    return 0
+
+
 def _state(args: argparse.Namespace):
     from .state import StateDir, default_state_dir
 
@@ -173,14 +195,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_relay(args: argparse.Namespace) -> int:
     if args.key_bits % 8:
         raise QkdnetError("--key-bits must be a multiple of 8")
+    options = {"k": args.k} if args.strategy == "multipath" else {}
     reply = _state(args).request({"op": "relay", "source": args.source, "destination": args.destination,
-                                  "count": args.keys, "key_bits": args.key_bits, "timeout_s": args.timeout})
+                                  "count": args.keys, "key_bits": args.key_bits, "timeout_s": args.timeout,
+                                  "strategy": args.strategy, "strategy_options": options})
     if args.json:
         print(json.dumps(reply, indent=2))
     elif reply["ok"]:
+        via = " + ".join("-".join(p) for p in reply["paths"])
         print(f"{len(reply['key_ids'])} key(s) of {args.key_bits} bits {args.source}->{args.destination} via "
-              f"{'-'.join(reply['path'])} in {reply['latency_ms']:.1f} ms; link key consumed "
-              f"{reply['link_bits_consumed']} bits")
+              f"{via} in {reply['latency_ms']:.1f} ms; link key consumed {reply['link_bits_consumed']} bits")
         for key_id in reply["key_ids"][:20]:
             print(f"  {key_id}")
         if len(reply["key_ids"]) > 20:
@@ -188,6 +212,12 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     else:
         print(f"qkdnet: relay failed: {reply['error']}", file=sys.stderr)
     return 0 if reply["ok"] else 1
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    reply = _state(args).request({"op": "revoke", "node": args.node, "key_ids": args.key_ids, "reason": args.reason})
+    print(f"revoked {len(reply['revoked'])} key(s) at {args.node}")
+    return 0
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
@@ -273,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--quiet", action="store_true")
     rn.set_defaults(func=_cmd_run)
 
+    ex = sub.add_parser("experiment", help="compare routing strategies on the real network (CSV, JSON, plots, report)")
+    ex.add_argument("config", type=pathlib.Path, help="experiment YAML (see README)")
+    ex.add_argument("--out", type=pathlib.Path, help="results directory (default results/<experiment name>)")
+    ex.add_argument("--force", action="store_true", help="write into a non-empty results directory")
+    ex.add_argument("--quiet", action="store_true")
+    ex.set_defaults(func=_cmd_experiment)
+
     def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--state-dir", type=pathlib.Path,
                        help="where the running network is recorded (default $QKDNET_STATE_DIR or "
@@ -297,8 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--keys", type=_positive_int, default=1)
     rl.add_argument("--key-bits", type=_positive_int, default=256)
     rl.add_argument("--timeout", type=float, default=30.0, help="seconds a relay may wait for link key")
+    rl.add_argument("--strategy", default="fewest_hops",
+                    help="routing strategy: fewest_hops, shortest_fibre, widest_path, load_balancing, multipath")
+    rl.add_argument("--k", type=int, default=2, help="paths for --strategy multipath")
     rl.add_argument("--json", action="store_true")
     rl.set_defaults(func=_cmd_relay)
+
+    rv = with_state(sub.add_parser("revoke", help="withdraw undelivered end-to-end keys at a node"))
+    rv.add_argument("node")
+    rv.add_argument("key_ids", nargs="+", metavar="KEY_ID")
+    rv.add_argument("--reason", default="revoked by operator")
+    rv.set_defaults(func=_cmd_revoke)
 
     dn = with_state(sub.add_parser("down", help="stop the running network"))
     dn.set_defaults(func=_cmd_down)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import pathlib
 import secrets
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from node.rpc.streams import StreamBroken, StreamMux
 from node.settings import params_to_json, processing_to_json
 from orchestrator import certs as pki
 from orchestrator.errors import NodeFailure, QkdnetError
+from orchestrator.launcher import NodeProcess, default_launcher
 from orchestrator.routing import key_path
 from orchestrator.topology import Topology
 
@@ -41,7 +40,7 @@ BOOTSTRAP_SECRET_BYTES = 4096
 @dataclass
 class NodeHandle:
     name: str
-    process: asyncio.subprocess.Process
+    process: NodeProcess
     address: str = ""
     kme_url: str = ""
     channel: grpc.aio.Channel | None = None
@@ -60,6 +59,7 @@ class RelayReport:
     latencies_s: list[float]
     link_bits_consumed: int
     error: str = ""
+    paths: list[list[str]] = field(default_factory=list)  # all routes; more than one: XOR shares
 
 
 class Network:
@@ -78,6 +78,7 @@ class Network:
         self.kme = kme
         self.certs: pki.CertPaths | None = None
         self._configs: dict[str, pb.NodeConfig] = {}
+        self._launcher = default_launcher()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, progress: Progress | None = None, timeout_s: float = 120.0) -> None:
@@ -105,12 +106,9 @@ class Network:
                 progress(f"nodes ready: {done}/{len(pending)}")
         await asyncio.gather(*(self._healthy(h) for h in pending))
 
-    async def _spawn(self, name: str, port: int = 0) -> asyncio.subprocess.Process:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "node", "--name", name, "--log-level", self.log_level, "--port", str(port),
-            "--data-dir", str(self.data_dir / "nodes" / name),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    async def _spawn(self, name: str, port: int = 0) -> NodeProcess:
+        return await self._launcher.spawn(["--name", name, "--log-level", self.log_level, "--port", str(port),
+                                           "--data-dir", str(self.data_dir / "nodes" / name)])
 
     async def _await_ready(self, handle: NodeHandle) -> None:
         line = await handle.process.stdout.readline()
@@ -201,6 +199,7 @@ class Network:
         for task in self._watchers:
             task.cancel()
         self._watchers.clear()
+        await self._launcher.close()
         if self._temporary is not None:
             self._temporary.cleanup()
 
@@ -288,16 +287,43 @@ class Network:
         return key_path(alive, source, destination)
 
     async def relay(self, source: str, destination: str, count: int = 1, key_bits: int = 256,
-                    timeout_s: float = 30.0) -> RelayReport:
-        path = self.route(source, destination)
+                    timeout_s: float = 30.0, paths: list[list[str]] | None = None) -> RelayReport:
+        """Order a relay; without ``paths`` it goes over the fewest-hops route among live nodes."""
+        paths = paths or [self.route(source, destination)]
         handle = self.nodes[source]
+        request = pb.RelayRequest(path=paths[0], count=count, key_bits=key_bits, timeout_s=timeout_s)
+        if len(paths) > 1:
+            request.paths.extend(pb.Route(path=p) for p in paths)
+        if handle.failure or handle.relays is None:
+            return RelayReport(source, destination, paths[0], [], [], 0, f"{source}: node is down", paths)
         try:
-            reply = await handle.relays.call(
-                pb.RelayRequest(path=path, count=count, key_bits=key_bits, timeout_s=timeout_s), timeout_s + 5)
+            reply = await handle.relays.call(request, timeout_s + 5)
         except (StreamBroken, asyncio.TimeoutError) as exc:
-            return RelayReport(source, destination, path, [], [], 0, f"{source}: {exc or 'no answer in time'}")
-        return RelayReport(source, destination, path, list(reply.key_ids), list(reply.latencies_s),
-                           reply.link_bits_consumed, reply.error)
+            return RelayReport(source, destination, paths[0], [], [], 0, f"{source}: {exc or 'no answer in time'}",
+                               paths)
+        return RelayReport(source, destination, paths[0], list(reply.key_ids), list(reply.latencies_s),
+                           reply.link_bits_consumed, reply.error, paths)
+
+    async def cut_link(self, u: str, v: str) -> None:
+        """A fibre cut: both ends stop the link and refuse relays over it; pools are kept."""
+        self.topology.link_between(u, v)  # raises TopologyError for a link that does not exist
+        for me, peer in ((u, v), (v, u)):
+            handle = self.nodes[me]
+            if not handle.failure:
+                await handle.control.SetLinkState(pb.LinkStateRequest(peer=peer, up=False), timeout=10)
+
+    async def revoke(self, node: str, key_ids: list[str], reason: str = "") -> None:
+        """Withdraw undelivered end-to-end keys at one node (all or nothing)."""
+        try:
+            await self.nodes[node].control.RevokeKeys(pb.RevokeRequest(key_ids=key_ids, reason=reason), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+                raise QkdnetError(f"{node}: {exc.details()}") from None
+            raise NodeFailure(f"node {node} did not answer: {exc.code().name}") from None
+
+    async def exposure(self, node: str) -> pb.ExposureList:
+        """What ``node`` decrypted as an intermediate (key IDs and share indices, never keys)."""
+        return await self.nodes[node].control.ListExposure(pb.ExposureRequest(), timeout=10)
 
 
 def _raise(exc: Exception):

@@ -22,6 +22,8 @@ import time
 
 from orchestrator.errors import QkdnetError
 from orchestrator.network import Network
+from orchestrator.router import Router
+from orchestrator.routing import RouteRequest, make_strategy
 from orchestrator.run import link_summaries
 from orchestrator.state import StateDir
 from orchestrator.topology import Topology, load
@@ -46,6 +48,13 @@ class Supervisor:
             keys = await self.network.list_keys(node, peer)
             return {"ok": True, "keys": [{"key_id": k.key_id, "peer": k.peer, "bits": k.bits,
                                           "sha256": k.digest.hex()} for k in keys]}
+        if op == "revoke":
+            node, key_ids = str(request.get("node", "")), request.get("key_ids")
+            self._known(node)
+            if not isinstance(key_ids, list) or not key_ids or not all(isinstance(k, str) for k in key_ids):
+                raise QkdnetError("key_ids must be a non-empty list of key IDs")
+            await self.network.revoke(node, key_ids, str(request.get("reason", "")))
+            return {"ok": True, "revoked": key_ids}
         if op == "down":
             self.stopping.set()
             return {"ok": True}
@@ -68,11 +77,18 @@ class Supervisor:
         if not isinstance(key_bits, int) or key_bits <= 0 or key_bits % 8:
             raise QkdnetError("key_bits must be a positive multiple of 8")
         timeout_s = float(request.get("timeout_s", 30.0))
+        strategy = request.get("strategy") or "fewest_hops"
+        router = Router(self.network, make_strategy(str(strategy), **(request.get("strategy_options") or {})),
+                        need_key=False)
         started = time.perf_counter()
-        report = await self.network.relay(source, destination, count, key_bits, timeout_s)
-        return {"ok": not report.error, "error": report.error, "path": report.path, "key_ids": report.key_ids,
-                "latency_ms": round(1000 * (time.perf_counter() - started), 3),
-                "link_bits_consumed": report.link_bits_consumed * (len(report.path) - 1)}
+        await router.refresh()
+        routed = await router.relay(RouteRequest(source, destination, key_bits, count), timeout_s)
+        if routed.outcome == "blocked":  # no route at all for this request: the request is at fault
+            raise QkdnetError(routed.error)
+        consumed = sum(len(p) - 1 for p in routed.paths) * count * key_bits if routed.outcome == "delivered" else 0
+        return {"ok": routed.outcome == "delivered", "error": routed.error, "path": (routed.paths or [[]])[0],
+                "paths": routed.paths, "attempts": routed.attempts, "key_ids": routed.key_ids,
+                "latency_ms": round(1000 * (time.perf_counter() - started), 3), "link_bits_consumed": consumed}
 
     def _known(self, node: str) -> None:
         if node not in self.network.nodes:

@@ -55,7 +55,25 @@ class Topology:
     def nodes(self) -> list[str]:
         return list(self.graph.nodes)
 
+    def with_link_changes(self, changes: dict) -> "Topology":
+        """The same network with every link's parameters changed (e.g. pulse_rate_hz), checked."""
+        if not changes:
+            return self
+        graph = self.graph.copy()
+        links = []
+        for link in self.links:
+            try:
+                params = link_params_from_mapping(changes, link.params)
+            except (ParameterError, TypeError, ValueError) as exc:
+                raise TopologyError(f"{self.source}: link change: {exc}") from None
+            new = dataclasses.replace(link, params=params)
+            graph.edges[link.transmitter, link.receiver]["link"] = new
+            links.append(new)
+        return dataclasses.replace(self, graph=graph, links=tuple(links))
+
     def link_between(self, a: str, b: str) -> Link:
+        if not self.graph.has_edge(a, b):
+            raise TopologyError(f"{self.name}: no link between {a!r} and {b!r}")
         return self.graph.edges[a, b]["link"]
 
 
