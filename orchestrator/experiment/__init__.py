@@ -1,0 +1,1 @@
+"""`qkdnet experiment`: compare routing strategies on the real node processes."""

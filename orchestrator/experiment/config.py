@@ -1,0 +1,175 @@
+"""Experiment configuration: a YAML file read into frozen dataclasses, with one-line errors.
+
+Layer: orchestrator. Times in the file are emulated seconds (``duration_s``, ``warmup_s``,
+``poll_s``, event ``at_s``, request ``rate_per_s``); ``request_timeout_s`` is wall time.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import QkdnetError
+from orchestrator.routing import make_strategy
+from orchestrator.topology import Topology, load
+
+
+class ConfigError(QkdnetError):
+    """The experiment file is invalid."""
+
+
+@dataclass(frozen=True)
+class PoissonDemand:
+    source: str
+    destination: str
+    rate_per_s: float
+    key_bits: int = 256
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name + "".join(f"-{k}{v}" for k, v in sorted(self.options.items()))
+
+
+@dataclass(frozen=True)
+class LinkCut:
+    at_s: float
+    u: str
+    v: str
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    topology: Topology
+    duration_s: float
+    time_scale: float
+    strategies: tuple[StrategySpec, ...]
+    demand: tuple[PoissonDemand, ...] = ()
+    trace: pathlib.Path | None = None
+    warmup_s: float = 0.0
+    poll_s: float = 5.0
+    seeds: tuple[int, ...] = (1,)
+    repetitions: int = 1
+    request_timeout_s: float = 2.0
+    retries: int = 1
+    cuts: tuple[LinkCut, ...] = ()
+
+
+KNOWN = {"name", "description", "topology", "duration_s", "time_scale", "strategies", "demand", "warmup_s",
+         "poll_s", "seeds", "repetitions", "request_timeout_s", "retries", "events", "link_changes"}
+
+
+def load_config(path: pathlib.Path) -> ExperimentConfig:
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{where}: cannot read: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    unknown = set(data) - KNOWN
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+
+    def number(key: str, default: Any = None, positive: bool = True, kind: type = float) -> Any:
+        value = data.get(key, default)
+        if value is None:
+            raise ConfigError(f"{where}: {key} is required")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise ConfigError(f"{where}: {key} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+        if value < 0 or (positive and value == 0):
+            raise ConfigError(f"{where}: {key} must be {'positive' if positive else 'non-negative'}, got {value!r}")
+        return kind(value)
+
+    topology_spec = data.get("topology")
+    if not isinstance(topology_spec, str):
+        raise ConfigError(f"{where}: topology must name a file, a built-in topology or a spec like ring:6")
+    relative = path.parent / topology_spec
+    topology = load(str(relative) if relative.exists() else topology_spec)
+    changes = data.get("link_changes") or {}
+    if not isinstance(changes, dict):
+        raise ConfigError(f"{where}: link_changes must map link parameter names to values")
+    topology = topology.with_link_changes(changes)
+    strategies = tuple(_strategy(where, entry) for entry in _list(where, data, "strategies"))
+    demand, trace = _demand(where, path.parent, data.get("demand"), topology)
+    seeds = data.get("seeds", [1])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError(f"{where}: seeds must be a non-empty list of non-negative integers")
+    return ExperimentConfig(
+        name=str(data.get("name", path.stem)), topology=topology, duration_s=number("duration_s"),
+        time_scale=number("time_scale", topology.time_scale or 1.0), strategies=strategies, demand=demand,
+        trace=trace, warmup_s=number("warmup_s", 0.0, positive=False), poll_s=number("poll_s", 5.0),
+        seeds=tuple(seeds), repetitions=number("repetitions", 1, kind=int),
+        request_timeout_s=number("request_timeout_s", 2.0), retries=number("retries", 1, positive=False, kind=int),
+        cuts=tuple(_cut(where, e, topology) for e in data.get("events") or []))
+
+
+def _list(where: str, data: dict, key: str) -> list:
+    value = data.get(key)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: {key} must be a non-empty list")
+    return value
+
+
+def _strategy(where: str, entry: Any) -> StrategySpec:
+    if isinstance(entry, str):
+        spec = StrategySpec(entry)
+    elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+        spec = StrategySpec(entry["name"], {k: v for k, v in entry.items() if k != "name"})
+    else:
+        raise ConfigError(f"{where}: each strategy is a name or a mapping with a name, got {entry!r}")
+    try:
+        make_strategy(spec.name, **spec.options)
+    except QkdnetError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return spec
+
+
+def _demand(where: str, base: pathlib.Path, demand: Any, topology: Topology):
+    if not isinstance(demand, dict) or not ({"poisson", "trace"} & set(demand)):
+        raise ConfigError(f"{where}: demand needs 'poisson' (a list of pairs with rates) or 'trace' (a CSV file)")
+    if "trace" in demand:
+        trace = base / str(demand["trace"])
+        if not trace.exists():
+            raise ConfigError(f"{where}: trace file {trace} does not exist")
+        return (), trace
+    flows = []
+    for entry in demand["poisson"] or []:
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: each poisson demand is a mapping, got {entry!r}")
+        src, dst = entry.get("source"), entry.get("destination")
+        for node in (src, dst):
+            if node not in topology.graph:
+                raise ConfigError(f"{where}: demand names unknown node {node!r}")
+        if src == dst:
+            raise ConfigError(f"{where}: demand {src}->{dst} has the same source and destination")
+        rate, bits = entry.get("rate_per_s"), entry.get("key_bits", 256)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+            raise ConfigError(f"{where}: demand {src}->{dst}: rate_per_s must be a positive number")
+        if isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0 or bits % 8:
+            raise ConfigError(f"{where}: demand {src}->{dst}: key_bits must be a positive multiple of 8")
+        flows.append(PoissonDemand(src, dst, float(rate), bits))
+    if not flows:
+        raise ConfigError(f"{where}: demand.poisson is empty")
+    return tuple(flows), None
+
+
+def _cut(where: str, event: Any, topology: Topology) -> LinkCut:
+    if not (isinstance(event, dict) and isinstance(event.get("cut"), list) and len(event["cut"]) == 2
+            and isinstance(event.get("at_s"), (int, float))):
+        raise ConfigError(f"{where}: an event is {{at_s: SECONDS, cut: [NODE, NODE]}}, got {event!r}")
+    u, v = event["cut"]
+    if not topology.graph.has_edge(u, v):
+        raise ConfigError(f"{where}: event cuts {u}-{v}, which is not a link")
+    return LinkCut(float(event["at_s"]), u, v)

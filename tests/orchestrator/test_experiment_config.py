@@ -1,0 +1,86 @@
+"""Experiment files: validation with one-line errors, and reproducible demand."""
+
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator.experiment.config import ConfigError, PoissonDemand, load_config
+from orchestrator.experiment.demand import poisson_arrivals, trace_arrivals
+
+GOOD = """
+name: t
+topology: ring:4
+duration_s: 100
+time_scale: 2
+demand:
+  poisson:
+    - {source: n0, destination: n2, rate_per_s: 3}
+    - {source: n1, destination: n3, rate_per_s: 1, key_bits: 512}
+strategies: [fewest_hops, {name: multipath, k: 2}]
+events:
+  - {at_s: 50, cut: [n0, n1]}
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_good_file_loads(tmp_path):
+    config = load_config(_write(tmp_path, GOOD))
+    assert [s.label for s in config.strategies] == ["fewest_hops", "multipath-k2"]
+    assert config.cuts[0].u == "n0" and config.time_scale == 2.0 and config.seeds == (1,)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("rate_per_s: 3", "rate_per_s: -3"), "rate_per_s must be a positive number"),
+    (("destination: n2", "destination: n9"), "unknown node 'n9'"),
+    (("duration_s: 100", "duration_s: soon"), "duration_s must be a number"),
+    (("[fewest_hops,", "[dijkstra,"), "unknown routing strategy 'dijkstra'"),
+    (("k: 2", "k: 1"), "k must be an integer >= 2"),
+    (("cut: [n0, n1]", "cut: [n0, n2]"), "n0-n2, which is not a link"),
+    (("name: t", "colour: blue"), "unknown key(s) colour"),
+])
+def test_bad_files_name_the_problem(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(_write(tmp_path, GOOD.replace(*change)))
+
+
+def test_the_cli_refuses_a_bad_file_with_exit_2_and_one_line(tmp_path):
+    path = _write(tmp_path, GOOD.replace("rate_per_s: 3", "rate_per_s: 0"))
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "experiment", str(path), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "rate_per_s" in done.stderr and not (tmp_path / "r").exists()
+
+
+def test_a_seed_reproduces_the_demand_sequence(tmp_path):
+    config = load_config(_write(tmp_path, GOOD))
+    first = poisson_arrivals(config.demand, config.duration_s, seed=5)
+    assert first == poisson_arrivals(config.demand, config.duration_s, seed=5)
+    assert first != poisson_arrivals(config.demand, config.duration_s, seed=6)
+    assert first != poisson_arrivals(config.demand, config.duration_s, seed=5, repetition=1)
+    assert all(0 <= a.t_s < 100 for a in first) and [a.t_s for a in first] == sorted(a.t_s for a in first)
+
+
+def test_poisson_counts_match_the_rates():
+    # n0->n2 at 3/s over 2000 s: 6000 expected; 5 sigma is about 390.
+    flows = (PoissonDemand("n0", "n2", 3.0), PoissonDemand("n1", "n3", 1.0))
+    arrivals = poisson_arrivals(flows, 2000.0, seed=11)
+    fast = sum(a.source == "n0" for a in arrivals)
+    slow = len(arrivals) - fast
+    assert abs(fast - 6000) < 390 and abs(slow - 2000) < 225
+
+
+def test_trace_files_are_replayed_and_checked(tmp_path):
+    config = load_config(_write(tmp_path, GOOD))
+    trace = tmp_path / "t.csv"
+    trace.write_text("t_s,source,destination,key_bits\n2.5,n0,n2,256\n1.0,n1,n3,128\n500,n0,n2,256\n")
+    arrivals = trace_arrivals(trace, config.topology, 100)
+    assert [(a.t_s, a.source) for a in arrivals] == [(1.0, "n1"), (2.5, "n0")]
+    trace.write_text("t_s,source,destination,key_bits\n1.0,n0,n2,100\n")
+    with pytest.raises(ConfigError, match="t.csv:2: key_bits must be a positive multiple of 8"):
+        trace_arrivals(trace, config.topology, 100)
