@@ -1,11 +1,13 @@
-"""Durable link-key pools: what a node has spent reaches its store before a pad leaves, and a
+"""Durable link-key pools: no pad that left a node can be sent again after a crash, and a
 restarted node agrees with each neighbour on the bits both still hold.
 
 Layer: node domain (no grpc). The store keeps every chunk's bits (used ones zeroed) and used
-mask, and each pool's counters. A sender persists before sending, so a pad that left the node
-is marked used on disk; a receiver's takes and new blocks are flushed at least every
-``FLUSH_S``: what a crash loses there is exactly what reconciliation discards (the peer holds
-it used or not at all), so a pad is never used twice and every bit stays accounted.
+mask, and each pool's counters, flushed at least every ``FLUSH_S``. A sender allocates forward
+through its half of the key; before a pad leaves, the store must hold a *lease* mark at or past
+its end. Leases run ``LEASE_BITS`` ahead (as databases cache sequence numbers), so one
+synchronous write covers hundreds of relays. After a restart every sending bit before the mark
+counts as used; whatever else a crash lost is what reconciliation with the neighbour discards
+(the peer holds it used, or not at all). So a pad is never used twice and every bit is accounted.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from node.keystore.app_store import AsyncKeyStore
 from node.keystore.link_pool import LinkKeyPool
 
 FLUSH_S = 1.0
+LEASE_BITS = 1 << 16  # a sender marks this much ahead as possibly sent: one synchronous write per lease
 RECONCILED = "held on one end only after a restart"
+LEASED = "leased for sending before a restart"
 
 log = logging.getLogger("node")
 
@@ -27,8 +31,9 @@ class PoolKeeper:
     def __init__(self, store: AsyncKeyStore) -> None:
         self.store = store
         self._pools: dict[str, tuple[str, LinkKeyPool]] = {}  # peer -> (link ID, pool)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[object, asyncio.Lock] = {}
         self._durable_version: dict[str, int] = {}
+        self._lease: dict[str, tuple[int, int]] = {}  # peer -> durable mark (frame ID, offset)
         self._flusher: asyncio.Task | None = None
 
     async def open(self, peer: str, link_id: str, pool: LinkKeyPool) -> bool:
@@ -38,8 +43,26 @@ class PoolKeeper:
         if saved is None:
             return False
         pool.restore(*saved)
-        self._durable_version[peer] = pool.version
+        lease = await self.store.run(self.store.store.load_lease, link_id)
+        if lease is not None:
+            pool.apply_lease(*lease, LEASED)
+            self._lease[peer] = lease
+        await self.persist(peer)
         return True
+
+    async def lease(self, peer: str, link_key_ids: list[str]) -> None:
+        """Return once the store's lease covers these just-allocated pads (sender side)."""
+        _, pool = self._pools[peer]
+        end = max(_end_of(i) for i in link_key_ids)
+        if end <= self._lease.get(peer, (-1, 0)):
+            return
+        async with self._locks.setdefault(("lease", peer), asyncio.Lock()):
+            if end <= self._lease.get(peer, (-1, 0)):
+                return
+            frame_id, offset = end
+            mark = (frame_id, min(offset + LEASE_BITS, pool.chunk_size(pool.send_half, frame_id) or offset))
+            await self.store.run(self.store.store.save_lease, self._pools[peer][0], *mark)
+            self._lease[peer] = mark
 
     async def reconcile_with(self, peer: str, remote: Any, restored: bool) -> None:
         """Ask the peer (``remote.reconcile``) which bits it holds; keep only the common ones."""
@@ -96,3 +119,8 @@ class PoolKeeper:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self.flush_all()
+
+
+def _end_of(link_key_id: str) -> tuple[int, int]:
+    frame, _, start, length = link_key_id.split(":")
+    return int(frame), int(start) + int(length)

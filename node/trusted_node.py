@@ -218,7 +218,7 @@ class TrustedNode:
             items.append(RelayItem(key.key_id, one_time_pad(payload, pad), link_key_id, key.master_sae,
                                    key.slave_sae, share_index, share_count))
         try:
-            await self.keeper.persist(path[1])  # the pads are marked used on disk before they leave
+            await self.keeper.lease(path[1], [i.link_key_id for i in items])  # durable before they leave
             await asyncio.wait_for(self._first_hop.send(tuple(path), items), timeout_s)
         except Exception as exc:
             pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay failed downstream")
@@ -275,7 +275,7 @@ class TrustedNode:
                 sent_bits += pad.size
                 onward.append(RelayItem(key_id, one_time_pad(material, pad), link_key_id, item.master_sae,
                                         item.slave_sae, item.share_index, item.share_count))
-            await self.keeper.persist(path[hop + 1])
+            await self.keeper.lease(path[hop + 1], [i.link_key_id for i in onward])
             await self.peers[path[hop + 1]].forward(path, hop + 1, onward)
         except Exception as exc:
             previous.discard(taken_bits, "relay failed downstream")

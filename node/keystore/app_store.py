@@ -63,6 +63,11 @@ create table if not exists link_chunks(  -- link-key pools: one row per block ha
     cursor integer not null,
     primary key (link_id, half, frame_id)
 );
+create table if not exists link_leases(   -- the sender's allocation mark: bits before it may have left
+    link_id text primary key,
+    frame_id integer not null,
+    offset integer not null
+);
 create table if not exists link_counters(
     link_id text primary key,
     generated integer not null,
@@ -196,6 +201,14 @@ class KeyStore:
             self._db.execute("insert or replace into link_counters values (?,?,?,?,?)",
                              (link_id, counters.generated_bits, counters.consumed_bits, counters.discarded_bits,
                               json.dumps(counters.discard_reasons, sort_keys=True)))
+
+    def save_lease(self, link_id: str, frame_id: int, offset: int) -> None:
+        with self._transaction():
+            self._db.execute("insert or replace into link_leases values (?,?,?)", (link_id, frame_id, offset))
+
+    def load_lease(self, link_id: str) -> tuple[int, int] | None:
+        row = self._db.execute("select frame_id, offset from link_leases where link_id = ?", (link_id,)).fetchone()
+        return (row[0], row[1]) if row else None
 
     def load_link_pool(self, link_id: str) -> tuple[list[ChunkRecord], PoolCounters] | None:
         row = self._db.execute("select generated, consumed, discarded, reasons from link_counters where link_id = ?",

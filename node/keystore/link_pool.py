@@ -252,6 +252,33 @@ class LinkKeyPool:
         self.discard_reasons = dict(counters.discard_reasons)
         self._notify()
 
+    def chunk_size(self, half: str, frame_id: int) -> int:
+        chunk = self._halves[half].get(frame_id)
+        return 0 if chunk is None else int(chunk.bits.size)
+
+    def apply_lease(self, frame_id: int, offset: int, reason: str) -> int:
+        """After a restart: every sending-half bit before the saved mark may have left, so it
+        counts as used (unused ones are discarded, accounted). Returns the bits discarded."""
+        discarded = 0
+        for fid, chunk in list(self._halves[self.send_half].items()):
+            if fid > frame_id:
+                break
+            end = chunk.bits.size if fid < frame_id else min(offset, chunk.bits.size)
+            unused = ~chunk.used[:end]
+            count = int(unused.sum())
+            if count:
+                chunk.bits[:end][unused] = 0
+                chunk.used[:end] = True
+                self.discarded_bits += count
+                self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + count
+                self._touch((self.send_half, fid))
+                discarded += count
+            chunk.cursor = max(chunk.cursor, end)
+            self._drop_if_spent(self.send_half, fid)
+        if discarded:
+            self._notify()
+        return discarded
+
     def inventory(self) -> dict[tuple[str, int], np.ndarray]:
         """Which bits of which chunk this end still holds unused (True = usable)."""
         return {(name, frame_id): ~chunk.used for name, half in self._halves.items() for frame_id, chunk in half.items()}

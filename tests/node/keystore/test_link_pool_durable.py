@@ -55,3 +55,26 @@ def test_reconciliation_keeps_only_bits_both_ends_hold():
     # after reconciling, what a sends b can take, and the bits agree
     link_key_id, bits = a.allocate(512)
     assert np.array_equal(b.take_by_id(link_key_id), bits)
+
+
+async def test_a_restart_never_reallocates_a_pad_that_may_have_left(tmp_path):
+    from node.keystore.app_store import AsyncKeyStore
+    from node.pool_keeper import LEASED, PoolKeeper
+
+    store = AsyncKeyStore(KeyStore(tmp_path / "k.db"))
+    keeper = PoolKeeper(store)
+    pool, _ = _pair(blocks=2, size=200_000)
+    assert not await keeper.open("B", "A~B", pool)
+    await keeper.persist("B")  # the blocks reach the store
+    sent = [pool.allocate(256)[0] for _ in range(10)]
+    await keeper.lease("B", sent)  # before the pads leave; no full flush after this
+    last_end = max(int(i.split(":")[2]) + 256 for i in sent)
+    await store.close()  # the process dies here: the used masks on disk predate the sends
+
+    store = AsyncKeyStore(KeyStore(tmp_path / "k.db"))
+    restored = LinkKeyPool("a", 10**6)
+    assert await PoolKeeper(store).open("B", "A~B", restored)
+    next_id, _ = restored.allocate(256)
+    assert int(next_id.split(":")[2]) >= last_end  # never the same bits again
+    assert restored.discard_reasons[LEASED] > 0 and _balanced(restored)
+    await store.close()
