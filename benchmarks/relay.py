@@ -70,14 +70,15 @@ async def _batched(network: Network, batches: int, batch: int, concurrency: int)
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--single", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--single", type=int, default=500, help="single-key relays per concurrency level")
+    parser.add_argument("--concurrency", default="16,64", help="comma-separated concurrency levels")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--busy-links", action="store_true", help="keep BB84 running during the relays")
     args = parser.parse_args()
     import dataclasses
+    levels = [int(c) for c in args.concurrency.split(",")]
     topo = load("line:6")
-    needed = 256 * (200 + args.single + args.batches * 100) + 100_000  # per link, one direction
+    needed = 256 * (200 + args.single * len(levels) + args.batches * 100) + 100_000  # per link, one direction
     # Pools hold both directions; the low watermark (3/4 of capacity) stays below the level.
     capacity = 2 * needed * (40 if args.busy_links else 3)
     # Larger blocks: far more key per block after finite-size terms, so pools fill sooner.
@@ -91,12 +92,13 @@ async def main() -> None:
         fill = time.perf_counter() - t0
         # Latency of one relay at a time, then throughput with concurrency.
         sequential = await _single(network, 200, 1)
-        single = await _single(network, args.single, args.concurrency)
+        single = [await _single(network, args.single, c) for c in levels]
         batched = await _batched(network, args.batches, 100, 4)
     finally:
         await network.stop()
     print(json.dumps({"hops": 5, "key_bits": 256, "links_generating": args.busy_links, "pool_fill_s": round(fill, 1),
-                      "single_sequential": sequential, "single_concurrent": single, "batched": batched}))
+                      "single_sequential": sequential, "single_concurrent": single, "batched": batched,
+                      "best_single_keys_per_s": max(s["keys_per_s"] for s in single)}))
 
 
 if __name__ == "__main__":

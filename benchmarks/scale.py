@@ -15,19 +15,11 @@ from orchestrator.network import Network
 from orchestrator.topology import load
 
 
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
-def _pss_mb(pid: int) -> float:
-    """Proportional set size: shared pages (forked from one launcher) split among their users."""
-    with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        for line in rollup:
-            if line.startswith("Pss:"):
+def _proc_mb(pid: int, file: str, field: str) -> float:
+    """A memory figure from /proc (VmRSS in status; Pss in smaps_rollup, shared pages split among users)."""
+    with open(f"/proc/{pid}/{file}") as lines:
+        for line in lines:
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
@@ -40,8 +32,8 @@ async def measure(n: int) -> dict:
     try:
         status = await network.status()
         healthy = sum(s is not None for s in status.values())
-        rss = [_rss_mb(h.process.pid) for h in network.nodes.values()]
-        pss = [_pss_mb(h.process.pid) for h in network.nodes.values()]
+        rss = [_proc_mb(h.process.pid, "status", "VmRSS:") for h in network.nodes.values()]
+        pss = [_proc_mb(h.process.pid, "smaps_rollup", "Pss:") for h in network.nodes.values()]
     finally:
         await network.stop()
     return {"nodes": n, "boot_s": round(boot, 2), "healthy": healthy,
