@@ -72,10 +72,8 @@ class Router:
                 return RoutedRelay(request, "delivered", paths, report.key_ids, time.perf_counter() - started,
                                    attempt, consumed)
             error = report.error
-            for u, v in failed_links(error)[-1:]:
-                self.live.mark_down(u, v)
             await self.refresh()
-            for u, v in failed_links(error)[-1:]:  # until a later poll shows it healthy again
+            for u, v in failed_links(error)[-1:]:  # the innermost failed hop, until a later poll clears it
                 self.live.mark_down(u, v)
         return RoutedRelay(request, "failed", paths, [], time.perf_counter() - started, self.retries + 1,
                            consumed, error)
