@@ -77,6 +77,9 @@ class TrustedNode:
         self.exposure = ExposureLog()
         self.configured = False
         self._first_hop = Coalescer(self._send_first_hop)
+        # Concurrent relay requests along the same routes (same key size and SAEs) share one
+        # relay: one pad allocation, one hop message per hop and one store commit at each end.
+        self._requests = Coalescer(self._relay_batch)
         self.keeper = PoolKeeper(store)
 
     # -- configuration --------------------------------------------------------------------
@@ -167,8 +170,23 @@ class TrustedNode:
         if count <= 0:
             raise RelayError("count must be positive")
         started = time.perf_counter()
+        route = (tuple(tuple(p) for p in paths), key_bits, master_sae, slave_sae)
+        (keys,) = await self._requests.send(route, [(count, timeout_s)])
+        latency = time.perf_counter() - started
+        return RelayOutcome([(k.key_id, k.material) for k in keys], [latency] * count,
+                            count * key_bits * len(paths))
+
+    async def _relay_batch(self, route: tuple, requests: list[tuple[int, float]]) -> list[list[NewKey]]:
+        """Relay the keys of several requests at once; each request gets its own slice back.
+
+        The batch keeps the shortest timeout among its requests, so no caller waits longer than
+        it asked; if any part fails, every request of the batch fails.
+        """
+        paths = [list(p) for p in route[0]]
+        key_bits, master_sae, slave_sae = route[1:]
+        timeout_s = min(t for _, t in requests)
         keys = [NewKey(str(uuid.uuid4()), paths[0][-1], secrets.token_bytes(key_bits // 8), master_sae, slave_sae)
-                for _ in range(count)]
+                for _ in range(sum(c for c, _ in requests))]
         if len(paths) == 1:
             await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s)
         else:
@@ -186,9 +204,11 @@ class TrustedNode:
                 await self.store.run(self.store.store.add, keys, "source")
         except StoreError as exc:  # the destination holds keys this end could not record: they expire there
             raise RelayError(f"{self.name}: key store refused the relayed keys: {exc}") from None
-        latency = time.perf_counter() - started
-        return RelayOutcome([(k.key_id, k.material) for k in keys], [latency] * count,
-                            count * key_bits * len(paths))
+        slices, start = [], 0
+        for count, _ in requests:
+            slices.append(keys[start:start + count])
+            start += count
+        return slices
 
     def _check_paths(self, paths: list[list[str]]) -> None:
         if not paths:

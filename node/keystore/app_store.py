@@ -122,6 +122,9 @@ class KeyStore:
         self._db.executescript(SCHEMA)
         row = self._db.execute("select seq, hash from audit order by seq desc limit 1").fetchone()
         self._last_seq, self._last_hash = row if row else (0, GENESIS)
+        # Keys held undelivered, kept here so the max-count check per insert is O(1), not a scan.
+        self._held = self._db.execute("select count(*) from app_keys where state = ?",
+                                      (KeyState.RELAYED.value,)).fetchone()[0]
         self._in_group = False
 
     def group(self, calls: list[tuple[Callable[..., Any], tuple]]) -> list[tuple[bool, Any]]:
@@ -168,9 +171,8 @@ class KeyStore:
                 self._destroy(k.key_id, KeyState.DELIVERED, now)
 
     def _insert(self, keys: list[NewKey], role: str, now: float, ttl_s: float | None) -> None:
-        held = self._db.execute("select count(*) from app_keys where state = ?", (KeyState.RELAYED.value,)).fetchone()[0]
-        if held + len(keys) > self.max_keys:
-            raise StoreFull(f"key store holds {held} keys; maximum is {self.max_keys}")
+        if self._held + len(keys) > self.max_keys:
+            raise StoreFull(f"key store holds {self._held} keys; maximum is {self.max_keys}")
         try:
             self._db.executemany(
                 "insert into app_keys values (?,?,?,?,?,?,?,?,?,?,?)",
@@ -179,6 +181,7 @@ class KeyStore:
                   None if ttl_s is None or not k.master_sae else now + ttl_s) for k in keys])
         except sqlite3.IntegrityError:
             raise StoreError("a key ID is already held") from None
+        self._held += len(keys)
         for k in keys:
             if role == "source":
                 self._audit(now, "generated", k.key_id, {"peer": k.peer, "bits": 8 * len(k.material)})
@@ -296,7 +299,7 @@ class KeyStore:
     # -- internals ----------------------------------------------------------------------
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        saved = self._last_hash, self._last_seq
+        saved = self._last_hash, self._last_seq, self._held
         if self._in_group:
             self._db.execute("savepoint call")
             try:
@@ -304,7 +307,7 @@ class KeyStore:
             except BaseException:
                 self._db.execute("rollback to call")
                 self._db.execute("release call")
-                self._last_hash, self._last_seq = saved
+                self._last_hash, self._last_seq, self._held = saved
                 raise
             self._db.execute("release call")
             return
@@ -313,7 +316,7 @@ class KeyStore:
             yield
         except BaseException:
             self._db.execute("rollback")
-            self._last_hash, self._last_seq = saved
+            self._last_hash, self._last_seq, self._held = saved
             raise
         self._db.execute("commit")
 
@@ -326,6 +329,8 @@ class KeyStore:
     def _move(self, key_id: str, old: KeyState, new: KeyState, now: float, detail: dict) -> None:
         check_transition(key_id, old, new)
         self._db.execute("update app_keys set state = ? where key_id = ?", (new.value, key_id))
+        if old is KeyState.RELAYED:
+            self._held -= 1
         self._audit(now, new.value, key_id, detail)
 
     def _destroy(self, key_id: str, old: KeyState, now: float) -> None:

@@ -55,3 +55,15 @@ async def test_a_caller_that_gave_up_before_its_batch_left_is_not_sent():
     await first
     await asyncio.sleep(0.01)
     assert sent == [1]
+
+
+async def test_each_caller_gets_the_results_of_its_own_items():
+    async def send(key, items):
+        await asyncio.sleep(0.005)
+        return [f"{key}:{item}" for item in items]
+
+    coalescer = Coalescer(send, max_in_flight=1)
+    requests = [[i, i + 100] if i % 2 else [i] for i in range(20)]
+    results = await asyncio.gather(*(coalescer.send("p", items) for items in requests))
+    assert results == [[f"p:{item}" for item in items] for items in requests]
+    assert coalescer.batches_sent < 20

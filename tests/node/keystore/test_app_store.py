@@ -77,6 +77,17 @@ def test_maximum_key_count_and_duplicate_ids(tmp_path):
     with pytest.raises(StoreError):
         store.add([keys[0]], "destination")
     assert store.count_waiting() == 3
+    # Delivered and revoked keys free their places; the count survives a failed group and a reopen.
+    store.deliver([keys[0].key_id], "destination", "sae1", "sae2")
+    store.revoke(keys[1].key_id, "test")
+    results = store.group([(store.add, (_keys(2), "destination")), (store.add, (_keys(2), "destination"))])
+    assert [ok for ok, _ in results] == [True, False]
+    store.close()
+    store = KeyStore(tmp_path / "k.db", max_keys=4)
+    store.add(_keys(1), "destination")
+    with pytest.raises(StoreFull):
+        store.add(_keys(1), "destination")
+    assert store.count_waiting() == 4
 
 
 def test_audit_chain_verifies_and_detects_a_modified_entry(tmp_path):
