@@ -1,9 +1,12 @@
 """Many concurrent calls over one long-lived bidirectional gRPC stream, matched by call_id.
 
-A unary grpc.aio call costs several times a stream message in Python, and a relay makes one
-call per hop, so neighbours keep one stream open and multiplex on it. ``StreamMux`` is the
-client end (reopens the stream after a failure); ``serve_multiplexed`` the server end (handles
-requests concurrently, replies in completion order).
+A grpc.aio message costs a few hundred microseconds of CPU at each end, whatever it carries,
+and a relay makes one call per hop. So neighbours keep one stream open and multiplex on it,
+and each stream message carries every call queued while the previous message was being
+written (a reply message likewise every reply ready). An idle stream sends a lone call at once;
+under load, calls share messages. ``StreamMux`` is the client end (reopens the stream after a
+failure); ``serve_multiplexed`` the server end (handles requests concurrently, replies in
+completion order).
 """
 
 from __future__ import annotations
@@ -14,48 +17,70 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
+Pack = Callable[[list[Any]], Any]  # calls (or replies) -> one stream message
+Unpack = Callable[[Any], list[Any]]  # one stream message -> calls (or replies)
+
 
 class StreamBroken(ConnectionError):
     """The stream ended or failed before the reply to a call arrived."""
 
 
 class StreamMux:
-    def __init__(self, open_stream: Callable[[], Any]) -> None:
+    def __init__(self, open_stream: Callable[[], Any], pack: Pack, unpack: Unpack) -> None:
         self._open_stream = open_stream
+        self._pack = pack
+        self._unpack = unpack
         self._call: Any = None
         self._reader: asyncio.Task | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._ids = itertools.count(1)
-        self._write_lock = asyncio.Lock()
+        self._outbox: list[Any] = []
+        self._writer: asyncio.Task | None = None
 
     async def call(self, request: Any, timeout_s: float) -> Any:
         """Send request (its call_id is set here) and wait for the matching reply."""
         if self._call is None:
             self._call = self._open_stream()
             self._reader = asyncio.create_task(self._read(self._call))
-        call = self._call
         call_id = next(self._ids)
         request.call_id = call_id
         future = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
+        self._outbox.append(request)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write(self._call))
         try:
-            async with self._write_lock:
-                await call.write(request)
             return await asyncio.wait_for(future, timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise StreamBroken(f"stream failed: {exc.code().name}") from None
-        except asyncio.InvalidStateError:
-            raise StreamBroken("stream already closed") from None
         finally:
             self._pending.pop(call_id, None)
+
+    async def _write(self, call: Any) -> None:
+        """Write what is queued, one message at a time (grpc allows one write in flight)."""
+        batch: list[Any] = []
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                await call.write(self._pack(batch))
+                batch = []
+        except Exception as exc:  # every call of the unsent batch fails; the reader reopens later
+            reason = f"stream failed: {exc.code().name}" if isinstance(exc, grpc.aio.AioRpcError) else \
+                f"stream already closed ({type(exc).__name__})"
+            failed, self._outbox = batch + self._outbox, []
+            for request in failed:
+                future = self._pending.get(request.call_id)
+                if future is not None and not future.done():
+                    future.set_exception(StreamBroken(reason))
+        finally:
+            self._writer = None
 
     async def _read(self, call: Any) -> None:
         reason = "stream ended"
         try:
-            async for reply in call:
-                future = self._pending.get(reply.call_id)
-                if future is not None and not future.done():
-                    future.set_result(reply)
+            async for message in call:
+                for reply in self._unpack(message):
+                    future = self._pending.get(reply.call_id)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
         except grpc.aio.AioRpcError as exc:
             reason = f"stream failed: {exc.code().name}"
         except asyncio.CancelledError:
@@ -70,16 +95,17 @@ class StreamMux:
     async def close(self) -> None:
         if self._call is not None:
             self._call.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
+        for task in (self._reader, self._writer):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
 
-async def serve_multiplexed(requests: AsyncIterator[Any], handle: Callable[[Any], Awaitable[Any]]
-                            ) -> AsyncIterator[Any]:
+async def serve_multiplexed(messages: AsyncIterator[Any], handle: Callable[[Any], Awaitable[Any]],
+                            unpack: Unpack, pack: Pack) -> AsyncIterator[Any]:
     """Server side: handle each request in its own task; yield replies tagged with its call_id.
 
     A client that goes away does not cancel handlers already running: a relay in progress
@@ -95,10 +121,11 @@ async def serve_multiplexed(requests: AsyncIterator[Any], handle: Callable[[Any]
 
     async def read() -> None:
         try:
-            async for request in requests:
-                task = asyncio.create_task(one(request))
-                running.add(task)
-                task.add_done_callback(running.discard)
+            async for message in messages:
+                for request in unpack(message):
+                    task = asyncio.create_task(one(request))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
             if running:
                 await asyncio.gather(*list(running), return_exceptions=True)
         finally:
@@ -107,6 +134,13 @@ async def serve_multiplexed(requests: AsyncIterator[Any], handle: Callable[[Any]
     reader = asyncio.create_task(read())
     try:
         while (reply := await replies.get()) is not None:
-            yield reply
+            ready = [reply]
+            while not replies.empty():
+                more = replies.get_nowait()
+                if more is None:
+                    yield pack(ready)
+                    return
+                ready.append(more)
+            yield pack(ready)
     finally:
         reader.cancel()

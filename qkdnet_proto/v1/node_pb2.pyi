@@ -58,6 +58,18 @@ class ClassicalBatch(_message.Message):
     done: bool
     def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., envelopes: _Optional[_Iterable[bytes]] = ..., done: _Optional[bool] = ...) -> None: ...
 
+class ForwardRequests(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[ForwardRequest]
+    def __init__(self, calls: _Optional[_Iterable[_Union[ForwardRequest, _Mapping]]] = ...) -> None: ...
+
+class ForwardReplies(_message.Message):
+    __slots__ = ("replies",)
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[ForwardReply]
+    def __init__(self, replies: _Optional[_Iterable[_Union[ForwardReply, _Mapping]]] = ...) -> None: ...
+
 class RelayItem(_message.Message):
     __slots__ = ("key_id", "ciphertext", "link_key_id", "master_sae", "slave_sae", "share_index", "share_count")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +314,18 @@ class RelayRequest(_message.Message):
     call_id: int
     paths: _containers.RepeatedCompositeFieldContainer[Route]
     def __init__(self, path: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ..., call_id: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
+
+class RelayRequests(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[RelayRequest]
+    def __init__(self, calls: _Optional[_Iterable[_Union[RelayRequest, _Mapping]]] = ...) -> None: ...
+
+class RelayResults(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RelayResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RelayResult, _Mapping]]] = ...) -> None: ...
 
 class RelayResult(_message.Message):
     __slots__ = ("key_ids", "latencies_s", "link_bits_consumed", "error", "call_id")

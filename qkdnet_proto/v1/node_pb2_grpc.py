@@ -204,8 +204,8 @@ class RelayStub:
                 _registered_method=True)
         self.ForwardStream = channel.stream_stream(
                 '/qkdnet.v1.Relay/ForwardStream',
-                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.SerializeToString,
-                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReplies.FromString,
                 _registered_method=True)
 
 
@@ -220,8 +220,9 @@ class RelayServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ForwardStream(self, request_iterator, context):
-        """The same over one long-lived stream per neighbour (cheaper per call); requests are handled
-        concurrently and each reply carries its request's call_id.
+        """The same over one long-lived stream per neighbour (far cheaper per call). A stream message
+        carries every request queued while the previous one was being written; requests are
+        handled concurrently, and each reply carries its request's call_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -237,8 +238,8 @@ def add_RelayServicer_to_server(servicer, server):
             ),
             'ForwardStream': grpc.stream_stream_rpc_method_handler(
                     servicer.ForwardStream,
-                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.FromString,
-                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.SerializeToString,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReplies.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -293,8 +294,8 @@ class Relay:
             request_iterator,
             target,
             '/qkdnet.v1.Relay/ForwardStream',
-            qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.SerializeToString,
-            qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
+            qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.ForwardReplies.FromString,
             options,
             channel_credentials,
             insecure,
@@ -337,8 +338,8 @@ class ControlStub:
                 _registered_method=True)
         self.RelayStream = channel.stream_stream(
                 '/qkdnet.v1.Control/RelayStream',
-                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
-                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequests.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResults.FromString,
                 _registered_method=True)
         self.ListKeys = channel.unary_unary(
                 '/qkdnet.v1.Control/ListKeys',
@@ -398,7 +399,8 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RelayStream(self, request_iterator, context):
-        """Many relay orders over one stream; results carry the order's call_id, in completion order.
+        """Many relay orders over one stream, batched per message as ForwardStream; results carry
+        the order's call_id, in completion order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -463,8 +465,8 @@ def add_ControlServicer_to_server(servicer, server):
             ),
             'RelayStream': grpc.stream_stream_rpc_method_handler(
                     servicer.RelayStream,
-                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.FromString,
-                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.SerializeToString,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequests.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResults.SerializeToString,
             ),
             'ListKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.ListKeys,
@@ -625,8 +627,8 @@ class Control:
             request_iterator,
             target,
             '/qkdnet.v1.Control/RelayStream',
-            qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
-            qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
+            qkdnet__proto_dot_v1_dot_node__pb2.RelayRequests.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.RelayResults.FromString,
             options,
             channel_credentials,
             insecure,

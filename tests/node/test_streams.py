@@ -1,0 +1,65 @@
+"""Multiplexed relay streams: replies reach their callers; calls queued together share a message."""
+
+import asyncio
+
+import grpc
+import pytest
+from qkdnet_proto.v1 import node_pb2 as pb
+from qkdnet_proto.v1 import node_pb2_grpc as rpc
+
+from node.rpc.servicers import RelayServicer
+from node.rpc.streams import StreamBroken, StreamMux
+
+
+class SlowEcho:
+    """Stands in for a TrustedNode: answers each forward after a delay that depends on the hop."""
+
+    async def forward(self, path, hop, items):
+        await asyncio.sleep(0.001 * (hop % 5))
+        if hop == 13:
+            from node.trusted_node import RelayError
+            raise RelayError("hop 13 refused")
+
+
+async def _serve():
+    server = grpc.aio.server()
+    rpc.add_RelayServicer_to_server(RelayServicer(SlowEcho()), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+async def test_concurrent_calls_share_messages_and_each_gets_its_own_reply():
+    server, address = await _serve()
+    channel = grpc.aio.insecure_channel(address)
+    messages = []
+
+    def pack(calls):
+        messages.append(len(calls))
+        return pb.ForwardRequests(calls=calls)
+
+    mux = StreamMux(rpc.RelayStub(channel).ForwardStream, pack, lambda m: m.replies)
+    try:
+        assert (await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 5)).ok  # alone: sent at once
+        replies = await asyncio.gather(*(mux.call(pb.ForwardRequest(path=["a", "b"], hop=h), 5) for h in range(40)))
+        assert [r.ok for r in replies] == [h != 13 for h in range(40)]
+        assert replies[13].reason == "hop 13 refused"
+        assert messages[0] == 1 and sum(messages) == 41 and len(messages) < 41
+    finally:
+        await mux.close()
+        await channel.close()
+        await server.stop(None)
+
+
+async def test_calls_on_a_stream_whose_server_went_away_fail_cleanly():
+    server, address = await _serve()
+    channel = grpc.aio.insecure_channel(address)
+    mux = StreamMux(rpc.RelayStub(channel).ForwardStream, lambda c: pb.ForwardRequests(calls=c), lambda m: m.replies)
+    try:
+        assert (await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 5)).ok
+        await server.stop(None)
+        with pytest.raises(StreamBroken):
+            await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 2)
+    finally:
+        await mux.close()
+        await channel.close()
