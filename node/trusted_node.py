@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import numpy as np
+
 from node.coalescer import Coalescer
 from node.keystore.app_store import AsyncKeyStore, NewKey, StoreError
 from node.keystore.link_pool import KeyPoolError, LinkKeyPool
@@ -228,15 +230,12 @@ class TrustedNode:
                           share_count: int, timeout_s: float) -> None:
         """Pad each payload with fresh link key to path[1] and send; on failure the pads are discarded."""
         pool = self._pool(path[1])
-        items = []
-        for key, payload in zip(keys, payloads):
-            try:
-                link_key_id, pad = await pool.allocate_waiting(8 * len(payload), timeout_s)
-            except KeyPoolError as exc:
-                pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay aborted: no link key")
-                raise RelayError(f"{self.name}->{path[1]}: {exc}") from None
-            items.append(RelayItem(key.key_id, one_time_pad(payload, pad), link_key_id, key.master_sae,
-                                   key.slave_sae, share_index, share_count))
+        try:  # all pads or none
+            link_key_ids, pads = await pool.allocate_many_waiting([8 * len(p) for p in payloads], timeout_s)
+        except KeyPoolError as exc:
+            raise RelayError(f"{self.name}->{path[1]}: {exc}") from None
+        items = [RelayItem(key.key_id, ciphertext, link_key_id, key.master_sae, key.slave_sae, share_index, share_count)
+                 for key, ciphertext, link_key_id in zip(keys, _pad_each(payloads, pads), link_key_ids)]
         try:
             await self.keeper.lease(path[1], [i.link_key_id for i in items])  # durable before they leave
             await asyncio.wait_for(self._first_hop.send(tuple(path), items), timeout_s)
@@ -254,16 +253,16 @@ class TrustedNode:
         if len(set(path)) != len(path):
             raise RelayError("relay path visits a node twice")
         previous = self._pool(path[hop - 1])
-        recovered: list[tuple[str, bytes]] = []
-        taken_bits = 0
         try:
-            for item in items:
-                pad = previous.take_by_id(item.link_key_id)
-                taken_bits += pad.size
-                recovered.append((item.key_id, one_time_pad(item.ciphertext, pad)))
-        except (KeyPoolError, ValueError) as exc:
-            previous.discard(taken_bits, "relay rejected: bad link key")
+            pads = previous.take_many([item.link_key_id for item in items])
+        except KeyPoolError as exc:
+            previous.discard(exc.taken_bits, "relay rejected: bad link key")
             raise RelayError(f"{self.name}: {exc}") from None
+        taken_bits = pads.size
+        if any(8 * len(i.ciphertext) != int(i.link_key_id.rsplit(":", 1)[1]) for i in items):
+            previous.discard(taken_bits, "relay rejected: bad link key")
+            raise RelayError(f"{self.name}: a ciphertext's length differs from its link key's")
+        recovered = list(zip((item.key_id for item in items), _pad_each([i.ciphertext for i in items], pads)))
         self.relays_forwarded += len(items)
         if hop == len(path) - 1:
             kme = self.settings.kme if self.settings else None
@@ -288,13 +287,14 @@ class TrustedNode:
         except RelayError:
             previous.discard(taken_bits, "relay failed: next link out of service")
             raise
-        onward, sent_bits = [], 0
+        sent_bits = 0
         try:
-            for (key_id, material), item in zip(recovered, items):
-                link_key_id, pad = await following.allocate_waiting(8 * len(material), HOP_KEY_WAIT_S)
-                sent_bits += pad.size
-                onward.append(RelayItem(key_id, one_time_pad(material, pad), link_key_id, item.master_sae,
-                                        item.slave_sae, item.share_index, item.share_count))
+            materials = [material for _, material in recovered]
+            link_key_ids, pads = await following.allocate_many_waiting([8 * len(m) for m in materials], HOP_KEY_WAIT_S)
+            sent_bits = pads.size
+            onward = [RelayItem(item.key_id, ciphertext, link_key_id, item.master_sae, item.slave_sae,
+                                item.share_index, item.share_count)
+                      for item, ciphertext, link_key_id in zip(items, _pad_each(materials, pads), link_key_ids)]
             await self.keeper.lease(path[hop + 1], [i.link_key_id for i in onward])
             await self.peers[path[hop + 1]].forward(path, hop + 1, onward)
         except Exception as exc:
@@ -343,6 +343,16 @@ class TrustedNode:
     async def list_keys(self, peer: str = "") -> list[tuple[str, str, bytes, int]]:
         records = await self.store.run(self.store.store.records, peer)
         return [(r.key_id, r.peer, r.digest, r.bits) for r in records]
+
+
+def _pad_each(payloads: list[bytes], pads: np.ndarray) -> list[bytes]:
+    """Each payload xor its own stretch of the concatenated pads (one numpy operation for all)."""
+    padded = one_time_pad(b"".join(payloads), pads)
+    out, start = [], 0
+    for payload in payloads:
+        out.append(padded[start:start + len(payload)])
+        start += len(payload)
+    return out
 
 
 def _describe(exc: BaseException) -> str:

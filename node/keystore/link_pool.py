@@ -102,27 +102,55 @@ class LinkKeyPool:
     # -- sending side -------------------------------------------------------------------
     def allocate(self, n_bits: int) -> tuple[str, np.ndarray]:
         """The next n_bits of this end's sending half, consumed now."""
+        (link_key_id,), bits = self.allocate_many([n_bits])
+        return link_key_id, bits
+
+    def allocate_many(self, sizes_bits: list[int]) -> tuple[list[str], np.ndarray]:
+        """One pad per size, in order, consumed now: their IDs and all their bits concatenated.
+
+        All or nothing: if the pool cannot serve every pad, nothing changes. Consecutive pads
+        from one chunk are taken as one range (one numpy operation, not one per pad).
+        """
         half = self._halves[self.send_half]
-        for frame_id, chunk in list(half.items()):
-            remaining = chunk.bits.size - chunk.cursor
-            if remaining >= n_bits:
-                start = chunk.cursor
-                chunk.cursor += n_bits
-                bits = self._consume(self.send_half, frame_id, chunk, start, n_bits)
-                self._drop_if_spent(self.send_half, frame_id)
-                return f"{frame_id}:{self.send_half}:{start}:{n_bits}", bits
-            if remaining < n_bits and chunk.cursor < chunk.bits.size and len(half) > 1:
-                # Too short a tail for this request: discard it rather than split an ID.
-                self._discard_range(self.send_half, frame_id, chunk, chunk.cursor, remaining, "tail shorter than a request")
-                chunk.cursor = chunk.bits.size
-                self._drop_if_spent(self.send_half, frame_id)
-        raise KeyPoolError(f"link pool holds {self.sendable_bits} sendable bits, {n_bits} needed")
+        plan: list[tuple[int, _Chunk, int, int]] = []  # (frame, chunk, start, end) taken
+        tails: list[tuple[int, _Chunk]] = []  # too-short tails discarded on the way
+        ids: list[str] = []
+        i, chunks = 0, list(half.items())
+        for index, (frame_id, chunk) in enumerate(chunks):
+            if i == len(sizes_bits):
+                break
+            start = position = chunk.cursor
+            while i < len(sizes_bits) and chunk.bits.size - position >= sizes_bits[i]:
+                ids.append(f"{frame_id}:{self.send_half}:{position}:{sizes_bits[i]}")
+                position += sizes_bits[i]
+                i += 1
+            if position > start:
+                plan.append((frame_id, chunk, start, position))
+            if i < len(sizes_bits) and position < chunk.bits.size and len(chunks) > 1:
+                tails.append((frame_id, chunk))  # too short for the next pad: not split across IDs
+        if i < len(sizes_bits):
+            raise KeyPoolError(f"link pool holds {self.sendable_bits} sendable bits, {sum(sizes_bits)} needed")
+        parts = []
+        for frame_id, chunk, start, end in plan:
+            chunk.cursor = end
+            parts.append(self._consume(self.send_half, frame_id, chunk, start, end - start))
+        for frame_id, chunk in tails:
+            self._discard_range(self.send_half, frame_id, chunk, chunk.cursor, chunk.bits.size - chunk.cursor,
+                                "tail shorter than a request")
+            chunk.cursor = chunk.bits.size
+        for frame_id in {frame_id for frame_id, *_ in plan} | {frame_id for frame_id, _ in tails}:
+            self._drop_if_spent(self.send_half, frame_id)
+        return ids, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     async def allocate_waiting(self, n_bits: int, timeout_s: float) -> tuple[str, np.ndarray]:
+        (link_key_id,), bits = await self.allocate_many_waiting([n_bits], timeout_s)
+        return link_key_id, bits
+
+    async def allocate_many_waiting(self, sizes_bits: list[int], timeout_s: float) -> tuple[list[str], np.ndarray]:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             try:
-                return self.allocate(n_bits)
+                return self.allocate_many(sizes_bits)
             except KeyPoolError:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
@@ -135,17 +163,59 @@ class LinkKeyPool:
 
     # -- receiving side -----------------------------------------------------------------
     def take_by_id(self, link_key_id: str) -> np.ndarray:
-        frame_id, half_name, start, length = self._parse(link_key_id)
-        if half_name != self.receive_half:
-            raise KeyPoolError(f"link key {link_key_id} is not from the peer's sending half")
-        chunk = self._halves[half_name].get(frame_id)
-        if chunk is None or start + length > chunk.bits.size:
-            raise KeyPoolError(f"unknown link key {link_key_id}")
-        if chunk.used[start:start + length].any():
-            raise KeyPoolError(f"link key {link_key_id} was already used")
-        bits = self._consume(half_name, frame_id, chunk, start, length)
-        self._drop_if_spent(half_name, frame_id)
-        return bits
+        return self.take_many([link_key_id])
+
+    def take_many(self, link_key_ids: list[str]) -> np.ndarray:
+        """The peer's pads by ID, consumed now, their bits concatenated in order.
+
+        IDs that continue one another in a chunk (as a sender allocates them) are taken as one
+        range. On a bad ID, the pads before it stay consumed and the error's ``taken_bits`` says
+        how many bits that is, for the caller to account.
+        """
+        parts: list[np.ndarray] = []
+        taken = 0
+        run: list = []  # frame, chunk, then the (start, length) of each pad in the range
+
+        def flush() -> None:
+            nonlocal taken
+            frame_id, chunk, *pads = run
+            run.clear()
+            first, end = pads[0][0], pads[-1][0] + pads[-1][1]
+            if not chunk.used[first:end].any():
+                pads = [(first, end - first)]
+            for start, length in pads:  # one range, or pad by pad to find the used one
+                if chunk.used[start:start + length].any():
+                    raise KeyPoolError(f"link key {frame_id}:{self.receive_half}:{start}:{length} was already used")
+                parts.append(self._consume(self.receive_half, frame_id, chunk, start, length))
+                taken += length
+            self._drop_if_spent(self.receive_half, frame_id)
+
+        try:
+            for link_key_id in link_key_ids:
+                try:
+                    frame_id, half_name, start, length = self._parse(link_key_id)
+                    if half_name != self.receive_half:
+                        raise KeyPoolError(f"link key {link_key_id} is not from the peer's sending half")
+                    chunk = run[1] if run and run[0] == frame_id else self._halves[half_name].get(frame_id)
+                    if chunk is None or start + length > chunk.bits.size:
+                        raise KeyPoolError(f"unknown link key {link_key_id}")
+                except KeyPoolError:
+                    if run:
+                        flush()
+                    raise
+                if run and (run[0] != frame_id or sum(run[-1]) != start):
+                    flush()
+                if not run:
+                    run[:] = [frame_id, chunk]
+                run.append((start, length))
+            if run:
+                flush()
+        except KeyPoolError as exc:
+            exc.taken_bits = taken
+            raise
+        if not parts:
+            return np.zeros(0, np.uint8)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def discard(self, n_bits: int, reason: str) -> None:
         """Consumed bits whose purpose failed (a relay that did not complete) move to discarded."""
