@@ -27,6 +27,9 @@ from node.settings import LinkSettings, NodeSettings
 
 
 HOP_KEY_WAIT_S = 30.0  # how long an intermediate node waits for link key to the next hop
+# Relay batches per route under way at once: more keeps every hop of a long path busy (a batch
+# spends most of its time in transit), fewer makes larger batches (less CPU per key).
+BATCHES_IN_FLIGHT = 4
 
 
 class RelayError(Exception):
@@ -78,10 +81,10 @@ class TrustedNode:
         self.assembler = ShareAssembler()
         self.exposure = ExposureLog()
         self.configured = False
-        self._first_hop = Coalescer(self._send_first_hop)
+        self._first_hop = Coalescer(self._send_first_hop, BATCHES_IN_FLIGHT)
         # Concurrent relay requests along the same routes (same key size and SAEs) share one
         # relay: one pad allocation, one hop message per hop and one store commit at each end.
-        self._requests = Coalescer(self._relay_batch)
+        self._requests = Coalescer(self._relay_batch, BATCHES_IN_FLIGHT)
         self.keeper = PoolKeeper(store)
 
     # -- configuration --------------------------------------------------------------------

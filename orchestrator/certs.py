@@ -14,6 +14,7 @@ import pathlib
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -53,6 +54,47 @@ def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
     kme = {node: _leaf(directory / "kme" / node, node, ca_cert, ca_key, now, server=True) for node in topology.nodes}
     sae = {sae: _leaf(directory / "sae" / sae, sae, ca_cert, ca_key, now, server=False) for sae in topology.saes}
     return CertPaths(directory / "ca.pem", kme, sae)
+
+
+def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
+    """Reuse a PKI made by ``qkdnet certs``: every KME and SAE of the topology must have its
+    certificate, issued by the directory's CA for that very name and valid now."""
+    directory = pathlib.Path(directory)
+    ca_file = directory / "ca.pem"
+    ca_cert = _read_cert(ca_file)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    paths = {}
+    for kind, names in (("kme", topology.nodes), ("sae", topology.saes)):
+        paths[kind] = {}
+        for name in names:
+            cert_path, key_path = directory / kind / f"{name}.pem", directory / kind / f"{name}.key"
+            cert = _read_cert(cert_path)
+            if not key_path.is_file():
+                raise QkdnetError(f"{key_path}: missing (the {kind.upper()} {name!r} needs its private key)")
+            common_names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            if common_names != [name]:
+                raise QkdnetError(f"{cert_path}: issued to {common_names[0] if common_names else 'nobody'!r}, "
+                                  f"not {name!r}")
+            try:
+                cert.verify_directly_issued_by(ca_cert)
+            except (ValueError, TypeError, InvalidSignature):
+                raise QkdnetError(f"{cert_path}: not issued by the CA in {ca_file}") from None
+            if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+                raise QkdnetError(f"{cert_path}: not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+                                  f"{cert.not_valid_after_utc:%Y-%m-%d})")
+            paths[kind][name] = (cert_path, key_path)
+    return CertPaths(ca_file, paths["kme"], paths["sae"])
+
+
+def _read_cert(path: pathlib.Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except FileNotFoundError:
+        raise QkdnetError(f"{path}: missing; create the PKI with `qkdnet certs TOPOLOGY DIR`") from None
+    except OSError as exc:
+        raise QkdnetError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError:
+        raise QkdnetError(f"{path}: not a PEM certificate") from None
 
 
 def _leaf(stem: pathlib.Path, name: str, ca_cert: x509.Certificate, ca_key, now: datetime.datetime,

@@ -142,12 +142,17 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise QkdnetError(f"a network is already up (topology {running['topology']}, supervisor pid "
                           f"{running['pid']}); run `qkdnet down` first")
     topo = topology.load(args.topology)  # validate before anything starts
+    if args.certs is not None:
+        from . import certs
+        certs.load(topo, args.certs)  # every certificate present and right, or one line and exit 2
     state.prepare()
     command = [sys.executable, "-m", "orchestrator.supervisor", args.topology, "--state-dir", str(state.path)]
     if args.time_scale is not None:
         command += ["--time-scale", str(args.time_scale)]
     if args.seed is not None:
         command += ["--seed", str(args.seed)]
+    if args.certs is not None:
+        command += ["--certs", str(args.certs.resolve())]
     if not args.quiet:
         print(f"  starting {len(topo.nodes)} node processes...", file=sys.stderr, flush=True)
     with open(state.log_path, "ab") as log:
@@ -321,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--time-scale", type=float, help="emulated seconds per wall second; 0 = as fast as possible")
     up.add_argument("--seed", type=int)
     up.add_argument("--json", type=pathlib.Path, help="also write the endpoints as JSON")
+    up.add_argument("--certs", type=pathlib.Path, metavar="DIR",
+                    help="use the PKI made by `qkdnet certs TOPOLOGY DIR` (default: a fresh one per network)")
     up.add_argument("--quiet", action="store_true")
     up.set_defaults(func=_cmd_up)
 

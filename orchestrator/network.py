@@ -64,9 +64,11 @@ class RelayReport:
 
 class Network:
     def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
-                 log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True) -> None:
+                 log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True,
+                 certs: pki.CertPaths | None = None) -> None:
         """data_dir holds each node's key store (nodes/<name>) and the development PKI (certs/);
-        without one a temporary directory is used and removed by ``stop``."""
+        without one a temporary directory is used and removed by ``stop``. ``certs``: an existing
+        PKI (``certs.load``) instead of a fresh one."""
         self.topology = topology
         self.time_scale = topology.time_scale if time_scale is None else time_scale
         self.seed = seed if seed is not None else secrets.randbits(32)
@@ -76,7 +78,7 @@ class Network:
         self._temporary = tempfile.TemporaryDirectory(prefix="qkdnet-") if data_dir is None else None
         self.data_dir = pathlib.Path(self._temporary.name) if self._temporary else data_dir
         self.kme = kme
-        self.certs: pki.CertPaths | None = None
+        self.certs: pki.CertPaths | None = certs
         self._configs: dict[str, pb.NodeConfig] = {}
         self._launcher = default_launcher()
 

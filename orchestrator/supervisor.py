@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 
+from orchestrator import certs as pki
 from orchestrator.errors import QkdnetError
 from orchestrator.network import Network
 from orchestrator.router import Router
@@ -114,9 +115,15 @@ class Supervisor:
             writer.close()
 
 
-async def supervise(topology: Topology, state: StateDir, time_scale: float | None, seed: int | None) -> int:
+async def supervise(topology: Topology, state: StateDir, time_scale: float | None, seed: int | None,
+                    certs_dir: pathlib.Path | None = None) -> int:
     shutil.rmtree(state.path / "nodes", ignore_errors=True)  # a new network starts with empty key stores
-    network = Network(topology, time_scale=time_scale, seed=seed, data_dir=state.path)
+    try:
+        certs = pki.load(topology, certs_dir) if certs_dir else None
+    except QkdnetError as exc:
+        _announce({"event": "failed", "error": str(exc)})
+        return 2
+    network = Network(topology, time_scale=time_scale, seed=seed, data_dir=state.path, certs=certs)
     try:
         await network.start()
     except Exception as exc:  # reported to `qkdnet up`, which prints it as one line
@@ -129,7 +136,7 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
     server = await asyncio.start_unix_server(supervisor.serve_client, path=str(state.socket_path))
     try:
         nodes = {name: {"grpc": h.address, "kme": h.kme_url} for name, h in network.nodes.items()}
-        certs_dir = str(state.path / "certs")
+        certs_dir = str(certs_dir or state.path / "certs")
         state.write({"pid": os.getpid(), "topology": topology.name, "source": topology.source,
                      "socket": str(state.socket_path), "started_at": time.time(), "nodes": nodes,
                      "certs_dir": certs_dir})
@@ -161,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=pathlib.Path, required=True)
     parser.add_argument("--time-scale", type=float)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--certs", type=pathlib.Path, help="an existing PKI from `qkdnet certs`")
     args = parser.parse_args(argv)
     try:
         topology = load(args.topology)
     except QkdnetError as exc:
         _announce({"event": "failed", "error": str(exc)})
         return 2
-    return asyncio.run(supervise(topology, StateDir(args.state_dir), args.time_scale, args.seed))
+    return asyncio.run(supervise(topology, StateDir(args.state_dir), args.time_scale, args.seed, args.certs))
 
 
 if __name__ == "__main__":

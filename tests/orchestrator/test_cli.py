@@ -42,3 +42,12 @@ def test_keyrate_json_has_the_documented_fields(tmp_path):
     for key in ("distance_km", "analytic_rate_per_pulse", "measured_rate_per_pulse", "qber", "plob_per_pulse"):
         assert key in row
     assert row["measured_rate_per_pulse"] <= row["plob_per_pulse"]
+
+
+def test_up_with_an_incomplete_pki_starts_nothing(tmp_path):
+    made = _qkdnet("certs", "line:2", str(tmp_path / "pki"))
+    assert made.returncode == 0, made.stderr
+    result = _qkdnet("up", "line:3", "--certs", str(tmp_path / "pki"), "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 2 and "n2.pem: missing" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "state" / "network.json").exists()

@@ -2,8 +2,10 @@
 
 import json
 import os
+import ssl
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -24,7 +26,12 @@ def _alive(pid):
 def test_up_status_relay_down(tmp_path):
     state = tmp_path / "s"
     endpoints = tmp_path / "endpoints.json"
-    up = _qkdnet(state, "up", "line:3", "--time-scale", "0", "--seed", "3", "--json", str(endpoints), "--quiet")
+    pki = tmp_path / "pki"  # made once, reused by `up`: SAE certificates stay valid across networks
+    made = subprocess.run([sys.executable, "-m", "orchestrator", "certs", "line:3", str(pki)], capture_output=True,
+                          text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    up = _qkdnet(state, "up", "line:3", "--time-scale", "0", "--seed", "3", "--json", str(endpoints), "--quiet",
+                 "--certs", str(pki))
     assert up.returncode == 0, up.stderr
     info = json.loads(endpoints.read_text())
     supervisor = info["supervisor_pid"]
@@ -32,7 +39,12 @@ def test_up_status_relay_down(tmp_path):
         assert set(info["nodes"]) == {"n0", "n1", "n2"}
         assert all(e["grpc"].startswith("127.0.0.1:") for e in info["nodes"].values())
         assert all(e["kme"].startswith("https://127.0.0.1:") for e in info["nodes"].values())
-        assert (state / "certs" / "sae" / "sae-n0.pem").exists()
+        assert info["certs_dir"] == str(pki.resolve())
+        context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        context.load_cert_chain(str(pki / "sae" / "sae-n0.pem"), str(pki / "sae" / "sae-n0.key"))
+        url = info["nodes"]["n0"]["kme"] + "/api/v1/keys/sae-n2/status"
+        with urllib.request.urlopen(url, context=context, timeout=30) as reply:
+            assert json.load(reply)["slave_SAE_ID"] == "sae-n2"
         again = _qkdnet(state, "up", "line:3")
         assert again.returncode == 2 and "already up" in again.stderr
 
