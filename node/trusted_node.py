@@ -94,6 +94,8 @@ class TrustedNode:
         if self.configured:
             raise ValueError(f"node {self.name!r} is already configured")
         self.settings = settings
+        if settings.kme is not None:  # the ETSI max_key_count is the store's limit
+            self.store.store.max_keys = settings.kme.max_keys
         restored = set()
         for link in settings.links:
             pool = LinkKeyPool("a" if link.role == "transmitter" else "b", link.pool_capacity_bits)
@@ -190,8 +192,13 @@ class TrustedNode:
         paths = [list(p) for p in route[0]]
         key_bits, master_sae, slave_sae = route[1:]
         timeout_s = min(t for _, t in requests)
+        total = sum(c for c, _ in requests)
+        if self.store.store.room < total:
+            # Refused before any pad is spent: otherwise the destination would keep keys that
+            # this end could not record.
+            raise RelayError(f"{self.name}: key store full ({self.store.store.max_keys} keys)")
         keys = [NewKey(str(uuid.uuid4()), paths[0][-1], secrets.token_bytes(key_bits // 8), master_sae, slave_sae)
-                for _ in range(sum(c for c, _ in requests))]
+                for _ in range(total)]
         if len(paths) == 1:
             await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s)
         else:

@@ -268,6 +268,11 @@ class KeyStore:
             return len(ids)
 
     # -- reads --------------------------------------------------------------------------
+    @property
+    def room(self) -> int:
+        """How many more keys the store can hold now (a hint from any thread; ``add`` decides)."""
+        return self.max_keys - self._held
+
     def count_waiting(self, master_sae: str | None = None, slave_sae: str | None = None) -> int:
         query, args = "select count(*) from app_keys where state = ?", [KeyState.RELAYED.value]
         if master_sae is not None:
