@@ -70,7 +70,7 @@ async def _batched(network: Network, batches: int, batch: int, concurrency: int)
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--single", type=int, default=500, help="single-key relays per concurrency level")
+    parser.add_argument("--single", type=int, default=1500, help="single-key relays per concurrency level")
     parser.add_argument("--concurrency", default="16,64", help="comma-separated concurrency levels")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--busy-links", action="store_true", help="keep BB84 running during the relays")

@@ -44,7 +44,7 @@ class KmeHolder:
     def __init__(self, node: TrustedNode) -> None:
         self.node = node
         self.url = ""
-        self._runner = None
+        self._server = None
         self._service = None
 
     async def start(self, settings: NodeSettings) -> None:
@@ -55,15 +55,16 @@ class KmeHolder:
 
         k = settings.kme
         self._service = KeyService(self.node, k)
-        self._runner, self.url = await start_kme(self._service, k.host, k.port,
-                                                 server_ssl_context(k.cert_file, k.key_file, k.ca_file))
+        self._server = await start_kme(self._service, k.host, k.port,
+                                       server_ssl_context(k.cert_file, k.key_file, k.ca_file))
+        self.url = self._server.url
         self._service.start()
 
     async def stop(self) -> None:
         if self._service is not None:
             await self._service.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
 
 
 async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0) -> None:

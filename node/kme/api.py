@@ -23,6 +23,8 @@ from node.key_service import KeyRequestError, KeyService, KeyServiceUnavailable
 
 MAX_BODY_BYTES = 64 * 1024
 BODY_TIMEOUT_S = 10.0
+TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that stalls its handshake loses the connection
+KEEPALIVE_TIMEOUT_S = 75.0  # an idle keep-alive connection is closed (aiohttp's default is an hour)
 ENC_FIELDS = {"number", "size", "additional_slave_SAE_IDs", "extension_mandatory", "extension_optional"}
 DEC_FIELDS = {"key_IDs", "key_IDs_extension"}
 
@@ -211,11 +213,33 @@ def _key_container(keys: list[tuple[str, bytes]]) -> web.Response:
                                        for key_id, material in keys]})
 
 
-async def start_kme(service: KeyService, host: str, port: int, context: ssl.SSLContext) -> tuple[web.AppRunner, str]:
-    """Serve the API; returns the runner (to stop it) and the URL actually bound."""
-    runner = web.AppRunner(KmeApi(service).app(), access_log=None, handle_signals=False)
+class KmeServer:
+    """The running endpoint: its URL, and ``close`` to stop it."""
+
+    def __init__(self, runner: web.AppRunner, server: asyncio.AbstractServer, url: str) -> None:
+        self._runner = runner
+        self._server = server
+        self.url = url
+
+    async def close(self) -> None:
+        self._server.close()
+        await self._runner.cleanup()
+
+
+async def start_kme(service: KeyService, host: str, port: int, context: ssl.SSLContext) -> KmeServer:
+    """Serve the API on host:port (0: any free port).
+
+    The listening socket is made here rather than by an aiohttp site, which cannot bound the
+    TLS handshake: a client that connects and stalls is dropped after TLS_HANDSHAKE_TIMEOUT_S.
+    """
+    runner = web.AppRunner(KmeApi(service).app(), access_log=None, handle_signals=False,
+                           keepalive_timeout=KEEPALIVE_TIMEOUT_S)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
-    await site.start()
-    bound_port = site._server.sockets[0].getsockname()[1]  # aiohttp exposes no public accessor
-    return runner, f"https://{host}:{bound_port}"
+    try:
+        server = await asyncio.get_running_loop().create_server(
+            runner.server, host, port, ssl=context, reuse_address=True, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_port = server.sockets[0].getsockname()[1]
+    return KmeServer(runner, server, f"https://{host}:{bound_port}")
