@@ -12,6 +12,7 @@ It dies with the orchestrator, and every node dies with it (PR_SET_PDEATHSIG on 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -29,6 +30,11 @@ def _preload() -> None:
     import node.key_service  # noqa: F401
     import node.kme.api  # noqa: F401
     import node.server  # noqa: F401
+
+    # The imported modules live as long as a node does: the collector need not scan them again
+    # in every child (shorter full collections, and the pages stay shared after the fork).
+    gc.collect()
+    gc.freeze()
 
 
 def _child(argv: list[str], out_fd: int, err_fd: int, control: socket.socket, wakeup_r: int) -> None:
