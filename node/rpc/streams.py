@@ -36,6 +36,7 @@ class StreamMux:
         self._ids = itertools.count(1)
         self._outbox: list[Any] = []
         self._writer: asyncio.Task | None = None
+        self._writer_call: Any = None  # the stream the running writer writes to
 
     async def call(self, request: Any, timeout_s: float) -> Any:
         """Send request (its call_id is set here) and wait for the matching reply."""
@@ -47,7 +48,8 @@ class StreamMux:
         future = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
         self._outbox.append(request)
-        if self._writer is None:
+        if self._writer is None or self._writer_call is not self._call:  # none, or one left on a dead stream
+            self._writer_call = self._call
             self._writer = asyncio.create_task(self._write(self._call))
         try:
             return await asyncio.wait_for(future, timeout_s)
@@ -55,23 +57,29 @@ class StreamMux:
             self._pending.pop(call_id, None)
 
     async def _write(self, call: Any) -> None:
-        """Write what is queued, one message at a time (grpc allows one write in flight)."""
+        """Write what is queued, one message at a time (grpc allows one write in flight).
+
+        Stops once the stream was replaced: calls queued since then belong to the new one.
+        """
         batch: list[Any] = []
         try:
-            while self._outbox:
+            while self._outbox and self._call is call:
                 batch, self._outbox = self._outbox, []
                 await call.write(self._pack(batch))
                 batch = []
-        except Exception as exc:  # every call of the unsent batch fails; the reader reopens later
+        except Exception as exc:  # the unsent calls fail; the next call reopens the stream
             reason = f"stream failed: {exc.code().name}" if isinstance(exc, grpc.aio.AioRpcError) else \
                 f"stream already closed ({type(exc).__name__})"
-            failed, self._outbox = batch + self._outbox, []
+            failed = batch
+            if self._call is call:
+                failed, self._outbox = batch + self._outbox, []
             for request in failed:
                 future = self._pending.get(request.call_id)
                 if future is not None and not future.done():
                     future.set_exception(StreamBroken(reason))
         finally:
-            self._writer = None
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
     async def _read(self, call: Any) -> None:
         reason = "stream ended"

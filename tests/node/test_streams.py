@@ -63,3 +63,32 @@ async def test_calls_on_a_stream_whose_server_went_away_fail_cleanly():
     finally:
         await mux.close()
         await channel.close()
+
+
+async def test_after_a_broken_stream_the_next_calls_reopen_it():
+    server, address = await _serve()
+    channel = grpc.aio.insecure_channel(address)
+    mux = StreamMux(rpc.RelayStub(channel).ForwardStream, lambda c: pb.ForwardRequests(calls=c), lambda m: m.replies)
+    try:
+        assert (await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 5)).ok
+        await server.stop(None)
+        with pytest.raises(StreamBroken):
+            await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 2)
+        server = grpc.aio.server()  # the same address again
+        rpc.add_RelayServicer_to_server(RelayServicer(SlowEcho()), server)
+        server.add_insecure_port(address)
+        await server.start()
+        for _ in range(50):  # the channel reconnects with backoff
+            try:
+                replies = await asyncio.gather(*(mux.call(pb.ForwardRequest(path=["a", "b"], hop=h), 2)
+                                                 for h in range(1, 6)))
+                break
+            except StreamBroken:
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the stream was never reopened")
+        assert all(r.ok for r in replies)
+    finally:
+        await mux.close()
+        await channel.close()
+        await server.stop(None)
