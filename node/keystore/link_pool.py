@@ -116,7 +116,7 @@ class LinkKeyPool:
         tails: list[tuple[int, _Chunk]] = []  # too-short tails discarded on the way
         ids: list[str] = []
         i, chunks = 0, list(half.items())
-        for index, (frame_id, chunk) in enumerate(chunks):
+        for frame_id, chunk in chunks:
             if i == len(sizes_bits):
                 break
             start = position = chunk.cursor
@@ -181,13 +181,15 @@ class LinkKeyPool:
             frame_id, chunk, *pads = run
             run.clear()
             first, end = pads[0][0], pads[-1][0] + pads[-1][1]
-            if not chunk.used[first:end].any():
-                pads = [(first, end - first)]
-            for start, length in pads:  # one range, or pad by pad to find the used one
-                if chunk.used[start:start + length].any():
-                    raise KeyPoolError(f"link key {frame_id}:{self.receive_half}:{start}:{length} was already used")
-                parts.append(self._consume(self.receive_half, frame_id, chunk, start, length))
-                taken += length
+            if not chunk.used[first:end].any():  # the usual case: the whole range at once
+                parts.append(self._consume(self.receive_half, frame_id, chunk, first, end - first))
+                taken += end - first
+            else:  # pad by pad: the ones before the used one are taken, then the error
+                for start, length in pads:
+                    if chunk.used[start:start + length].any():
+                        raise KeyPoolError(f"link key {frame_id}:{self.receive_half}:{start}:{length} was already used")
+                    parts.append(self._consume(self.receive_half, frame_id, chunk, start, length))
+                    taken += length
             self._drop_if_spent(self.receive_half, frame_id)
 
         try:
