@@ -120,8 +120,7 @@ class Network:
         handle.address = json.loads(line)["address"]
         handle.channel = grpc.aio.insecure_channel(handle.address)
         handle.control = rpc.ControlStub(handle.channel)
-        handle.relays = StreamMux(handle.control.RelayStream, lambda calls: pb.RelayRequests(calls=calls),
-                                  lambda message: message.results)
+        handle.relays = StreamMux(handle.control.RelayStream, pb.RelayRequests)
         self._watchers.append(asyncio.create_task(self._watch(handle)))
 
     async def _healthy(self, handle: NodeHandle) -> None:

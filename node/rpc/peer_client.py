@@ -20,8 +20,7 @@ class GrpcPeer:
         self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._link = rpc.LinkStub(self._channel)
         relay = rpc.RelayStub(self._channel)
-        self._forward = StreamMux(relay.ForwardStream, lambda calls: pb.ForwardRequests(calls=calls),
-                                  lambda message: message.replies)
+        self._forward = StreamMux(relay.ForwardStream, pb.ForwardRequests)
 
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
         reply = await self._link.DeliverFrame(frame_to_pb(frame), timeout=120)

@@ -52,7 +52,7 @@ class RelayServicer(rpc.RelayServicer):
         return await self._forward(request)
 
     async def ForwardStream(self, request_iterator, context):
-        async for message in serve_multiplexed(request_iterator, self._forward, _forward_calls, _forward_replies):
+        async for message in serve_multiplexed(request_iterator, self._forward, pb.ForwardReplies):
             yield message
 
     async def _forward(self, request: pb.ForwardRequest) -> pb.ForwardReply:
@@ -99,7 +99,7 @@ class ControlServicer(rpc.ControlServicer):
         return await self._relay(request)
 
     async def RelayStream(self, request_iterator, context):
-        async for message in serve_multiplexed(request_iterator, self._relay, _relay_calls, _relay_results):
+        async for message in serve_multiplexed(request_iterator, self._relay, pb.RelayResults):
             yield message
 
     async def _relay(self, request: pb.RelayRequest) -> pb.RelayResult:
@@ -144,19 +144,3 @@ class ControlServicer(rpc.ControlServicer):
     async def Shutdown(self, request, context):
         self.stop.set()
         return pb.Ack(ok=True)
-
-
-def _forward_calls(message: pb.ForwardRequests) -> list[pb.ForwardRequest]:
-    return list(message.calls)
-
-
-def _forward_replies(replies: list[pb.ForwardReply]) -> pb.ForwardReplies:
-    return pb.ForwardReplies(replies=replies)
-
-
-def _relay_calls(message: pb.RelayRequests) -> list[pb.RelayRequest]:
-    return list(message.calls)
-
-
-def _relay_results(results: list[pb.RelayResult]) -> pb.RelayResults:
-    return pb.RelayResults(results=results)

@@ -6,7 +6,8 @@ and each stream message carries every call queued while the previous message was
 written (a reply message likewise every reply ready). An idle stream sends a lone call at once;
 under load, calls share messages. ``StreamMux`` is the client end (reopens the stream after a
 failure); ``serve_multiplexed`` the server end (handles requests concurrently, replies in
-completion order).
+completion order). Batch messages follow one convention: requests in ``calls``, replies in
+``replies``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
-Pack = Callable[[list[Any]], Any]  # calls (or replies) -> one stream message
-Unpack = Callable[[Any], list[Any]]  # one stream message -> calls (or replies)
 
 
 class StreamBroken(ConnectionError):
@@ -26,10 +25,10 @@ class StreamBroken(ConnectionError):
 
 
 class StreamMux:
-    def __init__(self, open_stream: Callable[[], Any], pack: Pack, unpack: Unpack) -> None:
+    def __init__(self, open_stream: Callable[[], Any], batch: Callable[..., Any]) -> None:
+        """``batch``: the request batch message type (``calls=[...]``)."""
         self._open_stream = open_stream
-        self._pack = pack
-        self._unpack = unpack
+        self._batch = batch
         self._call: Any = None
         self._reader: asyncio.Task | None = None
         self._pending: dict[int, asyncio.Future] = {}
@@ -65,7 +64,7 @@ class StreamMux:
         try:
             while self._outbox and self._call is call:
                 batch, self._outbox = self._outbox, []
-                await call.write(self._pack(batch))
+                await call.write(self._batch(calls=batch))
                 batch = []
         except Exception as exc:  # the unsent calls fail; the next call reopens the stream
             reason = f"stream failed: {exc.code().name}" if isinstance(exc, grpc.aio.AioRpcError) else \
@@ -85,7 +84,7 @@ class StreamMux:
         reason = "stream ended"
         try:
             async for message in call:
-                for reply in self._unpack(message):
+                for reply in message.replies:
                     future = self._pending.get(reply.call_id)
                     if future is not None and not future.done():
                         future.set_result(reply)
@@ -113,8 +112,9 @@ class StreamMux:
 
 
 async def serve_multiplexed(messages: AsyncIterator[Any], handle: Callable[[Any], Awaitable[Any]],
-                            unpack: Unpack, pack: Pack) -> AsyncIterator[Any]:
-    """Server side: handle each request in its own task; yield replies tagged with its call_id.
+                            batch: Callable[..., Any]) -> AsyncIterator[Any]:
+    """Server side: handle each request in its own task; yield replies tagged with its call_id,
+    as many as are ready in each ``batch`` message (``replies=[...]``).
 
     A client that goes away does not cancel handlers already running: a relay in progress
     finishes (and accounts its link key) even if nobody is left to hear the answer.
@@ -130,7 +130,7 @@ async def serve_multiplexed(messages: AsyncIterator[Any], handle: Callable[[Any]
     async def read() -> None:
         try:
             async for message in messages:
-                for request in unpack(message):
+                for request in message.calls:
                     task = asyncio.create_task(one(request))
                     running.add(task)
                     task.add_done_callback(running.discard)
@@ -146,9 +146,9 @@ async def serve_multiplexed(messages: AsyncIterator[Any], handle: Callable[[Any]
             while not replies.empty():
                 more = replies.get_nowait()
                 if more is None:
-                    yield pack(ready)
+                    yield batch(replies=ready)
                     return
                 ready.append(more)
-            yield pack(ready)
+            yield batch(replies=ready)
     finally:
         reader.cancel()

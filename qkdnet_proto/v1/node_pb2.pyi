@@ -322,10 +322,10 @@ class RelayRequests(_message.Message):
     def __init__(self, calls: _Optional[_Iterable[_Union[RelayRequest, _Mapping]]] = ...) -> None: ...
 
 class RelayResults(_message.Message):
-    __slots__ = ("results",)
-    RESULTS_FIELD_NUMBER: _ClassVar[int]
-    results: _containers.RepeatedCompositeFieldContainer[RelayResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[RelayResult, _Mapping]]] = ...) -> None: ...
+    __slots__ = ("replies",)
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    replies: _containers.RepeatedCompositeFieldContainer[RelayResult]
+    def __init__(self, replies: _Optional[_Iterable[_Union[RelayResult, _Mapping]]] = ...) -> None: ...
 
 class RelayResult(_message.Message):
     __slots__ = ("key_ids", "latencies_s", "link_bits_consumed", "error", "call_id")

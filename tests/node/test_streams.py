@@ -29,16 +29,20 @@ async def _serve():
     return server, f"127.0.0.1:{port}"
 
 
+def _mux(channel, batch=pb.ForwardRequests):
+    return StreamMux(rpc.RelayStub(channel).ForwardStream, batch)
+
+
 async def test_concurrent_calls_share_messages_and_each_gets_its_own_reply():
     server, address = await _serve()
     channel = grpc.aio.insecure_channel(address)
     messages = []
 
-    def pack(calls):
+    def counted(calls):
         messages.append(len(calls))
         return pb.ForwardRequests(calls=calls)
 
-    mux = StreamMux(rpc.RelayStub(channel).ForwardStream, pack, lambda m: m.replies)
+    mux = _mux(channel, counted)
     try:
         assert (await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 5)).ok  # alone: sent at once
         replies = await asyncio.gather(*(mux.call(pb.ForwardRequest(path=["a", "b"], hop=h), 5) for h in range(40)))
@@ -54,7 +58,7 @@ async def test_concurrent_calls_share_messages_and_each_gets_its_own_reply():
 async def test_calls_on_a_stream_whose_server_went_away_fail_cleanly():
     server, address = await _serve()
     channel = grpc.aio.insecure_channel(address)
-    mux = StreamMux(rpc.RelayStub(channel).ForwardStream, lambda c: pb.ForwardRequests(calls=c), lambda m: m.replies)
+    mux = _mux(channel)
     try:
         assert (await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 5)).ok
         await server.stop(None)
@@ -68,7 +72,7 @@ async def test_calls_on_a_stream_whose_server_went_away_fail_cleanly():
 async def test_after_a_broken_stream_the_next_calls_reopen_it():
     server, address = await _serve()
     channel = grpc.aio.insecure_channel(address)
-    mux = StreamMux(rpc.RelayStub(channel).ForwardStream, lambda c: pb.ForwardRequests(calls=c), lambda m: m.replies)
+    mux = _mux(channel)
     try:
         assert (await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 5)).ok
         await server.stop(None)
