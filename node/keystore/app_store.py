@@ -53,6 +53,11 @@ create table if not exists audit(
     prev text not null,
     hash text not null
 );
+create table if not exists relay_outbox(  -- source: keys sent, not yet committed here (presumed abort)
+    key_id text primary key,
+    paths text not null,                -- JSON: the routes the keys took, for the abort
+    created_at real not null
+);
 create table if not exists link_chunks(  -- link-key pools: one row per block half still holding key
     link_id text not null,
     half text not null,
@@ -162,13 +167,75 @@ class KeyStore:
             self._insert(keys, role, now, ttl_s)
 
     def add_delivered(self, keys: list[NewKey]) -> None:
-        """Source KME of an ETSI request: the keys were relayed and go to the master SAE now."""
+        """Source KME of an ETSI request: the keys were relayed and go to the master SAE now.
+
+        The source keeps no copy, so the material is never written here: the row records the
+        key's digest and its whole lifecycle (generated, relayed, delivered, destroyed) at once.
+        """
+        for old, new in ((KeyState.RELAYED, KeyState.DELIVERED), (KeyState.DELIVERED, KeyState.DESTROYED)):
+            check_transition("(delivered at source)", old, new)
         now = self._clock()
         with self._transaction():
-            self._insert(keys, "source", now, None)
-            for k in keys:
-                self._move(k.key_id, KeyState.RELAYED, KeyState.DELIVERED, now, {"SAE": k.master_sae})
-                self._destroy(k.key_id, KeyState.DELIVERED, now)
+            try:
+                self._db.executemany(
+                    "insert into app_keys values (?,?,?,?,'source',?,?,null,?,?,null)",
+                    [(k.key_id, k.peer, k.master_sae, k.slave_sae, 8 * len(k.material),
+                      hashlib.sha256(k.material).digest(), KeyState.DESTROYED.value, now) for k in keys])
+            except sqlite3.IntegrityError:
+                raise StoreError("a key ID is already held") from None
+            self._close_outbox(keys)
+            self._audit_many(now, [entry for k in keys for entry in (
+                ("generated", k.key_id, {"peer": k.peer, "bits": 8 * len(k.material)}),
+                ("relayed", k.key_id, {"role": "source", "peer": k.peer, "master_SAE": k.master_sae,
+                                       "slave_SAE": k.slave_sae}),
+                (KeyState.DELIVERED.value, k.key_id, {"SAE": k.master_sae}),
+                (KeyState.DESTROYED.value, k.key_id, {}))])
+
+    # -- presumed abort of relays (see node.relay_outbox) -------------------------------
+    def open_relays(self, key_ids: list[str], paths: list[list[str]]) -> None:
+        """Source, before any key leaves: these IDs are in flight until committed or aborted."""
+        now, text = self._clock(), json.dumps(paths)
+        with self._transaction():
+            self._db.executemany("insert into relay_outbox values (?,?,?)", [(k, text, now) for k in key_ids])
+
+    def unsettled_relays(self) -> list[tuple[list[str], list[list[str]]]]:
+        """Key IDs left in flight (by their routes): relays that failed or a crash interrupted."""
+        groups: dict[str, list[str]] = {}
+        for key_id, paths in self._db.execute("select key_id, paths from relay_outbox order by rowid"):
+            groups.setdefault(paths, []).append(key_id)
+        return [(ids, json.loads(paths)) for paths, ids in groups.items()]
+
+    def unsettled_among(self, key_ids: list[str]) -> list[str]:
+        found = {r[0] for r in self._select_in("select key_id from relay_outbox where key_id in ({})", key_ids)}
+        return [k for k in key_ids if k in found]
+
+    def close_relays(self, key_ids: list[str], reason: str) -> None:
+        """Source: the destination has withdrawn these keys; they are settled as revoked."""
+        now = self._clock()
+        with self._transaction():
+            self._db.executemany("delete from relay_outbox where key_id = ?", [(k,) for k in key_ids])
+            self._audit_many(now, [(KeyState.REVOKED.value, k, {"role": "source", "reason": reason}) for k in key_ids])
+
+    def withdraw_arrivals(self, key_ids: list[str], source: str, reason: str) -> int:
+        """Destination: the source aborted these keys. Held ones are revoked and overwritten;
+        ones not (yet) here get a tombstone row, so a late relay of them is refused. Returns
+        how many held keys were withdrawn. Keys of another source are left alone."""
+        now, key_ids = self._clock(), list(dict.fromkeys(key_ids))
+        with self._transaction():
+            rows = {r[0]: r[1:] for r in self._select_in(
+                "select key_id, peer, role, state from app_keys where key_id in ({})", key_ids)}
+            held = [k for k in key_ids if rows.get(k) == (source, "destination", KeyState.RELAYED.value)]
+            absent = [k for k in key_ids if k not in rows]
+            self._move_many(held, KeyState.RELAYED, KeyState.REVOKED, now, [{"reason": reason}] * len(held))
+            self._destroy_many(held, KeyState.REVOKED, now)
+            self._db.executemany("insert into app_keys values (?,?,'','','destination',0,x'',null,?,?,null)",
+                                 [(k, source, KeyState.DESTROYED.value, now) for k in absent])
+            self._audit_many(now, [(KeyState.REVOKED.value, k, {"reason": reason, "before_arrival": True})
+                                   for k in absent])
+            return len(held)
+
+    def _close_outbox(self, keys: list[NewKey]) -> None:
+        self._db.executemany("delete from relay_outbox where key_id = ?", [(k.key_id,) for k in keys])
 
     def _insert(self, keys: list[NewKey], role: str, now: float, ttl_s: float | None) -> None:
         if self._held + len(keys) > self.max_keys:
@@ -182,11 +249,12 @@ class KeyStore:
         except sqlite3.IntegrityError:
             raise StoreError("a key ID is already held") from None
         self._held += len(keys)
-        for k in keys:
-            if role == "source":
-                self._audit(now, "generated", k.key_id, {"peer": k.peer, "bits": 8 * len(k.material)})
-            self._audit(now, "relayed", k.key_id, {"role": role, "peer": k.peer, "master_SAE": k.master_sae,
-                                                   "slave_SAE": k.slave_sae})
+        if role == "source":
+            self._close_outbox(keys)
+        self._audit_many(now, [entry for k in keys for entry in (
+            [("generated", k.key_id, {"peer": k.peer, "bits": 8 * len(k.material)})] if role == "source" else []) + [
+            ("relayed", k.key_id, {"role": role, "peer": k.peer, "master_SAE": k.master_sae,
+                                   "slave_SAE": k.slave_sae})]])
 
     def save_link_pool(self, link_id: str, rows: list[ChunkRecord], counters: PoolCounters) -> None:
         """Write a pool's changes (from ``LinkKeyPool.snapshot_changes``) in one transaction."""
@@ -229,18 +297,18 @@ class KeyStore:
         if len(set(key_ids)) != len(key_ids):
             raise KeyNotAvailable("a key_ID is requested twice")
         with self._transaction():
+            rows = {r[0]: r[1:] for r in self._select_in(
+                "select key_id, material, state, expires_at from app_keys where key_id in ({}) and role = ? and "
+                "master_sae = ? and slave_sae = ?", key_ids, (role, master_sae, slave_sae))}
             out = []
             for key_id in key_ids:
-                row = self._db.execute(
-                    "select material, state, expires_at from app_keys where key_id = ? and role = ? and "
-                    "master_sae = ? and slave_sae = ?", (key_id, role, master_sae, slave_sae)).fetchone()
+                row = rows.get(key_id)
                 if row is None or row[1] != KeyState.RELAYED.value or (row[2] is not None and row[2] <= now):
                     raise KeyNotAvailable(f"key_ID {key_id} is not available to this SAE")
                 out.append((key_id, bytes(row[0])))
-            for key_id, _ in out:
-                self._move(key_id, KeyState.RELAYED, KeyState.DELIVERED, now, {"SAE": slave_sae if role == "destination"
-                                                                               else master_sae})
-                self._destroy(key_id, KeyState.DELIVERED, now)
+            sae = slave_sae if role == "destination" else master_sae
+            self._move_many(key_ids, KeyState.RELAYED, KeyState.DELIVERED, now, [{"SAE": sae}] * len(key_ids))
+            self._destroy_many(key_ids, KeyState.DELIVERED, now)
             return out
 
     def revoke(self, key_id: str, reason: str) -> None:
@@ -251,9 +319,8 @@ class KeyStore:
         now = self._clock()
         with self._transaction():
             for key_id in key_ids:
-                state = self._state(key_id)
-                self._move(key_id, state, KeyState.REVOKED, now, {"reason": reason})
-                self._destroy(key_id, KeyState.REVOKED, now)
+                self._move_many([key_id], self._state(key_id), KeyState.REVOKED, now, [{"reason": reason}])
+                self._destroy_many([key_id], KeyState.REVOKED, now)
 
     def expire(self) -> int:
         """Withdraw every undelivered key past its TTL; returns how many."""
@@ -262,9 +329,8 @@ class KeyStore:
             ids = [r[0] for r in self._db.execute(
                 "select key_id from app_keys where state = ? and expires_at is not null and expires_at <= ?",
                 (KeyState.RELAYED.value, now))]
-            for key_id in ids:
-                self._move(key_id, KeyState.RELAYED, KeyState.EXPIRED, now, {})
-                self._destroy(key_id, KeyState.EXPIRED, now)
+            self._move_many(ids, KeyState.RELAYED, KeyState.EXPIRED, now, [{}] * len(ids))
+            self._destroy_many(ids, KeyState.EXPIRED, now)
             return len(ids)
 
     # -- reads --------------------------------------------------------------------------
@@ -331,26 +397,47 @@ class KeyStore:
             raise KeyNotAvailable(f"unknown key_ID {key_id}")
         return KeyState(row[0])
 
-    def _move(self, key_id: str, old: KeyState, new: KeyState, now: float, detail: dict) -> None:
-        check_transition(key_id, old, new)
-        self._db.execute("update app_keys set state = ? where key_id = ?", (new.value, key_id))
+    def _select_in(self, query: str, key_ids: list[str], args: tuple = ()) -> list[tuple]:
+        """``query`` with its ``in ({})`` filled for key_ids (in slices, within SQLite's limits)."""
+        rows: list[tuple] = []
+        for start in range(0, len(key_ids), 500):
+            part = key_ids[start:start + 500]
+            rows += self._db.execute(query.format(",".join("?" * len(part))), (*part, *args)).fetchall()
+        return rows
+
+    def _move_many(self, key_ids: list[str], old: KeyState, new: KeyState, now: float, details: list[dict]) -> None:
+        """Keys all in state ``old`` move to ``new``, one audit entry each."""
+        if not key_ids:
+            return
+        check_transition(key_ids[0], old, new)
+        self._db.executemany("update app_keys set state = ? where key_id = ?", [(new.value, k) for k in key_ids])
         if old is KeyState.RELAYED:
-            self._held -= 1
-        self._audit(now, new.value, key_id, detail)
+            self._held -= len(key_ids)
+        self._audit_many(now, [(new.value, k, d) for k, d in zip(key_ids, details)])
 
-    def _destroy(self, key_id: str, old: KeyState, now: float) -> None:
-        check_transition(key_id, old, KeyState.DESTROYED)
-        self._db.execute("update app_keys set material = zeroblob(length(material)) where key_id = ?", (key_id,))
-        self._db.execute("update app_keys set material = null, state = ? where key_id = ?",
-                         (KeyState.DESTROYED.value, key_id))
-        self._audit(now, KeyState.DESTROYED.value, key_id, {})
+    def _destroy_many(self, key_ids: list[str], old: KeyState, now: float) -> None:
+        """Overwrite the material in place, then drop it (``secure_delete`` zeroes the freed space)."""
+        if not key_ids:
+            return
+        check_transition(key_ids[0], old, KeyState.DESTROYED)
+        ids = [(k,) for k in key_ids]
+        self._db.executemany("update app_keys set material = zeroblob(length(material)) where key_id = ?", ids)
+        self._db.executemany("update app_keys set material = null, state = ? where key_id = ?",
+                             [(KeyState.DESTROYED.value, k) for k in key_ids])
+        self._audit_many(now, [(KeyState.DESTROYED.value, k, {}) for k in key_ids])
 
-    def _audit(self, now: float, event: str, key_id: str, detail: dict) -> None:
-        seq = self._last_seq + 1
-        text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
-        digest = _entry_hash(self._last_hash, seq, now, event, key_id, text)
-        self._db.execute("insert into audit values (?,?,?,?,?,?,?)", (seq, now, event, key_id, text, self._last_hash, digest))
-        self._last_seq, self._last_hash = seq, digest
+    def _audit_many(self, now: float, entries: list[tuple[str, str, dict]]) -> None:
+        """Append (event, key ID, detail) entries to the chain, each hashing its predecessor."""
+        rows = []
+        seq, prev = self._last_seq, self._last_hash
+        for event, key_id, detail in entries:
+            seq += 1
+            text = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+            digest = _entry_hash(prev, seq, now, event, key_id, text)
+            rows.append((seq, now, event, key_id, text, prev, digest))
+            prev = digest
+        self._db.executemany("insert into audit values (?,?,?,?,?,?,?)", rows)
+        self._last_seq, self._last_hash = seq, prev
 
 
 def _entry_hash(prev: str, seq: int, at: float, event: str, key_id: str, detail: str) -> str:

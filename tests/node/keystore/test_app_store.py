@@ -137,3 +137,41 @@ async def test_concurrent_calls_share_a_commit_and_fail_alone(tmp_path):
     await store.close()
     reopened = KeyStore(tmp_path / "k.db")
     assert {r.key_id for r in reopened.records()} == set(ids) and reopened.verify_audit() is None
+
+
+def test_the_source_of_a_delivered_key_never_writes_its_material(tmp_path):
+    path = tmp_path / "k.db"
+    store = KeyStore(path)
+    keys = _keys(2)
+    store.add_delivered(keys)
+    assert {r.state for r in store.records()} == {"destroyed"} and store.count_waiting() == 0
+    raw = (tmp_path / "k.db-wal").read_bytes()  # the log, before the checkpoint at close
+    store.close()
+    raw += path.read_bytes()
+    assert all(k.material not in raw for k in keys)
+
+
+def test_relays_in_flight_until_committed_or_withdrawn(tmp_path):
+    source, destination = KeyStore(tmp_path / "a.db"), KeyStore(tmp_path / "c.db")
+    committed, arrived, lost = _keys(2), _keys(2), _keys(2)
+    for batch in (committed, arrived, lost):
+        source.open_relays([k.key_id for k in batch], [["A", "B", "C"]])
+    source.add(committed, "source")  # the commit settles its outbox entries in the same transaction
+    assert source.unsettled_relays() == [([k.key_id for k in arrived + lost], [["A", "B", "C"]])]
+    assert source.unsettled_among([committed[0].key_id, lost[0].key_id]) == [lost[0].key_id]
+
+    foreign = NewKey(str(uuid.uuid4()), "D", bytes(32), "sae1", "sae2")  # another source's key (ours: B)
+    destination.add(arrived + [foreign], "destination")
+    withdrawn = destination.withdraw_arrivals([k.key_id for k in arrived + lost] + [foreign.key_id], "B", "test")
+    assert withdrawn == 2 and destination.count_waiting() == 1
+    with pytest.raises(StoreError):  # a late relay of an aborted key is refused
+        destination.add(lost[:1], "destination")
+    with pytest.raises(KeyNotAvailable):
+        destination.deliver([arrived[0].key_id], "destination", "sae1", "sae2")
+    assert destination.withdraw_arrivals([arrived[0].key_id], "B", "again") == 0  # repeating it is harmless
+    states = {r.key_id: r.state for r in destination.records()}
+    assert states[foreign.key_id] == "relayed" and {states[k.key_id] for k in arrived + lost} == {"destroyed"}
+
+    source.close_relays([k.key_id for k in arrived + lost], "test")
+    assert source.unsettled_relays() == []
+    assert source.verify_audit() is None and destination.verify_audit() is None
