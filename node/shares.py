@@ -78,6 +78,11 @@ class ShareAssembler:
         self.dropped_incomplete += len(stale)
         return stale
 
+    def drop(self, key_ids: list[str]) -> None:
+        """Forget the shares of keys their source aborted."""
+        for key_id in key_ids:
+            self._partial.pop(key_id, None)
+
     @property
     def waiting(self) -> int:
         return len(self._partial)

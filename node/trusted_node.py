@@ -21,12 +21,14 @@ from node.keystore.app_store import AsyncKeyStore, NewKey, StoreError
 from node.keystore.link_pool import KeyPoolError, LinkKeyPool
 from node.link_runtime import FrameForPeer, LinkPeer, LinkRuntime
 from node.relay import one_time_pad
+from node.relay_outbox import ABORT_REASON, RelayOutbox
 from node.pool_keeper import PoolKeeper
 from node.shares import ExposureLog, ShareAssembler, split_key
 from node.settings import LinkSettings, NodeSettings
 
 
 HOP_KEY_WAIT_S = 30.0  # how long an intermediate node waits for link key to the next hop
+ABORT_TIMEOUT_S = 10.0  # one attempt to carry an abort to the destination
 # Relay batches per route under way at once: more keeps every hop of a long path busy (a batch
 # spends most of its time in transit), fewer makes larger batches (less CPU per key).
 BATCHES_IN_FLIGHT = 4
@@ -49,6 +51,8 @@ class RelayItem:
 
 class RelayPeer(Protocol):
     async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None: ...
+
+    async def abort(self, path: list[str], hop: int, key_ids: list[str]) -> None: ...
 
 
 class Peer(LinkPeer, RelayPeer, Protocol):
@@ -86,6 +90,7 @@ class TrustedNode:
         # relay: one pad allocation, one hop message per hop and one store commit at each end.
         self._requests = Coalescer(self._relay_batch, BATCHES_IN_FLIGHT)
         self.keeper = PoolKeeper(store)
+        self.outbox = RelayOutbox(store, self._send_abort)
 
     # -- configuration --------------------------------------------------------------------
     async def configure(self, settings: NodeSettings) -> None:
@@ -112,6 +117,7 @@ class TrustedNode:
         for peer, runtime in self.links.items():
             runtime.start(self.peers[peer])
         self.keeper.start()
+        await self.outbox.resume()
 
     async def on_reconcile(self, link_id: str, inventory: dict) -> dict:
         runtime = self._links_by_id.get(link_id)
@@ -133,6 +139,7 @@ class TrustedNode:
         runtime.start(self.peers[link.peer])
 
     async def close(self) -> None:
+        await self.outbox.close()
         for runtime in self.links.values():
             await runtime.stop()
         await self.keeper.close()
@@ -193,12 +200,29 @@ class TrustedNode:
         key_bits, master_sae, slave_sae = route[1:]
         timeout_s = min(t for _, t in requests)
         total = sum(c for c, _ in requests)
-        if self.store.store.room < total:
-            # Refused before any pad is spent: otherwise the destination would keep keys that
-            # this end could not record.
+        if not master_sae and self.store.store.room < total:  # refused before any pad is spent
             raise RelayError(f"{self.name}: key store full ({self.store.store.max_keys} keys)")
         keys = [NewKey(str(uuid.uuid4()), paths[0][-1], secrets.token_bytes(key_bits // 8), master_sae, slave_sae)
                 for _ in range(total)]
+        key_ids = [k.key_id for k in keys]
+        try:
+            await self.outbox.open(key_ids, paths)
+        except StoreError as exc:
+            raise RelayError(f"{self.name}: key store refused the relay: {exc}") from None
+        try:
+            await self._send_and_commit(paths, keys, timeout_s, bool(master_sae))
+        except BaseException:  # failed, timed out or cancelled: the destination may hold them
+            self.outbox.abandon(key_ids, paths)
+            raise
+        slices, start = [], 0
+        for count, _ in requests:
+            slices.append(keys[start:start + count])
+            start += count
+        return slices
+
+    async def _send_and_commit(self, paths: list[list[str]], keys: list[NewKey], timeout_s: float,
+                               for_sae: bool) -> None:
+        """Send every share; once all arrived, commit the keys here (which settles the outbox)."""
         if len(paths) == 1:
             await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s)
         else:
@@ -210,17 +234,12 @@ class TrustedNode:
             if failed:
                 raise RelayError("; ".join(str(f) for f in failed))
         try:
-            if master_sae:
+            if for_sae:
                 await self.store.run(self.store.store.add_delivered, keys)
             else:
                 await self.store.run(self.store.store.add, keys, "source")
-        except StoreError as exc:  # the destination holds keys this end could not record: they expire there
+        except StoreError as exc:  # the caller's abandon withdraws them at the destination
             raise RelayError(f"{self.name}: key store refused the relayed keys: {exc}") from None
-        slices, start = [], 0
-        for count, _ in requests:
-            slices.append(keys[start:start + count])
-            start += count
-        return slices
 
     def _check_paths(self, paths: list[list[str]]) -> None:
         if not paths:
@@ -255,6 +274,28 @@ class TrustedNode:
 
     async def _send_first_hop(self, path: tuple[str, ...], items: list[RelayItem]) -> None:
         await self.peers[path[1]].forward(list(path), 1, items)
+
+    async def _send_abort(self, path: list[str], key_ids: list[str]) -> None:
+        peer = self.peers.get(path[1])
+        if peer is None:
+            raise RelayError(f"node {self.name} has no link to {path[1]}")
+        await asyncio.wait_for(peer.abort(path, 1, key_ids), ABORT_TIMEOUT_S)
+
+    async def abort(self, path: list[str], hop: int, key_ids: list[str]) -> None:
+        """Carry a source's abort one hop; at the destination, withdraw the keys.
+
+        No link key is involved, so an abort also crosses links taken out of service.
+        """
+        if not 1 <= hop < len(path) or path[hop] != self.name:
+            raise RelayError(f"node {self.name} is not hop {hop} of {path}")
+        if hop < len(path) - 1:
+            peer = self.peers.get(path[hop + 1])
+            if peer is None:
+                raise RelayError(f"node {self.name} has no link to {path[hop + 1]}")
+            await peer.abort(path, hop + 1, key_ids)
+            return
+        self.assembler.drop(key_ids)
+        await self.store.run(self.store.store.withdraw_arrivals, key_ids, path[0], ABORT_REASON)
 
     async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None:
         """Intermediate or destination side of one hop."""

@@ -21,6 +21,7 @@ class GrpcPeer:
         self._link = rpc.LinkStub(self._channel)
         relay = rpc.RelayStub(self._channel)
         self._forward = StreamMux(relay.ForwardStream, pb.ForwardRequests)
+        self._abort = relay.Abort
 
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
         reply = await self._link.DeliverFrame(frame_to_pb(frame), timeout=120)
@@ -40,6 +41,11 @@ class GrpcPeer:
             reply = await self._forward.call(pb.ForwardRequest(path=path, hop=hop, items=items_to_pb(items)), 60)
         except StreamBroken as exc:
             raise RelayError(f"{self.address}: {exc}") from None
+        if not reply.ok:
+            raise RelayError(reply.reason)
+
+    async def abort(self, path: list[str], hop: int, key_ids: list[str]) -> None:
+        reply = await self._abort(pb.AbortRequest(path=path, hop=hop, key_ids=key_ids), timeout=30)
         if not reply.ok:
             raise RelayError(reply.reason)
 

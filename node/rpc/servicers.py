@@ -8,7 +8,7 @@ import grpc
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
-from node.keystore.app_store import KeyNotAvailable
+from node.keystore.app_store import KeyNotAvailable, StoreError
 from node.keystore.lifecycle import LifecycleError
 from node.keystore.link_pool import KeyPoolError
 from node.rpc.convert import (frame_from_pb, inventory_from_pb, inventory_to_pb, items_from_pb,
@@ -54,6 +54,13 @@ class RelayServicer(rpc.RelayServicer):
     async def ForwardStream(self, request_iterator, context):
         async for message in serve_multiplexed(request_iterator, self._forward, pb.ForwardReplies):
             yield message
+
+    async def Abort(self, request, context):
+        try:
+            await self.node.abort(list(request.path), request.hop, list(request.key_ids))
+        except (RelayError, StoreError) as exc:
+            return pb.ForwardReply(ok=False, reason=str(exc))
+        return pb.ForwardReply(ok=True)
 
     async def _forward(self, request: pb.ForwardRequest) -> pb.ForwardReply:
         try:

@@ -58,6 +58,16 @@ class ClassicalBatch(_message.Message):
     done: bool
     def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., envelopes: _Optional[_Iterable[bytes]] = ..., done: _Optional[bool] = ...) -> None: ...
 
+class AbortRequest(_message.Message):
+    __slots__ = ("path", "hop", "key_ids")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    HOP_FIELD_NUMBER: _ClassVar[int]
+    KEY_IDS_FIELD_NUMBER: _ClassVar[int]
+    path: _containers.RepeatedScalarFieldContainer[str]
+    hop: int
+    key_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[_Iterable[str]] = ..., hop: _Optional[int] = ..., key_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ForwardRequests(_message.Message):
     __slots__ = ("calls",)
     CALLS_FIELD_NUMBER: _ClassVar[int]

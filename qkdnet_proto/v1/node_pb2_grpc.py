@@ -207,6 +207,11 @@ class RelayStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReplies.FromString,
                 _registered_method=True)
+        self.Abort = channel.unary_unary(
+                '/qkdnet.v1.Relay/Abort',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.AbortRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
+                _registered_method=True)
 
 
 class RelayServicer:
@@ -228,6 +233,15 @@ class RelayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Abort(self, request, context):
+        """Withdraw keys whose relay their source did not commit (presumed abort). Passed hop by hop
+        along the relay's path, without link key; the destination revokes the keys it holds and
+        keeps a tombstone for the others, so a late relay of them is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -240,6 +254,11 @@ def add_RelayServicer_to_server(servicer, server):
                     servicer.ForwardStream,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReplies.SerializeToString,
+            ),
+            'Abort': grpc.unary_unary_rpc_method_handler(
+                    servicer.Abort,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.AbortRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -296,6 +315,33 @@ class Relay:
             '/qkdnet.v1.Relay/ForwardStream',
             qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.ForwardReplies.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Abort(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Relay/Abort',
+            qkdnet__proto_dot_v1_dot_node__pb2.AbortRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
             options,
             channel_credentials,
             insecure,
