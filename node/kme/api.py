@@ -24,7 +24,7 @@ from node.key_service import KeyRequestError, KeyService, KeyServiceUnavailable
 MAX_BODY_BYTES = 64 * 1024
 BODY_TIMEOUT_S = 10.0
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that stalls its handshake loses the connection
-KEEPALIVE_TIMEOUT_S = 75.0  # an idle keep-alive connection is closed (aiohttp's default is an hour)
+KEEPALIVE_TIMEOUT_S = 30.0  # idle keep-alive connections close, and so do ones trickling request headers
 ENC_FIELDS = {"number", "size", "additional_slave_SAE_IDs", "extension_mandatory", "extension_optional"}
 DEC_FIELDS = {"key_IDs", "key_IDs_extension"}
 
