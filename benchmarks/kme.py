@@ -65,7 +65,7 @@ async def _run(network: Network, pairs: int, concurrency: int) -> dict:
     dec_url = network.nodes["n3"].kme_url + "/api/v1/keys/sae-n0/dec_keys"
     master = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_context(network, "sae-n0"), limit=concurrency))
     slave = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_context(network, "sae-n3"), limit=concurrency))
-    latencies, mismatches, errors = [], 0, 0
+    latencies, enc_latencies, dec_latencies, mismatches, errors = [], [], [], 0, 0
     remaining = pairs
 
     async def worker():
@@ -79,9 +79,13 @@ async def _run(network: Network, pairs: int, concurrency: int) -> dict:
                     continue
                 sent = await reply.json()
             ids = [{"key_ID": k["key_ID"]} for k in sent["keys"]]
+            t1 = time.perf_counter()
             async with slave.post(dec_url, json={"key_IDs": ids}) as reply:
                 got = await reply.json() if reply.status == 200 else None
-            latencies.append(time.perf_counter() - t0)
+            t2 = time.perf_counter()
+            latencies.append(t2 - t0)
+            enc_latencies.append(t1 - t0)
+            dec_latencies.append(t2 - t1)
             if got != sent:
                 mismatches += 1
 
@@ -94,6 +98,7 @@ async def _run(network: Network, pairs: int, concurrency: int) -> dict:
         await slave.close()
     return {"pairs": len(latencies), "pairs_per_s": round(len(latencies) / wall, 1),
             "p50_ms": round(1000 * _pct(latencies, 0.5), 2), "p99_ms": round(1000 * _pct(latencies, 0.99), 2),
+            "enc_p99_ms": round(1000 * _pct(enc_latencies, 0.99), 2), "dec_p99_ms": round(1000 * _pct(dec_latencies, 0.99), 2),
             "concurrency": concurrency, "mismatches": mismatches, "errors": errors}
 
 
