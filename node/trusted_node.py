@@ -12,7 +12,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 import numpy as np
 
@@ -205,14 +205,12 @@ class TrustedNode:
         keys = [NewKey(str(uuid.uuid4()), paths[0][-1], secrets.token_bytes(key_bits // 8), master_sae, slave_sae)
                 for _ in range(total)]
         key_ids = [k.key_id for k in keys]
+        launch = _Launch(lambda: self.outbox.open(key_ids, paths))
         try:
-            await self.outbox.open(key_ids, paths)
-        except StoreError as exc:
-            raise RelayError(f"{self.name}: key store refused the relay: {exc}") from None
-        try:
-            await self._send_and_commit(paths, keys, timeout_s, bool(master_sae))
+            await self._send_and_commit(paths, keys, timeout_s, bool(master_sae), launch)
         except BaseException:  # failed, timed out or cancelled: the destination may hold them
-            self.outbox.abandon(key_ids, paths)
+            if launch.started:  # else nothing left this node (no link key, say): nothing to abort
+                self.outbox.abandon(key_ids, paths)
             raise
         slices, start = [], 0
         for count, _ in requests:
@@ -221,14 +219,14 @@ class TrustedNode:
         return slices
 
     async def _send_and_commit(self, paths: list[list[str]], keys: list[NewKey], timeout_s: float,
-                               for_sae: bool) -> None:
+                               for_sae: bool, launch: _Launch) -> None:
         """Send every share; once all arrived, commit the keys here (which settles the outbox)."""
         if len(paths) == 1:
-            await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s)
+            await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s, launch)
         else:
             shares = [split_key(k.material, len(paths)) for k in keys]
             results = await asyncio.gather(*(
-                self._send_share(path, keys, [s[i] for s in shares], i + 1, len(paths), timeout_s)
+                self._send_share(path, keys, [s[i] for s in shares], i + 1, len(paths), timeout_s, launch)
                 for i, path in enumerate(paths)), return_exceptions=True)
             failed = [r for r in results if isinstance(r, BaseException)]
             if failed:
@@ -256,13 +254,18 @@ class TrustedNode:
             raise RelayError("multipath routes must be node-disjoint")
 
     async def _send_share(self, path: list[str], keys: list[NewKey], payloads: list[bytes], share_index: int,
-                          share_count: int, timeout_s: float) -> None:
+                          share_count: int, timeout_s: float, launch: _Launch) -> None:
         """Pad each payload with fresh link key to path[1] and send; on failure the pads are discarded."""
         pool = self._pool(path[1])
         try:  # all pads or none
             link_key_ids, pads = await pool.allocate_many_waiting([8 * len(p) for p in payloads], timeout_s)
         except KeyPoolError as exc:
             raise RelayError(f"{self.name}->{path[1]}: {exc}") from None
+        try:
+            await launch()
+        except Exception as exc:
+            pool.discard(pads.size, "relay not recorded at its source")
+            raise RelayError(f"{self.name}: key store refused the relay: {_describe(exc)}") from None
         items = [RelayItem(key.key_id, ciphertext, link_key_id, key.master_sae, key.slave_sae, share_index, share_count)
                  for key, ciphertext, link_key_id in zip(keys, _pad_each(payloads, pads), link_key_ids)]
         try:
@@ -394,6 +397,23 @@ class TrustedNode:
     async def list_keys(self, peer: str = "") -> list[tuple[str, str, bytes, int]]:
         records = await self.store.run(self.store.store.records, peer)
         return [(r.key_id, r.peer, r.digest, r.bits) for r in records]
+
+
+class _Launch:
+    """A batch's keys enter the outbox once, when its first share has its pads and may leave."""
+
+    def __init__(self, record: Callable[[], Awaitable[None]]) -> None:
+        self._record = record
+        self._task: asyncio.Future | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    async def __call__(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._record())
+        await asyncio.shield(self._task)
 
 
 def _pad_each(payloads: list[bytes], pads: np.ndarray) -> list[bytes]:

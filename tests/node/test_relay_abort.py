@@ -150,3 +150,15 @@ async def test_a_source_that_crashed_before_its_commit_aborts_after_restart(tmp_
 
 async def _wire_restarted(nodes):
     nodes["A"].peers["B"] = Direct(nodes, "B")
+
+
+async def test_a_relay_that_never_left_needs_no_abort(tmp_path):
+    """No link key for the first hop: nothing left A, so A records nothing and aborts nothing."""
+    nodes = await _line(tmp_path)
+    try:
+        with pytest.raises(RelayError, match="A->B"):
+            await nodes["A"].relay(["A", "B", "C"], 1000, 256, 0.2)  # more than the A-B pool holds
+        assert nodes["A"].outbox.unsettled == 0 and nodes["A"].store.store.unsettled_relays() == []
+        assert _states(nodes["C"]) == {} and nodes["C"].store.store.audit_entries() == []
+    finally:
+        await _close(nodes)
