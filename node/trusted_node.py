@@ -270,7 +270,8 @@ class TrustedNode:
                  for key, ciphertext, link_key_id in zip(keys, _pad_each(payloads, pads), link_key_ids)]
         try:
             await self.keeper.lease(path[1], [i.link_key_id for i in items])  # durable before they leave
-            await asyncio.wait_for(self._first_hop.send(tuple(path), items), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._first_hop.send(tuple(path), items)
         except Exception as exc:
             pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay failed downstream")
             raise RelayError(f"relay via {path[1]} failed: {_describe(exc)}") from None
@@ -282,7 +283,8 @@ class TrustedNode:
         peer = self.peers.get(path[1])
         if peer is None:
             raise RelayError(f"node {self.name} has no link to {path[1]}")
-        await asyncio.wait_for(peer.abort(path, 1, key_ids), ABORT_TIMEOUT_S)
+        async with asyncio.timeout(ABORT_TIMEOUT_S):
+            await peer.abort(path, 1, key_ids)
 
     async def abort(self, path: list[str], hop: int, key_ids: list[str]) -> None:
         """Carry a source's abort one hop; at the destination, withdraw the keys.

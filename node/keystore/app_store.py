@@ -12,10 +12,10 @@ zeroes freed pages).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
 import json
+import queue
 import sqlite3
 import threading
 import time
@@ -449,24 +449,35 @@ class AsyncKeyStore:
     """The store for the event loop: every call runs on one dedicated thread, in order.
 
     Calls that arrive while the thread is busy are run together in one transaction (group
-    commit): many concurrent relays then share one fsync instead of paying one each.
+    commit): many concurrent relays then share one fsync instead of paying one each. The thread
+    is woken through a queue rather than an executor, and a batch's results go back to the loop
+    in one callback: both are per-call costs on the relay path.
     """
 
     def __init__(self, store: KeyStore) -> None:
         self.store = store
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="keystore")
         self._pending: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
         self._lock = threading.Lock()
+        self._wake: queue.SimpleQueue[asyncio.AbstractEventLoop | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="keystore", daemon=True)
+        self._thread.start()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise RuntimeError("the key store is closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
             self._pending.append((fn, args, future))
             first = len(self._pending) == 1
         if first:
-            loop.run_in_executor(self._executor, self._drain, loop)
+            self._wake.put(loop)
         return await future
+
+    def _serve(self) -> None:
+        while (loop := self._wake.get()) is not None:
+            self._drain(loop)
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
@@ -484,12 +495,23 @@ class AsyncKeyStore:
                 results = self.store.group([(fn, args) for fn, args, _ in batch])
         except Exception as exc:  # the shared commit failed: nothing of the batch was kept
             results = [(False, exc)] * len(batch)
-        for (_, _, future), (ok, value) in zip(batch, results):
-            loop.call_soon_threadsafe(_settle, future, ok, value)
+        try:
+            loop.call_soon_threadsafe(_settle_all, [future for _, _, future in batch], results)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            pass
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
-        self._executor.shutdown(wait=True)
+        if self._closed:
+            return
+        await self.run(self.store.close)
+        self._closed = True
+        self._wake.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+
+def _settle_all(futures: list[asyncio.Future], results: list[tuple[bool, Any]]) -> None:
+    for future, (ok, value) in zip(futures, results):
+        _settle(future, ok, value)
 
 
 def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:

@@ -177,7 +177,8 @@ class KmeApi:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise ApiError(400, f"request body larger than {MAX_BODY_BYTES} bytes")
         try:
-            raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                raw = await request.read()
         except asyncio.TimeoutError:
             raise ApiError(400, f"request body not received within {BODY_TIMEOUT_S:.0f} s") from None
         except web.HTTPRequestEntityTooLarge:
