@@ -122,3 +122,67 @@ async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path
         events = {e["event"] for e in store.audit_entries()}
         assert {"relayed", "delivered", "destroyed"} <= events
         assert not any(k in json.dumps(store.audit_entries()) for k in ("key\":", "material"))
+
+
+async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(tmp_path):
+    """SIGKILL the master's KME while many enc_keys relays are in flight. After its restart the
+    keys the slave's KME holds are exactly the keys the master SAE received: a key the
+    destination stored but the dead source never committed is aborted from the source's store.
+
+    The source is stopped (SIGSTOP) for a moment before the kill, so relays it had sent reach
+    the destination and are stored there while the source cannot commit them any more.
+    """
+    import os
+    import signal
+    import sqlite3
+
+    network = Network(load("line:4"), time_scale=0, seed=9, data_dir=tmp_path)
+    await network.start()
+    received: list[str] = []
+    try:
+        await network.wait_for_link_key(64 * 1024, 300)
+        url = network.nodes["n0"].kme_url + "/api/v1/keys/sae-n3/enc_keys"
+        connector = aiohttp.TCPConnector(ssl=_client_context(network, "sae-n0"), limit=32)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def master():
+                while True:
+                    try:
+                        async with session.post(url, json={"number": 2}) as reply:
+                            if reply.status == 200:
+                                received.extend(k["key_ID"] for k in (await reply.json())["keys"])
+                    except aiohttp.ClientError:
+                        return  # the KME is gone
+            masters = [asyncio.create_task(master()) for _ in range(24)]
+            await asyncio.sleep(1.0)
+            os.kill(network.nodes["n0"].process.pid, signal.SIGSTOP)
+            await asyncio.sleep(0.5)
+            network.nodes["n0"].process.kill()
+            await asyncio.gather(*masters)
+        assert received  # the relays were running when the source died
+        await network.restart_node("n0")
+
+        def unsettled():
+            with sqlite3.connect(tmp_path / "nodes" / "n0" / "keys.db") as db:
+                return db.execute("select count(*) from relay_outbox").fetchone()[0]
+        for _ in range(600):
+            if not unsettled():
+                break
+            await asyncio.sleep(0.1)
+        assert unsettled() == 0
+    finally:
+        await network.stop()
+
+    destination = KeyStore(tmp_path / "nodes" / "n3" / "keys.db")
+    held = {r.key_id for r in destination.records() if r.state == "relayed"}
+    assert held == set(received)
+    source = KeyStore(tmp_path / "nodes" / "n0" / "keys.db")
+    assert source.verify_audit() is None and destination.verify_audit() is None
+    # The kill cut relays short (24 masters keep relays always in flight); the restarted source
+    # settled each of their keys as revoked, and the destination withdrew the same keys, some of
+    # them stored there already (the orphans this guards against), the others as tombstones.
+    aborted = {e["key_id"] for e in source.audit_entries() if e["event"] == "revoked"}
+    withdrawn = [e for e in destination.audit_entries() if e["event"] == "revoked"]
+    assert aborted and aborted == {e["key_id"] for e in withdrawn}
+    assert not aborted & set(received)
+    orphans = [e for e in withdrawn if not e["detail"].get("before_arrival")]
+    assert orphans, "no relay was caught between the two commits"
