@@ -27,6 +27,7 @@ from node.keystore.link_pool import ChunkRecord, PoolCounters
 from node.keystore.lifecycle import KeyState, check_transition
 
 GENESIS = "0" * 64
+CHECKPOINT_EVERY_S = 1.0  # AsyncKeyStore: how often its own thread copies the log into the database
 T = TypeVar("T")
 
 SCHEMA = """
@@ -120,6 +121,7 @@ class KeyStore:
     def __init__(self, path: Path | str, max_keys: int = 1_000_000, clock: Callable[[], float] = time.time) -> None:
         self.max_keys = max_keys
         self._clock = clock
+        self.path = Path(path)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=full")
@@ -456,6 +458,14 @@ class AsyncKeyStore:
 
     def __init__(self, store: KeyStore) -> None:
         self.store = store
+        # Checkpoints (copying the write-ahead log into the database, with an fsync) run on a
+        # thread and connection of their own, not inside whichever commit crosses SQLite's
+        # threshold: that commit, and every call queued behind it, would wait tens of ms.
+        store._db.execute("pragma wal_autocheckpoint=0")
+        self._checkpoints_stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_forever, name="keystore-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
         self._pending: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
         self._lock = threading.Lock()
         self._wake: queue.SimpleQueue[asyncio.AbstractEventLoop | None] = queue.SimpleQueue()
@@ -500,10 +510,23 @@ class AsyncKeyStore:
         except RuntimeError:  # the loop has closed: nobody is waiting any more
             pass
 
+    def _checkpoint_forever(self) -> None:
+        db = sqlite3.connect(str(self.store.path), isolation_level=None, check_same_thread=False)
+        try:
+            while not self._checkpoints_stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    db.execute("pragma wal_checkpoint(PASSIVE)")  # never blocks the writer
+                except sqlite3.Error:  # busy or I/O trouble: the next round tries again
+                    pass
+        finally:
+            db.close()
+
     async def close(self) -> None:
         if self._closed:
             return
-        await self.run(self.store.close)
+        self._checkpoints_stop.set()
+        await asyncio.to_thread(self._checkpointer.join)
+        await self.run(self.store.close)  # the last connection to close checkpoints what is left
         self._closed = True
         self._wake.put(None)
         await asyncio.to_thread(self._thread.join)
