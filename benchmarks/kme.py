@@ -40,7 +40,7 @@ def _context(network: Network, sae: str) -> ssl.SSLContext:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=2000)
-    parser.add_argument("--concurrency", default="8,16,32", help="comma-separated levels, --pairs at each")
+    parser.add_argument("--concurrency", default="8,12,16,32", help="comma-separated levels, --pairs at each")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     topo = load("line:4")

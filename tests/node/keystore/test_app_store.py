@@ -175,3 +175,26 @@ def test_relays_in_flight_until_committed_or_withdrawn(tmp_path):
     source.close_relays([k.key_id for k in arrived + lost], "test")
     assert source.unsettled_relays() == []
     assert source.verify_audit() is None and destination.verify_audit() is None
+
+
+async def test_the_log_is_checkpointed_off_the_commit_path(tmp_path, monkeypatch):
+    """Commits never checkpoint (that would stall the calls queued behind them); the store's
+    own checkpoint thread copies the log into the database while the store is open."""
+    import asyncio
+
+    from node.keystore import app_store
+
+    monkeypatch.setattr(app_store, "CHECKPOINT_EVERY_S", 0.1)
+    path = tmp_path / "k.db"
+    store = app_store.AsyncKeyStore(KeyStore(path))
+    assert store.store._db.execute("pragma wal_autocheckpoint").fetchone()[0] == 0
+    before = path.stat().st_size
+    await store.run(store.store.add, [NewKey(str(uuid.uuid4()), "B", bytes(32), "sae1", "sae2") for _ in range(500)],
+                    "destination")
+    for _ in range(50):
+        if path.stat().st_size > before:
+            break
+        await asyncio.sleep(0.05)
+    assert path.stat().st_size > before  # the keys reached the database file, not just the log
+    await store.close()
+    assert KeyStore(path).count_waiting() == 500
