@@ -95,9 +95,6 @@ async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port
     await store.close()
 
 
-SWITCH_INTERVAL_S = 0.0005
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -114,9 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     data_dir = args.data_dir or pathlib.Path(tempfile.mkdtemp(prefix=f"qkdnet-{args.name}-"))
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # The event loop shares the GIL with the key store's thread: a short switch interval lets
-    # either take it back within half a millisecond instead of five, which shortens the tail.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         asyncio.run(serve(args.name, data_dir, args.host, args.port))
     except KeyboardInterrupt:
