@@ -186,12 +186,9 @@ class KeyStore:
             except sqlite3.IntegrityError:
                 raise StoreError("a key ID is already held") from None
             self._close_outbox(keys)
-            self._audit_many(now, [entry for k in keys for entry in (
-                ("generated", k.key_id, {"peer": k.peer, "bits": 8 * len(k.material)}),
-                ("relayed", k.key_id, {"role": "source", "peer": k.peer, "master_SAE": k.master_sae,
-                                       "slave_SAE": k.slave_sae}),
+            self._audit_many(now, [entry for k in keys for entry in _arrival_entries(k, "source") + [
                 (KeyState.DELIVERED.value, k.key_id, {"SAE": k.master_sae}),
-                (KeyState.DESTROYED.value, k.key_id, {}))])
+                (KeyState.DESTROYED.value, k.key_id, {})]])
 
     # -- presumed abort of relays (see node.relay_outbox) -------------------------------
     def open_relays(self, key_ids: list[str], paths: list[list[str]]) -> None:
@@ -253,10 +250,7 @@ class KeyStore:
         self._held += len(keys)
         if role == "source":
             self._close_outbox(keys)
-        self._audit_many(now, [entry for k in keys for entry in (
-            [("generated", k.key_id, {"peer": k.peer, "bits": 8 * len(k.material)})] if role == "source" else []) + [
-            ("relayed", k.key_id, {"role": role, "peer": k.peer, "master_SAE": k.master_sae,
-                                   "slave_SAE": k.slave_sae})]])
+        self._audit_many(now, [entry for k in keys for entry in _arrival_entries(k, role)])
 
     def save_link_pool(self, link_id: str, rows: list[ChunkRecord], counters: PoolCounters) -> None:
         """Write a pool's changes (from ``LinkKeyPool.snapshot_changes``) in one transaction."""
@@ -440,6 +434,15 @@ class KeyStore:
             prev = digest
         self._db.executemany("insert into audit values (?,?,?,?,?,?,?)", rows)
         self._last_seq, self._last_hash = seq, prev
+
+
+def _arrival_entries(key: NewKey, role: str) -> list[tuple[str, str, dict]]:
+    """Audit entries of a key entering the store: drawn here (source) and relayed."""
+    relayed = ("relayed", key.key_id, {"role": role, "peer": key.peer, "master_SAE": key.master_sae,
+                                       "slave_SAE": key.slave_sae})
+    if role != "source":
+        return [relayed]
+    return [("generated", key.key_id, {"peer": key.peer, "bits": 8 * len(key.material)}), relayed]
 
 
 def _entry_hash(prev: str, seq: int, at: float, event: str, key_id: str, detail: str) -> str:
