@@ -280,11 +280,15 @@ class TrustedNode:
         await self.peers[path[1]].forward(list(path), 1, items)
 
     async def _send_abort(self, path: list[str], key_ids: list[str]) -> None:
-        peer = self.peers.get(path[1])
-        if peer is None:
-            raise RelayError(f"node {self.name} has no link to {path[1]}")
         async with asyncio.timeout(ABORT_TIMEOUT_S):
-            await peer.abort(path, 1, key_ids)
+            await self._neighbour(path[1]).abort(path, 1, key_ids)
+
+    def _neighbour(self, name: str) -> Peer:
+        """The peer of a link, whether or not the link is in service (``_pool`` checks that)."""
+        peer = self.peers.get(name)
+        if peer is None:
+            raise RelayError(f"node {self.name} has no link to {name}")
+        return peer
 
     async def abort(self, path: list[str], hop: int, key_ids: list[str]) -> None:
         """Carry a source's abort one hop; at the destination, withdraw the keys.
@@ -294,10 +298,7 @@ class TrustedNode:
         if not 1 <= hop < len(path) or path[hop] != self.name:
             raise RelayError(f"node {self.name} is not hop {hop} of {path}")
         if hop < len(path) - 1:
-            peer = self.peers.get(path[hop + 1])
-            if peer is None:
-                raise RelayError(f"node {self.name} has no link to {path[hop + 1]}")
-            await peer.abort(path, hop + 1, key_ids)
+            await self._neighbour(path[hop + 1]).abort(path, hop + 1, key_ids)
             return
         self.assembler.drop(key_ids)
         await self.store.run(self.store.store.withdraw_arrivals, key_ids, path[0], ABORT_REASON)
