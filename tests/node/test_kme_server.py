@@ -9,13 +9,18 @@ from orchestrator import certs
 from orchestrator.topology import load
 
 
-async def test_a_stalled_tls_handshake_is_dropped(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "TLS_HANDSHAKE_TIMEOUT_S", 0.5)
+async def _kme(tmp_path):
+    """KME n0's endpoint (no key service behind it: these clients never get that far)."""
     pki = certs.create(load("line:2"), tmp_path / "pki")
     cert, key = pki.kme["n0"]
     server = await api.start_kme(None, "127.0.0.1", 0, api.server_ssl_context(str(cert), str(key), str(pki.ca_file)))
+    return server, int(server.url.rsplit(":", 1)[1]), pki
+
+
+async def test_a_stalled_tls_handshake_is_dropped(tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "TLS_HANDSHAKE_TIMEOUT_S", 0.5)
+    server, port, _ = await _kme(tmp_path)
     try:
-        port = int(server.url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)  # plain TCP: no ClientHello
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server, not by us
         writer.close()
@@ -27,11 +32,8 @@ async def test_a_client_that_trickles_its_request_headers_is_dropped(tmp_path, m
     """A complete TLS handshake, then headers a line at a time that never end: the server closes
     the connection once KEEPALIVE_TIMEOUT_S has passed without a whole request."""
     monkeypatch.setattr(api, "KEEPALIVE_TIMEOUT_S", 1.0)
-    pki = certs.create(load("line:2"), tmp_path / "pki")
-    cert, key = pki.kme["n0"]
-    server = await api.start_kme(None, "127.0.0.1", 0, api.server_ssl_context(str(cert), str(key), str(pki.ca_file)))
+    server, port, pki = await _kme(tmp_path)
     try:
-        port = int(server.url.rsplit(":", 1)[1])
         client = ssl.create_default_context(cafile=str(pki.ca_file))
         client.load_cert_chain(*map(str, pki.sae["sae-n0"]))
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname="127.0.0.1")

@@ -55,21 +55,7 @@ async def test_concurrent_calls_share_messages_and_each_gets_its_own_reply():
         await server.stop(None)
 
 
-async def test_calls_on_a_stream_whose_server_went_away_fail_cleanly():
-    server, address = await _serve()
-    channel = grpc.aio.insecure_channel(address)
-    mux = _mux(channel)
-    try:
-        assert (await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 5)).ok
-        await server.stop(None)
-        with pytest.raises(StreamBroken):
-            await mux.call(pb.ForwardRequest(path=["a", "b"], hop=1), 2)
-    finally:
-        await mux.close()
-        await channel.close()
-
-
-async def test_after_a_broken_stream_the_next_calls_reopen_it():
+async def test_calls_on_a_broken_stream_fail_cleanly_and_later_calls_reopen_it():
     server, address = await _serve()
     channel = grpc.aio.insecure_channel(address)
     mux = _mux(channel)
