@@ -1,9 +1,10 @@
 """Key delivery to applications (SAEs): the domain behind the ETSI GS QKD 014 API.
 
 Layer: node domain, no HTTP. A master SAE asks this KME for keys shared with a slave SAE; the
-keys are drawn here and relayed to the slave's KME (over the route the orchestrator gave), which
-stores them durably for the slave before the relay is acknowledged. Only then does the master
-get them. A slave SAE later fetches them by key ID at its own KME, once.
+keys are drawn here and relayed to the slave's KME, routed as the orchestrator routes its own
+relays (the network's strategy over the live state it last published, a retry on another path
+after a failed hop). The slave's KME stores them durably before the relay is acknowledged; only
+then does the master get them. A slave SAE later fetches them by key ID at its own KME, once.
 """
 
 from __future__ import annotations
@@ -11,23 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from node.keystore.app_store import KeyNotAvailable, NewKey, StoreError
+from node.errors import InvalidRequest, KeyNotAvailable, NodeError, Unavailable
+from node.keystore.app_store import NewKey
+from node.keystore.store import AsyncKeys
+from node.relay.engine import RelayEngine, RelayLinks
+from node.relay.result import RelayResult, Route
+from node.routing import RoutePlanner, RouteRequest
 from node.settings import KmeSettings
-from node.trusted_node import RelayError, TrustedNode
+from node.trusted_node import TrustedNode
 
 RELAY_TIMEOUT_S = 10.0
 EXPIRY_SWEEP_S = 5.0
-
-
-class KeyRequestError(Exception):
-    """The request is wrong (HTTP 400): unknown SAE, sizes out of range, a key not the caller's."""
-
-
-class KeyServiceUnavailable(Exception):
-    """The request is fine but cannot be served now (HTTP 503): no route, no link key, store full."""
 
 
 @dataclass(frozen=True)
@@ -38,20 +38,33 @@ class PairStatus:
 
 
 class KeyService:
-    def __init__(self, node: TrustedNode, kme: KmeSettings) -> None:
-        self.node = node
+    def __init__(self, name: str, kme: KmeSettings, sae_nodes: Mapping[str, str], keys: AsyncKeys,
+                 relay: RelayEngine, links: RelayLinks, routing: Callable[[], RoutePlanner]) -> None:
+        """``routing`` gives the node's current planner (it changes as the orchestrator publishes)."""
+        self.name = name
         self.kme = kme
+        self._sae_nodes = dict(sae_nodes)
+        self._keys = keys
+        self._relay = relay
+        self._links = links
+        self._routing = routing
         self._sweeper: asyncio.Task | None = None
+
+    @classmethod
+    def of(cls, node: TrustedNode, kme: KmeSettings) -> KeyService:
+        """The key service of a configured node."""
+        sae_nodes = node.settings.sae_nodes if node.settings else {}
+        return cls(node.name, kme, sae_nodes, node.store.keys, node.relay, node.links, lambda: node.routing)
 
     @property
     def kme_id(self) -> str:
-        return self.node.name
+        return self.name
 
     def local_saes(self) -> set[str]:
-        return {sae for sae, node in self._sae_nodes().items() if node == self.node.name}
+        return {sae for sae, node in self._sae_nodes.items() if node == self.name}
 
     def knows(self, sae: str) -> bool:
-        return sae in self._sae_nodes()
+        return sae in self._sae_nodes
 
     def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_expired())
@@ -65,58 +78,57 @@ class KeyService:
     def status(self, master_sae: str, slave_sae: str) -> PairStatus:
         """``stored_key_count``: keys of the default size the first-hop link pool can pad now."""
         target = self._kme_of(slave_sae)
-        if target == self.node.name:
+        if target == self.name:
             available = self.kme.max_key_per_request
         else:
-            pool = self.node.pools.get(self._route(target)[1])
-            available = pool.sendable_bits // self.kme.default_key_size if pool else 0
-        return PairStatus(self.node.name, target, min(available, self.kme.max_keys))
+            try:
+                first_hop = self._routing().plan(RouteRequest(self.name, target, self.kme.default_key_size))[0][1]
+                pool = self._links.pool_in_service(first_hop)
+            except NodeError:
+                available = 0
+            else:
+                available = pool.sendable_bits // self.kme.default_key_size
+        return PairStatus(self.name, target, min(available, self.kme.max_keys))
 
     async def request_keys(self, master_sae: str, slave_sae: str, number: int, size_bits: int) -> list[tuple[str, bytes]]:
         target = self._kme_of(slave_sae)
-        if target == self.node.name:  # both SAEs on this KME: no relay needed
-            keys = [NewKey(str(uuid.uuid4()), self.node.name, secrets.token_bytes(size_bits // 8), master_sae, slave_sae)
+        if target == self.name:  # both SAEs on this KME: no relay needed
+            keys = [NewKey(str(uuid.uuid4()), self.name, secrets.token_bytes(size_bits // 8), master_sae, slave_sae)
                     for _ in range(number)]
-            await self._store(self.node.store.store.add, keys, "destination", self.kme.key_ttl_s or None)
+            await self._keys.add(keys, "destination", self.kme.key_ttl_s or None)
             return [(k.key_id, k.material) for k in keys]
-        path = self._route(target)
-        try:
-            outcome = await self.node.relay(list(path), number, size_bits, RELAY_TIMEOUT_S, master_sae, slave_sae)
-        except RelayError as exc:
-            raise KeyServiceUnavailable(f"keys could not be relayed to {target}: {exc}") from None
-        return outcome.keys
+        delivered: list[NewKey] = []
+
+        async def send(paths: list[list[str]]) -> RelayResult:
+            route = Route.of(paths)
+            started = time.perf_counter()
+            try:
+                keys = await self._relay.relay(route, number, size_bits, RELAY_TIMEOUT_S, master_sae, slave_sae)
+            except NodeError as exc:
+                return RelayResult.failed(self.name, target, paths, exc)
+            delivered.extend(keys)
+            return RelayResult(self.name, target, route.paths, tuple(k.key_id for k in keys),
+                               time.perf_counter() - started, number * size_bits * route.hops)
+
+        result = await self._routing().relay(RouteRequest(self.name, target, size_bits, number), send)
+        if not result.ok:
+            raise Unavailable(f"keys could not be relayed to {target}: {result.error}")
+        return [(k.key_id, k.material) for k in delivered]
 
     async def fetch_keys(self, master_sae: str, slave_sae: str, key_ids: list[str]) -> list[tuple[str, bytes]]:
-        try:
-            return await self.node.store.run(self.node.store.store.deliver, key_ids, "destination", master_sae,
-                                             slave_sae)
-        except KeyNotAvailable as exc:
-            raise KeyRequestError(str(exc)) from None
+        return await self._keys.deliver(key_ids, "destination", master_sae, slave_sae)
 
     # -- internals ----------------------------------------------------------------------
-    async def _store(self, fn, *args) -> None:
-        try:
-            await self.node.store.run(fn, *args)
-        except StoreError as exc:
-            raise KeyServiceUnavailable(str(exc)) from None
-
-    def _sae_nodes(self) -> dict[str, str]:
-        settings = self.node.settings
-        return settings.sae_nodes if settings else {}
-
     def _kme_of(self, sae: str) -> str:
-        node = self._sae_nodes().get(sae)
+        node = self._sae_nodes.get(sae)
         if node is None:
-            raise KeyRequestError(f"unknown SAE {sae!r}")
+            raise InvalidRequest(f"unknown SAE {sae!r}")
         return node
-
-    def _route(self, target: str) -> tuple[str, ...]:
-        path = self.node.settings.routes.get(target) if self.node.settings else None
-        if not path:
-            raise KeyServiceUnavailable(f"no route from {self.node.name} to KME {target}")
-        return path
 
     async def _sweep_expired(self) -> None:
         while True:
             await asyncio.sleep(EXPIRY_SWEEP_S)
-            await self.node.store.run(self.node.store.store.expire)
+            await self._keys.expire()
+
+
+__all__ = ["KeyNotAvailable", "KeyService", "PairStatus"]

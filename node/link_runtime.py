@@ -23,7 +23,8 @@ from node.qkd.channel import BobRecord, transmit
 from node.qkd.endpoint import BlockResult, LinkEndpoint
 from node.qkd.link import pulses_for_detections
 from node.qkd.sessions import AliceSession, BobSession
-from node.settings import LinkSettings
+from node.settings import LinkSettings, Role
+from node.status import LinkStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ class LinkPeer(Protocol):
 
 def frame_to_record(frame: FrameForPeer) -> BobRecord:
     slots = np.cumsum(np.frombuffer(frame.slot_gaps, "<u4").astype(np.int64))
-    unpack = lambda data: np.unpackbits(np.frombuffer(data, np.uint8), count=frame.count)  # noqa: E731
+
+    def unpack(data: bytes) -> np.ndarray:
+        return np.unpackbits(np.frombuffer(data, np.uint8), count=frame.count)
+
     return BobRecord(n_pulses=frame.n_pulses, slots=slots, basis=unpack(frame.bases), bit=unpack(frame.bits),
                      double_click=unpack(frame.double_clicks).astype(bool))
 
@@ -59,10 +63,9 @@ class LinkRuntime:
         self.pool = pool
         self.time_scale = time_scale
         alice_seq, bob_seq, nature_seq = np.random.SeedSequence(settings.seed).spawn(3)
-        role = "alice" if settings.role == "transmitter" else "bob"
-        endpoint_seq = alice_seq if role == "alice" else bob_seq
-        self.endpoint = LinkEndpoint(role, settings.params, settings.processing, settings.bootstrap_secret,
-                                     np.random.default_rng(endpoint_seq))
+        endpoint_seq = alice_seq if settings.role is Role.TRANSMITTER else bob_seq
+        self.endpoint = LinkEndpoint(settings.role.qkd_role, settings.params, settings.processing,
+                                     settings.bootstrap_secret, np.random.default_rng(endpoint_seq))
         self._nature = np.random.default_rng(nature_seq)
         self._sessions: dict[int, BobSession] = {}
         # Frame IDs name link keys; starting from the clock keeps them unique across restarts.
@@ -80,7 +83,7 @@ class LinkRuntime:
 
     # -- transmitter ----------------------------------------------------------------------
     def start(self, peer: LinkPeer) -> None:
-        if self.settings.role == "transmitter" and self._task is None:
+        if self.settings.role is Role.TRANSMITTER and self._task is None:
             self._task = asyncio.create_task(self._run(peer), name=f"link-{self.settings.link_id}")
 
     async def stop(self) -> None:
@@ -99,7 +102,7 @@ class LinkRuntime:
             if self.pool.full:
                 self.state = "full"
                 while not self.pool.below_low_watermark:
-                    await asyncio.sleep(0.05)
+                    await self.pool.changed()
             self.state = "running"
             started = time.monotonic()
             try:
@@ -138,7 +141,7 @@ class LinkRuntime:
                 break
             incoming, _ = await peer.exchange(s.link_id, frame_id, outgoing)
         if session.result is None:
-            session._end("peer stopped answering")
+            session.abandon("peer stopped answering")
         self._record(session.result, frame_id)
         return n_pulses
 
@@ -179,18 +182,24 @@ class LinkRuntime:
         else:
             self.blocks_aborted += 1
             self.last_abort_reason = result.abort_reason or ""
-            if self.settings.role == "transmitter":
+            if self.settings.role is Role.TRANSMITTER:
                 log.info("link %s frame %d aborted: %s", self.settings.link_id, frame_id, result.abort_reason)
 
-    def status(self) -> dict:
+    def status(self, in_service: bool = True) -> LinkStatus:
         p = self.pool
-        emulated = max(self.emulated_seconds, 1e-12)
-        return dict(link_id=self.settings.link_id, peer=self.settings.peer, role=self.settings.role,
-                    state=self.state if self.settings.role == "transmitter" or self.state == "cut" or not p.full else "full", length_km=self.settings.params.length_km,
-                    blocks_accepted=self.blocks_accepted, blocks_aborted=self.blocks_aborted,
-                    last_abort_reason=self.last_abort_reason, qber=self.last_qber, sifted_bits=self.sifted_bits,
-                    generated_bits=p.generated_bits, pool_bits=p.level_bits, consumed_bits=p.consumed_bits,
-                    discarded_bits=p.discarded_bits, emulated_seconds=self.emulated_seconds,
-                    sifted_bits_per_s=self.sifted_bits / emulated if self.emulated_seconds else 0.0,
-                    secret_bits_per_s=p.generated_bits / emulated if self.emulated_seconds else 0.0,
-                    auth_bits=self.auth_bits, sendable_bits=p.sendable_bits)
+        if not in_service:
+            state = "cut"
+        elif self.settings.role is Role.RECEIVER and p.full:
+            state = "full"  # the receiver's own state says nothing of a paused transmitter
+        else:
+            state = self.state
+        emulated = self.emulated_seconds
+        return LinkStatus(
+            link_id=self.settings.link_id, peer=self.settings.peer, role=self.settings.role.value, state=state,
+            length_km=self.settings.params.length_km, blocks_accepted=self.blocks_accepted,
+            blocks_aborted=self.blocks_aborted, last_abort_reason=self.last_abort_reason, qber=self.last_qber,
+            sifted_bits=self.sifted_bits, generated_bits=p.generated_bits, pool_bits=p.level_bits,
+            consumed_bits=p.consumed_bits, discarded_bits=p.discarded_bits, emulated_seconds=emulated,
+            sifted_bits_per_s=self.sifted_bits / emulated if emulated else 0.0,
+            secret_bits_per_s=p.generated_bits / emulated if emulated else 0.0,
+            auth_bits=self.auth_bits, sendable_bits=p.sendable_bits)

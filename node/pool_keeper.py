@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from node.keystore.app_store import AsyncKeyStore
-from node.keystore.link_pool import LinkKeyPool
+from node.keystore.link_pool import LinkKeyId, LinkKeyPool
+from node.keystore.store import AsyncLinkPools
+from node.link_runtime import LinkPeer
 
 FLUSH_S = 1.0
 LEASE_BITS = 1 << 16  # a sender marks this much ahead as possibly sent: one synchronous write per lease
@@ -28,8 +28,8 @@ log = logging.getLogger("node")
 
 
 class PoolKeeper:
-    def __init__(self, store: AsyncKeyStore) -> None:
-        self.store = store
+    def __init__(self, store: AsyncLinkPools) -> None:
+        self._store = store
         self._pools: dict[str, tuple[str, LinkKeyPool]] = {}  # peer -> (link ID, pool)
         self._locks: dict[object, asyncio.Lock] = {}
         self._durable_version: dict[str, int] = {}
@@ -39,21 +39,21 @@ class PoolKeeper:
     async def open(self, peer: str, link_id: str, pool: LinkKeyPool) -> bool:
         """Register a pool, loading what the store kept of it; True if there was something."""
         self._pools[peer] = (link_id, pool)
-        saved = await self.store.run(self.store.store.load_link_pool, link_id)
+        saved = await self._store.load_pool(link_id)
         if saved is None:
             return False
         pool.restore(*saved)
-        lease = await self.store.run(self.store.store.load_lease, link_id)
+        lease = await self._store.load_lease(link_id)
         if lease is not None:
             pool.apply_lease(*lease, LEASED)
             self._lease[peer] = lease
         await self.persist(peer)
         return True
 
-    async def lease(self, peer: str, link_key_ids: list[str]) -> None:
+    async def lease(self, peer: str, link_keys: list[LinkKeyId]) -> None:
         """Return once the store's lease covers these just-allocated pads (sender side)."""
         _, pool = self._pools[peer]
-        end = max(_end_of(i) for i in link_key_ids)
+        end = max((k.frame_id, k.end) for k in link_keys)
         if end <= self._lease.get(peer, (-1, 0)):
             return
         async with self._locks.setdefault(("lease", peer), asyncio.Lock()):
@@ -61,10 +61,10 @@ class PoolKeeper:
                 return
             frame_id, offset = end
             mark = (frame_id, min(offset + LEASE_BITS, pool.chunk_size(pool.send_half, frame_id) or offset))
-            await self.store.run(self.store.store.save_lease, self._pools[peer][0], *mark)
+            await self._store.save_lease(self._pools[peer][0], *mark)
             self._lease[peer] = mark
 
-    async def reconcile_with(self, peer: str, remote: Any, restored: bool) -> None:
+    async def reconcile_with(self, peer: str, remote: LinkPeer, restored: bool) -> None:
         """Ask the peer (``remote.reconcile``) which bits it holds; keep only the common ones."""
         link_id, pool = self._pools[peer]
         try:
@@ -96,7 +96,7 @@ class PoolKeeper:
             version = pool.version
             changes = pool.snapshot_changes()
             if changes is not None:
-                await self.store.run(self.store.store.save_link_pool, link_id, *changes)
+                await self._store.save_pool(link_id, *changes)
             self._durable_version[peer] = version
 
     def start(self) -> None:
@@ -120,7 +120,3 @@ class PoolKeeper:
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self.flush_all()
 
-
-def _end_of(link_key_id: str) -> tuple[int, int]:
-    frame, _, start, length = link_key_id.split(":")
-    return int(frame), int(start) + int(length)

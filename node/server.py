@@ -13,18 +13,26 @@ import logging
 import pathlib
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
-from node.keystore.app_store import AsyncKeyStore, KeyStore
+from node.errors import InvalidRequest
+from node.keystore.store import NodeStore
+from node.rpc.errors import NodeErrorInterceptor
 from node.rpc.peer_client import CHANNEL_OPTIONS, GrpcPeer
 from node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
 from node.settings import NodeSettings
 from node.trusted_node import TrustedNode
+from qkdnet_proto.v1 import node_pb2_grpc as rpc
+
+if TYPE_CHECKING:
+    from node.key_service import KeyService
+    from node.kme.api import KmeServer
 
 log = logging.getLogger("node")
 
@@ -44,21 +52,26 @@ class KmeHolder:
     def __init__(self, node: TrustedNode) -> None:
         self.node = node
         self.url = ""
-        self._server = None
-        self._service = None
+        self._server: KmeServer | None = None
+        self._service: KeyService | None = None
 
     async def start(self, settings: NodeSettings) -> None:
         if settings.kme is None:
             return
-        from node.key_service import KeyService  # deferred: aiohttp is only needed with a KME
+        # Deferred: aiohttp is only needed with a KME.
+        from node.key_service import KeyService
         from node.kme.api import server_ssl_context, start_kme
 
         k = settings.kme
-        self._service = KeyService(self.node, k)
-        self._server = await start_kme(self._service, k.host, k.port,
-                                       server_ssl_context(k.cert_file, k.key_file, k.ca_file))
+        service = KeyService.of(self.node, k)
+        try:
+            context = server_ssl_context(k.cert_file, k.key_file, k.ca_file)
+            self._server = await start_kme(service, k.host, k.port, context)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidRequest(f"KME endpoint {k.host}:{k.port}: {exc}") from None
+        self._service = service
         self.url = self._server.url
-        self._service.start()
+        service.start()
 
     async def stop(self) -> None:
         if self._service is not None:
@@ -69,12 +82,12 @@ class KmeHolder:
 
 async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0) -> None:
     stop = asyncio.Event()
-    store = AsyncKeyStore(KeyStore(data_dir / "keys.db"))
+    store = NodeStore.open(data_dir / "keys.db")
     node = TrustedNode(name, GrpcPeer, store)
     kme = KmeHolder(node)
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[NodeErrorInterceptor()])
     rpc.add_LinkServicer_to_server(LinkServicer(node), server)
-    rpc.add_RelayServicer_to_server(RelayServicer(node), server)
+    rpc.add_RelayServicer_to_server(RelayServicer(node.relay), server)
     rpc.add_ControlServicer_to_server(ControlServicer(node, stop, kme), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,12 +1,35 @@
-"""Node configuration as frozen dataclasses, decoded from the Control.Configure message."""
+"""Node configuration as frozen dataclasses (decoded from Control.Configure by ``node.rpc.convert``).
+
+Layer: node domain. ``Role`` is the one place that says what a link end's role implies: the
+transmitter end is Alice (owns the source and the channel physics) and sends with half "a" of
+every block; the receiver end is Bob and sends with half "b". ``KmeSettings`` holds the one set
+of KME defaults.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 
 from node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
+from node.routing.live_state import RoutingState
+
+
+class Role(StrEnum):
+    TRANSMITTER = "transmitter"
+    RECEIVER = "receiver"
+
+    @property
+    def qkd_role(self) -> str:
+        """The BB84 party this end plays (``node.qkd`` calls them alice and bob)."""
+        return "alice" if self is Role.TRANSMITTER else "bob"
+
+    @property
+    def send_half(self) -> str:
+        """The half of every block's key this end sends with (the peer sends with the other)."""
+        return "a" if self is Role.TRANSMITTER else "b"
 
 
 @dataclass(frozen=True)
@@ -14,7 +37,7 @@ class LinkSettings:
     link_id: str
     peer: str
     peer_address: str
-    role: str  # "transmitter" | "receiver"
+    role: Role
     params: LinkParams
     processing: ProcessingParams
     bootstrap_secret: bytes = dataclasses.field(repr=False)
@@ -24,13 +47,14 @@ class LinkSettings:
 
 @dataclass(frozen=True)
 class KmeSettings:
-    """The node's ETSI GS QKD 014 endpoint and its key-delivery limits."""
-    host: str
-    port: int
+    """The node's ETSI GS QKD 014 endpoint and its key-delivery limits (the defaults live here only)."""
+
     cert_file: str
     key_file: str
     ca_file: str
-    key_ttl_s: float = 3600.0
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 picks a free port
+    key_ttl_s: float = 3600.0  # undelivered keys expire after this long; 0 = never
     max_keys: int = 100_000
     max_key_per_request: int = 128
     default_key_size: int = 256
@@ -44,7 +68,7 @@ class NodeSettings:
     links: tuple[LinkSettings, ...]
     time_scale: float  # emulated seconds per wall second; 0 = as fast as possible
     sae_nodes: dict[str, str] = dataclasses.field(default_factory=dict)  # SAE ID -> node
-    routes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # destination -> path
+    routing: RoutingState = dataclasses.field(default_factory=RoutingState)  # for application key requests
     kme: KmeSettings | None = None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import pathlib
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from orchestrator.errors import QkdnetError
+from orchestrator.files import write_atomically
 from orchestrator.topology import Topology
 
 VALID_DAYS = 365
@@ -41,7 +41,7 @@ def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
         raise QkdnetError(f"{directory}: cannot create ({exc.strerror})") from None
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"qkdnet development CA ({topology.name})")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
                .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -49,8 +49,8 @@ def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
                .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
                .sign(ca_key, hashes.SHA256()))
-    _write(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(directory / "ca.key", _key_pem(ca_key), 0o600)
+    write_atomically(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(directory / "ca.key", _key_pem(ca_key), 0o600)
     kme = {node: _leaf(directory / "kme" / node, node, ca_cert, ca_key, now, server=True) for node in topology.nodes}
     sae = {sae: _leaf(directory / "sae" / sae, sae, ca_cert, ca_key, now, server=False) for sae in topology.saes}
     return CertPaths(directory / "ca.pem", kme, sae)
@@ -62,8 +62,8 @@ def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
     directory = pathlib.Path(directory)
     ca_file = directory / "ca.pem"
     ca_cert = _read_cert(ca_file)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    paths = {}
+    now = datetime.datetime.now(datetime.UTC)
+    paths: dict[str, dict[str, tuple[pathlib.Path, pathlib.Path]]] = {}
     for kind, names in (("kme", topology.nodes), ("sae", topology.saes)):
         paths[kind] = {}
         for name in names:
@@ -114,19 +114,11 @@ def _leaf(stem: pathlib.Path, name: str, ca_cert: x509.Certificate, ca_key, now:
             [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     cert_path, key_path = stem.with_suffix(".pem"), stem.with_suffix(".key")
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(key_path, _key_pem(key), 0o600)
+    write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(key_path, _key_pem(key), 0o600)
     return cert_path, key_path
 
 
 def _key_pem(key) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
-
-
-def _write(path: pathlib.Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    tmp.replace(path)

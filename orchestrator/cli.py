@@ -9,7 +9,8 @@ import argparse
 import json
 import pathlib
 import sys
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
@@ -17,6 +18,11 @@ from node.qkd.errors import QkdError
 from node.qkd.params import PRESETS, ProcessingParams, link_params_from_mapping, preset
 
 from .errors import QkdnetError
+from .files import write_json
+
+if TYPE_CHECKING:
+    from .state import StateDir
+    from .supervisor_client import SupervisorClient
 
 
 class _UsageError(Exception):
@@ -24,7 +30,7 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise _UsageError(f"{self.prog}: {message}")
 
 
@@ -74,8 +80,7 @@ def _cmd_keyrate(args: argparse.Namespace) -> int:
     else:
         params = preset(args.preset)
     processing = ProcessingParams(block_detections=args.detections) if args.detections else ProcessingParams()
-    progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if not args.quiet else None
-    reports = keyrate.measure(params, processing, args.distances, args.blocks, args.seed, progress)
+    reports = keyrate.measure(params, processing, args.distances, args.blocks, args.seed, _progress(args))
     print(keyrate.format_table(reports))
     if args.json:
         keyrate.write_json(reports, args.json)
@@ -84,23 +89,30 @@ def _cmd_keyrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress lines on stderr, or nothing with --quiet."""
+    if args.quiet:
+        return lambda message: None
+    return lambda message: print(f"  {message}", file=sys.stderr, flush=True)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from . import run, topology
+    from .files import write_json
+    from .formatting import format_summary
 
     topo = topology.load(args.topology)
     pairs = run.parse_pairs(args.pairs, topo)
     if args.key_bits % 8:
         raise QkdnetError("--key-bits must be a multiple of 8")
-    progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if not args.quiet else (lambda msg: None)
     summary = asyncio.run(run.run_network(topo, pairs, args.keys, args.key_bits, args.time_scale, args.seed,
-                                          args.timeout, progress))
-    print(run.format_summary(summary))
+                                          args.timeout, _progress(args)))
+    print(format_summary(summary))
     if args.json:
-        run.write_json(summary, args.json)
-    ok = all(p["delivered"] == p["requested"] and p["identical_at_both_ends"] for p in summary["pairs"])
-    return 0 if ok else 1
+        write_json(args.json, summary.to_json())
+    return 0 if summary.ok else 1
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -114,8 +126,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out or pathlib.Path("results") / config.name
     if out.exists() and any(out.iterdir()) and not args.force:
         raise QkdnetError(f"{out} exists and is not empty (use --force to overwrite its files)")
-    progress = (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)) if not args.quiet else (lambda msg: None)
-    results = asyncio.run(run_experiment(config, progress))
+    results = asyncio.run(run_experiment(config, _progress(args)))
     summary = write_results(config, results, out)
     print(f"{'strategy':<22} {'requests':>8} {'delivered':>9} {'blocking':>8} {'key b/s':>10} {'p99 ms':>8}")
     for label, r in summary["strategies"].items():
@@ -125,10 +136,16 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state(args: argparse.Namespace):
+def _state(args: argparse.Namespace) -> StateDir:
     from .state import StateDir, default_state_dir
 
     return StateDir(args.state_dir or default_state_dir())
+
+
+def _supervisor(args: argparse.Namespace) -> SupervisorClient:
+    from .supervisor_client import SupervisorClient
+
+    return SupervisorClient(_state(args))
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -158,8 +175,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
     with open(state.log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # survives this shell's Ctrl-C
-    line = process.stdout.readline()
-    process.stdout.close()
+    line, _ = process.communicate() if process.stdout is None else (process.stdout.readline(), None)
+    if process.stdout is not None:
+        process.stdout.close()
+    event: dict[str, Any]
     try:
         event = json.loads(line) if line else {"event": "failed", "error": f"supervisor exited; see {state.log_path}"}
     except json.JSONDecodeError:
@@ -167,61 +186,54 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if event.get("event") != "ready":
         process.wait()
         raise QkdnetError(f"network did not come up: {event.get('error')}")
+    nodes: dict[str, dict[str, str]] = dict(event["nodes"])
     info = {"schema_version": 1, "topology": topo.name, "supervisor_pid": event["pid"], "state_dir": str(state.path),
-            "certs_dir": event["certs_dir"], "nodes": event["nodes"],
+            "certs_dir": event["certs_dir"], "nodes": nodes,
             "saes": {sae: {"kme": node} for sae, node in topo.saes.items()}}
-    print(f"network up: topology {topo.name}, {len(info['nodes'])} nodes, supervisor pid {event['pid']}")
-    width = max(4, *(len(n) for n in info["nodes"])) + 2
+    print(f"network up: topology {topo.name}, {len(nodes)} nodes, supervisor pid {event['pid']}")
+    width = max(4, *(len(n) for n in nodes)) + 2
     print(f"{'node':<{width}}{'gRPC':<22}KME (ETSI GS QKD 014)")
-    for name, endpoints in info["nodes"].items():
+    for name, endpoints in nodes.items():
         print(f"{name:<{width}}{endpoints['grpc']:<22}{endpoints['kme']}")
     certs_dir = pathlib.Path(event["certs_dir"])
     sae, node = next(iter(topo.saes.items()))
     print(f"SAE certificates: {certs_dir / 'sae'} (CA {certs_dir / 'ca.pem'}); e.g. {sae} at {node}:")
     print(f"  curl --cacert {certs_dir / 'ca.pem'} --cert {certs_dir / 'sae' / (sae + '.pem')} "
-          f"--key {certs_dir / 'sae' / (sae + '.key')} {info['nodes'][node]['kme']}/api/v1/keys/{sae}/status")
+          f"--key {certs_dir / 'sae' / (sae + '.key')} {nodes[node]['kme']}/api/v1/keys/{sae}/status")
     print("next: qkdnet status | qkdnet relay SOURCE DESTINATION | qkdnet shell | qkdnet down")
     if args.json:
-        _write_json(info, args.json)
+        write_json(args.json, info)
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    reply = _state(args).request({"op": "status"})
-    if args.json:
-        print(json.dumps(reply, indent=2))
-        return 0
-    from .run import format_status
+    from .formatting import format_status
 
-    print(format_status(reply))
+    status = _supervisor(args).status()
+    print(json.dumps(status.to_json(), indent=2) if args.json else format_status(status))
     return 0
 
 
 def _cmd_relay(args: argparse.Namespace) -> int:
+    from .formatting import format_relay
+
     if args.key_bits % 8:
         raise QkdnetError("--key-bits must be a multiple of 8")
     options = {"k": args.k} if args.strategy == "multipath" else {}
-    reply = _state(args).request({"op": "relay", "source": args.source, "destination": args.destination,
-                                  "count": args.keys, "key_bits": args.key_bits, "timeout_s": args.timeout,
-                                  "strategy": args.strategy, "strategy_options": options})
+    result = _supervisor(args).relay(args.source, args.destination, args.keys, args.key_bits, args.timeout,
+                                     args.strategy, options)
     if args.json:
-        print(json.dumps(reply, indent=2))
-    elif reply["ok"]:
-        via = " + ".join("-".join(p) for p in reply["paths"])
-        print(f"{len(reply['key_ids'])} key(s) of {args.key_bits} bits {args.source}->{args.destination} via "
-              f"{via} in {reply['latency_ms']:.1f} ms; link key consumed {reply['link_bits_consumed']} bits")
-        for key_id in reply["key_ids"][:20]:
-            print(f"  {key_id}")
-        if len(reply["key_ids"]) > 20:
-            print(f"  ... and {len(reply['key_ids']) - 20} more")
+        print(json.dumps(result.to_json(), indent=2))
+    elif result.ok:
+        print(format_relay(result, args.key_bits))
     else:
-        print(f"qkdnet: relay failed: {reply['error']}", file=sys.stderr)
-    return 0 if reply["ok"] else 1
+        print(f"qkdnet: {format_relay(result, args.key_bits)}", file=sys.stderr)
+    return 0 if result.ok else 1
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
-    reply = _state(args).request({"op": "revoke", "node": args.node, "key_ids": args.key_ids, "reason": args.reason})
-    print(f"revoked {len(reply['revoked'])} key(s) at {args.node}")
+    revoked = _supervisor(args).revoke(args.node, args.key_ids, args.reason)
+    print(f"revoked {len(revoked)} key(s) at {args.node}")
     return 0
 
 
@@ -234,8 +246,9 @@ def _cmd_down(args: argparse.Namespace) -> int:
         print("no network is up")
         return 0
     from .state import process_alive
+    from .supervisor_client import SupervisorClient
 
-    state.request({"op": "down"})
+    SupervisorClient(state).down()
     deadline = time.monotonic() + 60
     while process_alive(running["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -248,9 +261,9 @@ def _cmd_down(args: argparse.Namespace) -> int:
 def _cmd_shell(args: argparse.Namespace) -> int:
     from .shell import NetworkShell
 
-    state = _state(args)
-    state.request({"op": "status"})  # fails early, in one line, when nothing is up
-    NetworkShell(state).cmdloop()
+    client = _supervisor(args)
+    client.status()  # fails early, in one line, when nothing is up
+    NetworkShell(client).cmdloop()
     return 0
 
 
@@ -267,15 +280,6 @@ def _cmd_certs(args: argparse.Namespace) -> int:
     print(f"  curl --cacert {paths.ca_file} --cert {paths.sae[sae][0]} --key {paths.sae[sae][1]} "
           f"https://127.0.0.1:PORT/api/v1/keys/SLAVE_SAE_ID/status")
     return 0
-
-
-def _write_json(data: dict, path: pathlib.Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(path)
-    except OSError as exc:
-        raise QkdnetError(f"{path}: cannot write ({exc.strerror})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

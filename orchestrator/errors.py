@@ -1,8 +1,12 @@
-"""Control-plane exceptions: one hierarchy, each a user-facing one-line message."""
+"""Control-plane exceptions, in the one hierarchy rooted at ``QkdnetError`` (``node.errors``).
 
+Each is a user-facing one-line message; the CLI prints it and exits with status 2. Errors a
+node reports reach the orchestrator as the node's own classes (``node.errors``).
+"""
 
-class QkdnetError(Exception):
-    """Base of orchestrator errors; the CLI prints the message and exits with status 2."""
+from node.errors import NoKeyPath, QkdnetError
+
+__all__ = ["NoKeyPath", "NodeFailure", "QkdnetError", "TopologyError"]
 
 
 class TopologyError(QkdnetError):
@@ -11,7 +15,3 @@ class TopologyError(QkdnetError):
 
 class NodeFailure(QkdnetError):
     """A node process died or stopped answering."""
-
-
-class NoKeyPath(QkdnetError):
-    """No usable path between two nodes (like networkx.NetworkXNoPath)."""

@@ -7,14 +7,16 @@ per-intensity gains and test-basis QBER, and the PLOB bound, all per pulse.
 
 from __future__ import annotations
 
-import json
 import pathlib
-from dataclasses import dataclass, asdict
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from node.qkd import analytic
 from node.qkd.link import InMemoryLink
 from node.qkd.params import LinkParams, ProcessingParams
+from orchestrator import files
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,9 @@ class DistanceReport:
 def measure(params: LinkParams, processing: ProcessingParams, distances_km: list[float], blocks: int,
             seed: int, progress: Callable[[str], None] | None = None) -> list[DistanceReport]:
     reports = []
-    for index, distance in enumerate(distances_km):
+    for distance, stream in zip(distances_km, np.random.SeedSequence(seed).spawn(len(distances_km)), strict=True):
         link_params = params.with_changes(length_km=distance)
-        link = InMemoryLink(link_params, processing, seed=seed + index)
+        link = InMemoryLink(link_params, processing, seed=stream)
         secret = pulses = accepted = 0
         gains = [0.0, 0.0, 0.0]
         qbers = [0.0, 0.0, 0.0]
@@ -91,7 +93,7 @@ def format_table(reports: list[DistanceReport]) -> str:
 
 
 def write_json(reports: list[DistanceReport], path: pathlib.Path) -> None:
-    path.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n")
+    files.write_json(path, [asdict(r) for r in reports])
 
 
 def write_plot(reports: list[DistanceReport], path: pathlib.Path, title: str) -> None:
@@ -103,9 +105,9 @@ def write_plot(reports: list[DistanceReport], path: pathlib.Path, title: str) ->
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.semilogy(x, [r.plob_per_pulse for r in reports], "k--", label="PLOB bound")
     ax.semilogy(x, [max(r.analytic_rate_per_pulse, 1e-12) for r in reports], "b-", label="analytic (asymptotic)")
-    measured = [(d, r.measured_rate_per_pulse) for d, r in zip(x, reports) if r.measured_rate_per_pulse > 0]
+    measured = [(d, r.measured_rate_per_pulse) for d, r in zip(x, reports, strict=False) if r.measured_rate_per_pulse > 0]
     if measured:
-        ax.semilogy(*zip(*measured), "ro", label="measured (finite block)")
+        ax.semilogy(*zip(*measured, strict=False), "ro", label="measured (finite block)")
     ax.set_xlabel("fibre length (km)")
     ax.set_ylabel("secret key bits per pulse")
     ax.set_title(title)

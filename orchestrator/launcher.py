@@ -22,12 +22,20 @@ from orchestrator.errors import NodeFailure
 
 
 class NodeProcess(Protocol):
-    pid: int
-    returncode: int | None
-    stdout: asyncio.StreamReader
-    stderr: asyncio.StreamReader
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def stdout(self) -> asyncio.StreamReader: ...
+
+    @property
+    def stderr(self) -> asyncio.StreamReader: ...
 
     async def wait(self) -> int: ...
+
     def kill(self) -> None: ...
 
 
@@ -42,12 +50,38 @@ def _node_env() -> dict[str, str]:
 
 class ExecLauncher:
     async def spawn(self, argv: list[str]) -> NodeProcess:
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "node", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=_node_env())
+        return ExecProcess(process)
 
     async def close(self) -> None:
         pass
+
+
+class ExecProcess:
+    """An exec'd node: ``asyncio.subprocess.Process`` with its pipes known to be there."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        if process.stdout is None or process.stderr is None:
+            raise NodeFailure("a node process was started without its stdout and stderr pipes")
+        self._process = process
+        self.stdout: asyncio.StreamReader = process.stdout
+        self.stderr: asyncio.StreamReader = process.stderr
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def kill(self) -> None:
+        self._process.kill()
 
 
 class ForkedProcess:
@@ -67,13 +101,10 @@ class ForkedProcess:
 
     async def wait(self) -> int:
         await self._exited.wait()
-        return self.returncode
+        return -1 if self.returncode is None else self.returncode
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGTERM)
 
     def _signal(self, sig: int) -> None:
         if self.returncode is None:
@@ -92,7 +123,7 @@ async def _pipe_reader(fd: int) -> asyncio.StreamReader:
 
 class ForkLauncher:
     def __init__(self) -> None:
-        self._zygote: asyncio.subprocess.Process | None = None
+        self._zygote: ExecProcess | None = None
         self._orders: socket.socket | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
@@ -103,20 +134,20 @@ class ForkLauncher:
     async def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self._zygote = await asyncio.create_subprocess_exec(
+            zygote = ExecProcess(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "node.zygote", str(theirs.fileno()), pass_fds=(theirs.fileno(),),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_node_env())
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_node_env()))
         finally:
             theirs.close()
-        self._orders = ours
-        line = await self._zygote.stdout.readline()
+        self._zygote, self._orders = zygote, ours
+        line = await zygote.stdout.readline()
         if not line:
-            err = (await self._zygote.stderr.read()).decode(errors="replace").strip().splitlines()
+            err = (await zygote.stderr.read()).decode(errors="replace").strip().splitlines()
             raise NodeFailure(f"node launcher failed to start: {err[-1] if err else 'no output'}")
-        self._reader = asyncio.create_task(self._read_reports())
+        self._reader = asyncio.create_task(self._read_reports(zygote.stdout))
 
-    async def _read_reports(self) -> None:
-        async for raw in self._zygote.stdout:
+    async def _read_reports(self, reports: asyncio.StreamReader) -> None:
+        async for raw in reports:
             report = json.loads(raw)
             if "exited" in report:
                 child = self._children.pop(report["exited"], None)
@@ -137,15 +168,18 @@ class ForkLauncher:
                 future.set_exception(NodeFailure("node launcher exited"))
 
     async def spawn(self, argv: list[str]) -> NodeProcess:
-        if self._zygote is None:
+        if self._orders is None:
             await self.start()
+        orders = self._orders
+        if orders is None:
+            raise NodeFailure("node launcher is not running")
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         order_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[order_id] = future
         try:
-            socket.send_fds(self._orders, [json.dumps({"id": order_id, "argv": argv}).encode()], [out_w, err_w])
+            socket.send_fds(orders, [json.dumps({"id": order_id, "argv": argv}).encode()], [out_w, err_w])
         except OSError as exc:
             self._pending.pop(order_id, None)
             for fd in (out_r, err_r):
@@ -171,7 +205,7 @@ class ForkLauncher:
         if self._zygote is not None:
             try:
                 await asyncio.wait_for(self._zygote.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._zygote.kill()
                 await self._zygote.wait()
         if self._reader is not None:

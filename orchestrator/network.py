@@ -1,40 +1,47 @@
 """The running network: one process per trusted node, driven over the Control service.
 
-Layer: control plane only. It launches ``python -m node`` per node on free loopback ports,
-waits for each to report ready and pass its gRPC health check, configures the links (roles
+Layer: control plane only. It launches a node process per topology node on free loopback
+ports, waits for each to report ready and serve its health check, configures the links (roles
 from the topology, a bootstrap authentication secret per link that QKD key replaces), orders
-relays along routes and collects status. It never receives key material: relays return key
-IDs, listings return digests. Every process it starts is ended by ``stop``; nodes also die with
+relays and collects status, each through the node's ``NodeClient``. With KMEs it also publishes
+its live view of the network to every node, so that application key requests are routed by the
+same strategy over the same state as its own relays (after a cut, at once). It never receives
+key material: relays return key IDs, listings return digests. Use it as ``async with
+Network(...) as network``; every process it starts is ended on leaving, and nodes also die with
 the orchestrator (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import pathlib
 import secrets
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from types import TracebackType
 
-import grpc
-import networkx as nx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from qkdnet_proto.v1 import node_pb2 as pb
-from qkdnet_proto.v1 import node_pb2_grpc as rpc
+import numpy as np
 
-from node.rpc.streams import StreamBroken, StreamMux
-from node.settings import params_to_json, processing_to_json
+from node.errors import NodeError, QkdnetError
+from node.relay.result import RelayResult
+from node.routing import LiveState, key_path
+from node.settings import KmeSettings, LinkSettings, NodeSettings, Role
+from node.status import ExposureReport, KeyEntry, NodeStatus
 from orchestrator import certs as pki
-from orchestrator.errors import NodeFailure, QkdnetError
+from orchestrator.errors import NodeFailure
 from orchestrator.launcher import NodeProcess, default_launcher
-from orchestrator.routing import key_path
-from orchestrator.topology import Topology
+from orchestrator.node_client import NodeClient
+from orchestrator.topology import Link, Topology
 
 Progress = Callable[[str], None]
 BOOTSTRAP_SECRET_BYTES = 4096
+ROUTING_REFRESH_S = 2.0  # how often the live view is published to the nodes' KMEs
+LINK_KEY_POLL_S = 0.25
 
 
 @dataclass
@@ -43,23 +50,9 @@ class NodeHandle:
     process: NodeProcess
     address: str = ""
     kme_url: str = ""
-    channel: grpc.aio.Channel | None = None
-    control: rpc.ControlStub | None = None
-    relays: StreamMux | None = None  # relay orders multiplexed on one stream
+    client: NodeClient | None = None
     failure: str = ""
     stderr_tail: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RelayReport:
-    source: str
-    destination: str
-    path: list[str]
-    key_ids: list[str]
-    latencies_s: list[float]
-    link_bits_consumed: int
-    error: str = ""
-    paths: list[list[str]] = field(default_factory=list)  # all routes; more than one: XOR shares
 
 
 class Network:
@@ -74,23 +67,36 @@ class Network:
         self.seed = seed if seed is not None else secrets.randbits(32)
         self.log_level = log_level
         self.nodes: dict[str, NodeHandle] = {}
-        self._watchers: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task] = []
         self._temporary = tempfile.TemporaryDirectory(prefix="qkdnet-") if data_dir is None else None
-        self.data_dir = pathlib.Path(self._temporary.name) if self._temporary else data_dir
+        self.data_dir = pathlib.Path(self._temporary.name) if self._temporary else pathlib.Path(data_dir or ".")
         self.kme = kme
         self.certs: pki.CertPaths | None = certs
-        self._configs: dict[str, pb.NodeConfig] = {}
+        self.live = LiveState.of(topology)  # what the nodes' KMEs route on
+        self._settings: dict[str, NodeSettings] = {}
         self._launcher = default_launcher()
+
+    async def __aenter__(self) -> Network:
+        await self.start()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        await self.stop()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, progress: Progress | None = None, timeout_s: float = 120.0) -> None:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(self._launch_all(progress), timeout_s)
-            await asyncio.wait_for(self._configure_all(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._launch_all(progress)
+            async with asyncio.timeout(timeout_s):
+                await self._configure_all()
         except BaseException:
             await self.stop()
             raise
+        if self.kme:
+            self._tasks.append(asyncio.create_task(self._publish_routing_forever(), name="routing-publisher"))
         if progress:
             progress(f"{len(self.nodes)} nodes up and configured in {time.monotonic() - started:.1f} s")
 
@@ -100,13 +106,11 @@ class Network:
         for name in self.topology.nodes:
             self.nodes[name] = NodeHandle(name, await self._spawn(name))
         pending = list(self.nodes.values())
-        done = 0
-        for handle in pending:
+        for done, handle in enumerate(pending, 1):
             await self._await_ready(handle)
-            done += 1
             if progress and (done % 10 == 0 or done == len(pending)):
                 progress(f"nodes ready: {done}/{len(pending)}")
-        await asyncio.gather(*(self._healthy(h) for h in pending))
+        await asyncio.gather(*(self._client(h).wait_serving() for h in pending))
 
     async def _spawn(self, name: str, port: int = 0) -> NodeProcess:
         return await self._launcher.spawn(["--name", name, "--log-level", self.log_level, "--port", str(port),
@@ -118,22 +122,8 @@ class Network:
             err = (await handle.process.stderr.read()).decode(errors="replace").strip().splitlines()
             raise NodeFailure(f"node {handle.name} exited before it was ready: {err[-1] if err else 'no output'}")
         handle.address = json.loads(line)["address"]
-        handle.channel = grpc.aio.insecure_channel(handle.address)
-        handle.control = rpc.ControlStub(handle.channel)
-        handle.relays = StreamMux(handle.control.RelayStream, pb.RelayRequests)
-        self._watchers.append(asyncio.create_task(self._watch(handle)))
-
-    async def _healthy(self, handle: NodeHandle) -> None:
-        stub = health_pb2_grpc.HealthStub(handle.channel)
-        for _ in range(200):
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.05)
-        raise NodeFailure(f"node {handle.name} never became healthy")
+        handle.client = NodeClient(handle.name, handle.address)
+        self._tasks.append(asyncio.create_task(self._watch(handle)))
 
     async def _watch(self, handle: NodeHandle) -> None:
         async for raw in handle.process.stderr:
@@ -142,65 +132,73 @@ class Network:
         if not handle.failure:
             handle.failure = f"exited with code {code}" + (f": {handle.stderr_tail[-1]}" if handle.stderr_tail else "")
 
-    def _link_config(self, link, me: str, secret: bytes, index: int) -> pb.LinkConfig:
-        topo = self.topology
-        peer, role = (link.receiver, "transmitter") if me == link.transmitter else (link.transmitter, "receiver")
-        return pb.LinkConfig(
-            link_id=link.link_id, peer=peer, peer_address=self.nodes[peer].address, role=role,
-            params_json=params_to_json(link.params), processing_json=processing_to_json(topo.processing),
-            bootstrap_secret=secret, pool_capacity_bits=topo.pool_capacity_bits,
-            seed=(self.seed * 1_000_003 + index) % (1 << 63))
+    def _client(self, handle: NodeHandle) -> NodeClient:
+        if handle.client is None:
+            raise NodeFailure(f"node {handle.name} is not running")
+        return handle.client
 
-    def _node_config(self, name: str) -> pb.NodeConfig:
-        config = pb.NodeConfig(name=name, time_scale=self.time_scale, sae_nodes=self.topology.saes)
-        graph = self.topology.graph
-        for destination, path in nx.single_source_shortest_path(graph, name).items():
-            if destination != name:
-                config.routes.append(pb.Route(path=path))
-        if self.certs is not None:
+    def client(self, node: str) -> NodeClient:
+        """The Control client of a running node."""
+        handle = self.nodes.get(node)
+        if handle is None:
+            raise QkdnetError(f"unknown node {node!r}")
+        return self._client(handle)
+
+    def _link_settings(self, link: Link, me: str, secret: bytes, seed: int) -> LinkSettings:
+        role = Role.TRANSMITTER if me == link.transmitter else Role.RECEIVER
+        peer = link.receiver if role is Role.TRANSMITTER else link.transmitter
+        return LinkSettings(link_id=link.link_id, peer=peer, peer_address=self.nodes[peer].address, role=role,
+                            params=link.params, processing=self.topology.processing, bootstrap_secret=secret,
+                            pool_capacity_bits=self.topology.pool_capacity_bits, seed=seed)
+
+    def _node_settings(self, name: str, links: list[LinkSettings]) -> NodeSettings:
+        kme = None
+        if self.kme and self.certs is not None:
             cert, key = self.certs.kme[name]
-            config.kme.CopyFrom(pb.KmeConfig(host="127.0.0.1", port=0, cert_file=str(cert), key_file=str(key),
-                                             ca_file=str(self.certs.ca_file), key_ttl_s=3600.0))
-        return config
+            kme = KmeSettings(cert_file=str(cert), key_file=str(key), ca_file=str(self.certs.ca_file))
+        spec = self.topology.routing
+        return NodeSettings(name=name, links=tuple(links), time_scale=self.time_scale, sae_nodes=self.topology.saes,
+                            routing=self.live.routing_state(spec.name, spec.options), kme=kme)
 
     async def _configure_all(self) -> None:
-        configs = {name: self._node_config(name) for name in self.nodes}
-        for index, link in enumerate(self.topology.links):
+        links: dict[str, list[LinkSettings]] = {name: [] for name in self.nodes}
+        seeds = np.random.SeedSequence(self.seed).spawn(len(self.topology.links))
+        for link, seed_seq in zip(self.topology.links, seeds, strict=True):
             secret = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES)  # the installer's pre-shared secret
+            seed = int(seed_seq.generate_state(1, np.uint64)[0])
             for me in (link.transmitter, link.receiver):
-                configs[me].links.append(self._link_config(link, me, secret, index))
-        self._configs = configs
+                links[me].append(self._link_settings(link, me, secret, seed))
+        self._settings = {name: self._node_settings(name, links[name]) for name in self.nodes}
         # Receivers first, so a transmitter's first frame finds its peer configured.
-        receivers_only = [n for n in self.nodes if all(l.role == "receiver" for l in configs[n].links)]
+        receivers_only = [n for n in self.nodes if all(l.role is Role.RECEIVER for l in links[n])]
         others = [n for n in self.nodes if n not in receivers_only]
         for group in (receivers_only, others):
-            await asyncio.gather(*(self._configure(n, configs[n]) for n in group))
+            await asyncio.gather(*(self._configure(n) for n in group))
 
-    async def _configure(self, name: str, config: pb.NodeConfig) -> None:
-        reply = await self.nodes[name].control.Configure(config, timeout=30)
-        self.nodes[name].kme_url = reply.message
+    async def _configure(self, name: str) -> None:
+        handle = self.nodes[name]
+        handle.kme_url = await self._client(handle).configure(self._settings[name])
 
     async def stop(self) -> None:
         """Ask every node to shut down, then make sure each process is gone."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
         async def shutdown(handle: NodeHandle) -> None:
-            if handle.process.returncode is None and handle.control is not None:
-                try:
-                    await handle.control.Shutdown(pb.ShutdownRequest(), timeout=2)
-                except grpc.aio.AioRpcError:
-                    pass
+            if handle.process.returncode is None and handle.client is not None:
+                with contextlib.suppress(QkdnetError):
+                    await handle.client.shutdown()
             try:
-                await asyncio.wait_for(handle.process.wait(), 5)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(5):
+                    await handle.process.wait()
+            except TimeoutError:
                 handle.process.kill()
                 await handle.process.wait()
-            if handle.relays is not None:
-                await handle.relays.close()
-            if handle.channel is not None:
-                await handle.channel.close()
+            if handle.client is not None:
+                await handle.client.close()
         await asyncio.gather(*(shutdown(h) for h in self.nodes.values()), return_exceptions=True)
-        for task in self._watchers:
-            task.cancel()
-        self._watchers.clear()
         await self._launcher.close()
         if self._temporary is not None:
             self._temporary.cleanup()
@@ -208,62 +206,60 @@ class Network:
     async def restart_node(self, name: str) -> None:
         """Relaunch a node on its old ports from its durable key store.
 
-        Its link pools were in memory, so each neighbour discards its side of the shared link
-        key (accounted) and both ends start the link afresh with a new bootstrap secret.
+        Each of its links runs afresh with a new bootstrap secret; the restarted node reloads its
+        link pools from its store and reconciles each with the neighbour.
         """
         old = self.nodes[name]
         if old.process.returncode is None:
             old.process.kill()
             await old.process.wait()
-        for closer in (old.relays, old.channel):
-            if closer is not None:
-                await closer.close()
+        if old.client is not None:
+            await old.client.close()
         handle = NodeHandle(name, await self._spawn(name, int(old.address.rsplit(":", 1)[1])))
         self.nodes[name] = handle
         await self._await_ready(handle)
-        await self._healthy(handle)
-        config = pb.NodeConfig()
-        config.CopyFrom(self._configs[name])
-        if old.kme_url:
-            config.kme.port = int(old.kme_url.rsplit(":", 1)[1])
-        resets_first, resets_after = [], []
-        for link_config in config.links:
-            link_config.bootstrap_secret = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES)
-            link = self.topology.link_between(name, link_config.peer)
-            peer_config = self._link_config(link, link_config.peer, link_config.bootstrap_secret, 0)
-            peer_config.seed = secrets.randbits(63)
-            link_config.seed = peer_config.seed
+        await self._client(handle).wait_serving()
+        settings = self._settings[name]
+        if settings.kme is not None and old.kme_url:
+            settings = dataclasses.replace(settings, kme=dataclasses.replace(
+                settings.kme, port=int(old.kme_url.rsplit(":", 1)[1])))
+        resets_first: list[tuple[str, LinkSettings]] = []
+        resets_after: list[tuple[str, LinkSettings]] = []
+        mine: list[LinkSettings] = []
+        for link in settings.links:
+            secret, seed = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES), secrets.randbits(63)
+            mine.append(dataclasses.replace(link, bootstrap_secret=secret, seed=seed))
+            peer_link = self._link_settings(self.topology.link_between(name, link.peer), link.peer, secret, seed)
             # The receiving end must be ready before the transmitting end sends its first frame.
-            group = resets_first if link_config.role == "transmitter" else resets_after
-            group.append((link_config.peer, peer_config))
-        self._configs[name] = config
-        await asyncio.gather(*(self.nodes[peer].control.ResetLink(c, timeout=30) for peer, c in resets_first))
-        await self._configure(name, config)
-        await asyncio.gather(*(self.nodes[peer].control.ResetLink(c, timeout=30) for peer, c in resets_after))
-
-    def kill_all(self) -> None:
-        for handle in self.nodes.values():
-            if handle.process.returncode is None:
-                handle.process.kill()
+            (resets_first if link.role is Role.TRANSMITTER else resets_after).append((link.peer, peer_link))
+        self._settings[name] = dataclasses.replace(settings, links=tuple(mine))
+        await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_first))
+        await self._configure(name)
+        await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_after))
 
     # -- observation -----------------------------------------------------------------------
     def failures(self) -> dict[str, str]:
         return {n: h.failure for n, h in self.nodes.items() if h.failure}
 
-    async def status(self) -> dict[str, pb.NodeStatus]:
-        async def one(handle: NodeHandle):
+    async def status(self) -> dict[str, NodeStatus | None]:
+        """Every node's status; None for a node that has failed."""
+        async def one(handle: NodeHandle) -> tuple[str, NodeStatus | None]:
             if handle.failure:
                 return handle.name, None
             try:
-                return handle.name, await handle.control.Status(pb.StatusRequest(), timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                return handle.name, None if handle.failure else _raise(NodeFailure(
-                    f"node {handle.name} did not answer status: {exc.code().name}"))
+                return handle.name, await self._client(handle).status()
+            except NodeFailure:
+                if handle.failure:  # it died while we asked
+                    return handle.name, None
+                raise
         return dict(await asyncio.gather(*(one(h) for h in self.nodes.values())))
 
-    async def list_keys(self, node: str, peer: str = "") -> list[pb.KeyEntry]:
-        reply = await self.nodes[node].control.ListKeys(pb.ListKeysRequest(peer=peer), timeout=10)
-        return list(reply.keys)
+    async def list_keys(self, node: str, peer: str = "") -> list[KeyEntry]:
+        return await self.client(node).list_keys(peer)
+
+    async def exposure(self, node: str) -> ExposureReport:
+        """What ``node`` decrypted as an intermediate (key IDs and share indices, never keys)."""
+        return await self.client(node).exposure()
 
     async def wait_for_link_key(self, min_bits: int, timeout_s: float, progress: Progress | None = None) -> None:
         """Until every link pool holds min_bits (or time runs out)."""
@@ -272,7 +268,7 @@ class Network:
         while time.monotonic() < deadline:
             status = await self.status()
             levels = [l.pool_bits for s in status.values() if s is not None for l in s.links
-                      if l.role == "transmitter"]
+                      if l.role == Role.TRANSMITTER]
             ready = sum(level >= min_bits for level in levels)
             line = f"link key: {ready}/{len(levels)} links hold >= {min_bits} bits"
             if progress and line != last:
@@ -280,31 +276,22 @@ class Network:
                 last = line
             if levels and ready == len(levels):
                 return
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(LINK_KEY_POLL_S)  # pools grow block by block: poll their level
         raise QkdnetError(f"links did not generate {min_bits} bits of key within {timeout_s:.0f} s")
 
-    # -- relay ----------------------------------------------------------------------------
+    # -- relay and routing ------------------------------------------------------------------
     def route(self, source: str, destination: str) -> list[str]:
         alive = self.topology.graph.subgraph([n for n in self.nodes if not self.nodes[n].failure])
         return key_path(alive, source, destination)
 
     async def relay(self, source: str, destination: str, count: int = 1, key_bits: int = 256,
-                    timeout_s: float = 30.0, paths: list[list[str]] | None = None) -> RelayReport:
+                    timeout_s: float = 30.0, paths: Sequence[Sequence[str]] | None = None) -> RelayResult:
         """Order a relay; without ``paths`` it goes over the fewest-hops route among live nodes."""
         paths = paths or [self.route(source, destination)]
         handle = self.nodes[source]
-        request = pb.RelayRequest(path=paths[0], count=count, key_bits=key_bits, timeout_s=timeout_s)
-        if len(paths) > 1:
-            request.paths.extend(pb.Route(path=p) for p in paths)
-        if handle.failure or handle.relays is None:
-            return RelayReport(source, destination, paths[0], [], [], 0, f"{source}: node is down", paths)
-        try:
-            reply = await handle.relays.call(request, timeout_s + 5)
-        except (StreamBroken, asyncio.TimeoutError) as exc:
-            return RelayReport(source, destination, paths[0], [], [], 0, f"{source}: {exc or 'no answer in time'}",
-                               paths)
-        return RelayReport(source, destination, paths[0], list(reply.key_ids), list(reply.latencies_s),
-                           reply.link_bits_consumed, reply.error, paths)
+        if handle.failure or handle.client is None:
+            return RelayResult.failed(source, destination, paths, NodeFailure(f"{source}: node is down"))
+        return await handle.client.relay(paths, count, key_bits, timeout_s)
 
     async def cut_link(self, u: str, v: str) -> None:
         """A fibre cut: both ends stop the link and refuse relays over it; pools are kept."""
@@ -312,21 +299,31 @@ class Network:
         for me, peer in ((u, v), (v, u)):
             handle = self.nodes[me]
             if not handle.failure:
-                await handle.control.SetLinkState(pb.LinkStateRequest(peer=peer, up=False), timeout=10)
+                await self._client(handle).set_link_down(peer)
+        self.live.mark_down(u, v)
+        if self.kme:
+            await self.publish_routing(refresh=False)
 
     async def revoke(self, node: str, key_ids: list[str], reason: str = "") -> None:
         """Withdraw undelivered end-to-end keys at one node (all or nothing)."""
-        try:
-            await self.nodes[node].control.RevokeKeys(pb.RevokeRequest(key_ids=key_ids, reason=reason), timeout=10)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
-                raise QkdnetError(f"{node}: {exc.details()}") from None
-            raise NodeFailure(f"node {node} did not answer: {exc.code().name}") from None
+        await self.client(node).revoke(key_ids, reason)
 
-    async def exposure(self, node: str) -> pb.ExposureList:
-        """What ``node`` decrypted as an intermediate (key IDs and share indices, never keys)."""
-        return await self.nodes[node].control.ListExposure(pb.ExposureRequest(), timeout=10)
+    async def publish_routing(self, refresh: bool = True) -> None:
+        """Send every live node the current view (refreshed from their status first)."""
+        if refresh:
+            self.live.update(await self.status())
+        spec = self.topology.routing
+        state = self.live.routing_state(spec.name, spec.options)
+        live = [h for h in self.nodes.values() if not h.failure and h.client is not None]
+        results = await asyncio.gather(*(self._client(h).set_routing(state) for h in live), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, (NodeError, NodeFailure)):
+                raise result
 
-
-def _raise(exc: Exception):
-    raise exc
+    async def _publish_routing_forever(self) -> None:
+        while True:
+            await asyncio.sleep(ROUTING_REFRESH_S)
+            try:
+                await self.publish_routing()
+            except QkdnetError:  # a node died mid-poll: the next round sees it as down
+                continue

@@ -1,4 +1,8 @@
-"""``qkdnet shell``: an interactive prompt on the running network, in the manner of Mininet's CLI."""
+"""``qkdnet shell``: an interactive prompt on the running network, in the manner of Mininet's CLI.
+
+Layer: control plane. Each command is one call on ``SupervisorClient``; its output comes from
+``orchestrator.formatting``. A wrong command prints one error line and the prompt comes back.
+"""
 
 from __future__ import annotations
 
@@ -7,66 +11,62 @@ import json
 import shlex
 
 from orchestrator.errors import QkdnetError
-from orchestrator.run import format_status
-from orchestrator.state import StateDir
+from orchestrator.formatting import format_keys, format_relay, format_status
+from orchestrator.supervisor_client import SupervisorClient
 
 
 class NetworkShell(cmd.Cmd):
-    intro = "qkdnet shell: status | relay SRC DST [KEYS [BITS]] | keys NODE [PEER] | down | quit"
+    intro = "qkdnet shell: status | relay SRC DST [KEYS [BITS]] | keys NODE [PEER] | json | down | quit"
     prompt = "qkdnet> "
 
-    def __init__(self, state: StateDir) -> None:
-        super().__init__()
-        self.state = state
+    def __init__(self, client: SupervisorClient, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.client = client
 
     def onecmd(self, line: str) -> bool:
         try:
             return super().onecmd(line)
-        except QkdnetError as exc:
-            print(f"error: {exc}")
-        except ValueError as exc:
-            print(f"error: {exc}")
+        except (QkdnetError, ValueError) as exc:
+            print(f"error: {exc}", file=self.stdout)
         return False
 
     def emptyline(self) -> bool:
         return False
 
+    def default(self, line: str) -> bool:  # type: ignore[override]  # cmd.Cmd passes it on as onecmd's result
+        print(f"error: unknown command {line.split()[0]!r} (try help)", file=self.stdout)
+        return False
+
     def do_status(self, arg: str) -> None:
         """status: nodes and links of the running network"""
-        print(format_status(self.state.request({"op": "status"})))
+        print(format_status(self.client.status()), file=self.stdout)
 
     def do_relay(self, arg: str) -> None:
         """relay SRC DST [KEYS [BITS]]: relay end-to-end keys"""
         words = shlex.split(arg)
         if len(words) not in (2, 3, 4):
             raise ValueError("usage: relay SRC DST [KEYS [BITS]]")
+        if not all(word.isdigit() for word in words[2:]):
+            raise ValueError("KEYS and BITS are whole numbers")
         count = int(words[2]) if len(words) > 2 else 1
         bits = int(words[3]) if len(words) > 3 else 256
-        reply = self.state.request({"op": "relay", "source": words[0], "destination": words[1],
-                                    "count": count, "key_bits": bits})
-        if reply["ok"]:
-            print(f"{len(reply['key_ids'])} key(s) via {'-'.join(reply['path'])} in {reply['latency_ms']:.1f} ms")
-        else:
-            print(f"relay failed: {reply['error']}")
+        print(format_relay(self.client.relay(words[0], words[1], count, bits), bits), file=self.stdout)
 
     def do_keys(self, arg: str) -> None:
         """keys NODE [PEER]: end-to-end key IDs and SHA-256 digests held by a node"""
         words = shlex.split(arg)
         if len(words) not in (1, 2):
             raise ValueError("usage: keys NODE [PEER]")
-        reply = self.state.request({"op": "keys", "node": words[0], "peer": words[1] if len(words) > 1 else ""})
-        for key in reply["keys"]:
-            print(f"{key['key_id']}  {key['peer']:<10} {key['bits']:>5} bits  sha256 {key['sha256'][:16]}...")
-        print(f"{len(reply['keys'])} key(s)")
+        print(format_keys(self.client.keys(words[0], words[1] if len(words) > 1 else "")), file=self.stdout)
 
     def do_json(self, arg: str) -> None:
         """json: the full status as JSON"""
-        print(json.dumps(self.state.request({"op": "status"}), indent=2))
+        print(json.dumps(self.client.status().to_json(), indent=2), file=self.stdout)
 
     def do_down(self, arg: str) -> bool:
         """down: stop the network and leave the shell"""
-        self.state.request({"op": "down"})
-        print("network stopping")
+        self.client.down()
+        print("network stopping", file=self.stdout)
         return True
 
     def do_quit(self, arg: str) -> bool:

@@ -1,6 +1,7 @@
 """Where a network started by ``qkdnet up`` is found: a state directory and its control socket.
 
-Layer: control plane. ``network.json`` names the supervisor's pid, socket and node addresses;
+Layer: control plane (files only; ``orchestrator.supervisor_client`` talks to the supervisor).
+``network.json`` names the supervisor's pid, socket and node addresses;
 it is written atomically and removed on ``down``. A stale file (its pid gone) counts as no
 network, so a crashed supervisor never blocks the next ``up``.
 """
@@ -10,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 
 from orchestrator.errors import QkdnetError
+from orchestrator.files import write_json
 
 STATE_ENV = "QKDNET_STATE_DIR"
 
@@ -50,9 +51,7 @@ class StateDir:
         self.socket_path.unlink(missing_ok=True)
 
     def write(self, data: dict) -> None:
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(self.file)
+        write_json(self.file, data, 0o600)
 
     def read(self) -> dict | None:
         """The running network's record, or None when there is none (or only a stale one)."""
@@ -68,25 +67,6 @@ class StateDir:
     def clear(self) -> None:
         self.file.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
-
-    def request(self, payload: dict, timeout_s: float = 120.0) -> dict:
-        """One request to the supervisor; its error replies become QkdnetError."""
-        if self.read() is None:
-            raise QkdnetError(f"no network is up (state directory {self.path}); start one with `qkdnet up`")
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(timeout_s)
-                sock.connect(str(self.socket_path))
-                sock.sendall(json.dumps(payload).encode() + b"\n")
-                reply = sock.makefile("rb").readline()
-        except OSError as exc:
-            raise QkdnetError(f"cannot reach the network supervisor at {self.socket_path}: {exc}") from None
-        if not reply:
-            raise QkdnetError("the network supervisor closed the connection")
-        data = json.loads(reply)
-        if data.get("invalid"):
-            raise QkdnetError(data["error"])
-        return data
 
 
 def process_alive(pid: int) -> bool:

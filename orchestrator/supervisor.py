@@ -2,16 +2,16 @@
 
 Layer: control plane. ``qkdnet up`` starts ``python -m orchestrator.supervisor`` in its own
 session; it brings the nodes up (they die with it), writes ``network.json`` into the state
-directory and answers ``status``, ``relay``, ``keys`` and ``down`` requests on the Unix socket
-``control.sock`` there: one JSON object per line in, one per line out. Key material never
-passes here; ``keys`` lists IDs and SHA-256 digests.
+directory and answers ``status``, ``relay``, ``keys``, ``revoke`` and ``down`` requests on the
+Unix socket ``control.sock`` there: one JSON object per line in, one per line out (the client
+is ``orchestrator.supervisor_client``). Key material never passes here; ``keys`` lists IDs and
+SHA-256 digests.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import pathlib
@@ -19,14 +19,21 @@ import shutil
 import signal
 import sys
 import time
+from typing import Any
 
+from node.relay.result import RelayResult
+from node.routing import DEFAULT_STRATEGY, RouteRequest, StrategySpec
 from orchestrator import certs as pki
 from orchestrator.errors import QkdnetError
 from orchestrator.network import Network
 from orchestrator.router import Router
-from orchestrator.routing import RouteRequest, make_strategy
-from orchestrator.run import link_summaries
 from orchestrator.state import StateDir
+from orchestrator.summary import (
+    NetworkStatus,
+    NodeEndpoint,
+    key_entry_to_json,
+    link_summaries,
+)
 from orchestrator.topology import Topology, load
 
 
@@ -37,38 +44,36 @@ class Supervisor:
         self.state = state
         self.stopping = asyncio.Event()
 
-    async def handle(self, request: dict) -> dict:
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request (see ``orchestrator.supervisor_client``); a wrong one raises ``QkdnetError``."""
         op = request.get("op")
         if op == "status":
-            return await self.status()
+            return {"status": (await self.status()).to_json()}
         if op == "relay":
-            return await self.relay(request)
+            return {"result": (await self.relay(request)).to_json()}
         if op == "keys":
             node, peer = str(request.get("node", "")), str(request.get("peer", ""))
             self._known(node)
-            keys = await self.network.list_keys(node, peer)
-            return {"ok": True, "keys": [{"key_id": k.key_id, "peer": k.peer, "bits": k.bits,
-                                          "sha256": k.digest.hex()} for k in keys]}
+            return {"keys": [key_entry_to_json(k) for k in await self.network.list_keys(node, peer)]}
         if op == "revoke":
             node, key_ids = str(request.get("node", "")), request.get("key_ids")
             self._known(node)
             if not isinstance(key_ids, list) or not key_ids or not all(isinstance(k, str) for k in key_ids):
                 raise QkdnetError("key_ids must be a non-empty list of key IDs")
             await self.network.revoke(node, key_ids, str(request.get("reason", "")))
-            return {"ok": True, "revoked": key_ids}
+            return {"revoked": key_ids}
         if op == "down":
             self.stopping.set()
-            return {"ok": True}
+            return {}
         raise QkdnetError(f"unknown request {op!r}")
 
-    async def status(self) -> dict:
+    async def status(self) -> NetworkStatus:
         status = await self.network.status()
-        return {"ok": True, "topology": self.topology.name, "pid": os.getpid(),
-                "nodes": {name: {"address": h.address, "kme": h.kme_url, "alive": not h.failure, "failure": h.failure}
-                          for name, h in self.network.nodes.items()},
-                "links": [dataclasses.asdict(l) for l in link_summaries(self.topology, status)]}
+        nodes = {name: NodeEndpoint(h.address, h.kme_url, not h.failure, h.failure)
+                 for name, h in self.network.nodes.items()}
+        return NetworkStatus(self.topology.name, os.getpid(), nodes, link_summaries(self.topology, status))
 
-    async def relay(self, request: dict) -> dict:
+    async def relay(self, request: dict[str, Any]) -> RelayResult:
         source, destination = str(request.get("source", "")), str(request.get("destination", ""))
         self._known(source)
         self._known(destination)
@@ -78,18 +83,14 @@ class Supervisor:
         if not isinstance(key_bits, int) or key_bits <= 0 or key_bits % 8:
             raise QkdnetError("key_bits must be a positive multiple of 8")
         timeout_s = float(request.get("timeout_s", 30.0))
-        strategy = request.get("strategy") or "fewest_hops"
-        router = Router(self.network, make_strategy(str(strategy), **(request.get("strategy_options") or {})),
-                        need_key=False)
-        started = time.perf_counter()
+        strategy = StrategySpec.parse({"name": request.get("strategy") or DEFAULT_STRATEGY,
+                                       **(request.get("strategy_options") or {})})
+        router = Router(self.network, strategy.make(), need_key=False)
         await router.refresh()
-        routed = await router.relay(RouteRequest(source, destination, key_bits, count), timeout_s)
-        if routed.outcome == "blocked":  # no route at all for this request: the request is at fault
-            raise QkdnetError(routed.error)
-        consumed = sum(len(p) - 1 for p in routed.paths) * count * key_bits if routed.outcome == "delivered" else 0
-        return {"ok": routed.outcome == "delivered", "error": routed.error, "path": (routed.paths or [[]])[0],
-                "paths": routed.paths, "attempts": routed.attempts, "key_ids": routed.key_ids,
-                "latency_ms": round(1000 * (time.perf_counter() - started), 3), "link_bits_consumed": consumed}
+        result = await router.relay(RouteRequest(source, destination, key_bits, count), timeout_s)
+        if result.outcome == "blocked" and result.failure:  # no route at all: the request is at fault
+            raise QkdnetError(result.failure.message)
+        return result
 
     def _known(self, node: str) -> None:
         if node not in self.network.nodes:
@@ -102,11 +103,11 @@ class Supervisor:
                     request = json.loads(line)
                     if not isinstance(request, dict):
                         raise QkdnetError("a request is a JSON object")
-                    reply = await self.handle(request)
+                    reply = {"ok": True, **await self.handle(request)}
                 except json.JSONDecodeError:
                     reply = {"ok": False, "error": "request is not valid JSON"}
-                except QkdnetError as exc:  # the request itself is wrong (NoKeyPath included)
-                    reply = {"ok": False, "error": str(exc), "invalid": True}
+                except QkdnetError as exc:  # the request is wrong, or a node refused it (one line either way)
+                    reply = {"ok": False, "error": str(exc)}
                 writer.write(json.dumps(reply).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -136,11 +137,11 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
     server = await asyncio.start_unix_server(supervisor.serve_client, path=str(state.socket_path))
     try:
         nodes = {name: {"grpc": h.address, "kme": h.kme_url} for name, h in network.nodes.items()}
-        certs_dir = str(certs_dir or state.path / "certs")
+        pki_dir = str(certs_dir or state.path / "certs")
         state.write({"pid": os.getpid(), "topology": topology.name, "source": topology.source,
                      "socket": str(state.socket_path), "started_at": time.time(), "nodes": nodes,
-                     "certs_dir": certs_dir})
-        _announce({"event": "ready", "pid": os.getpid(), "nodes": nodes, "certs_dir": certs_dir})
+                     "certs_dir": pki_dir})
+        _announce({"event": "ready", "pid": os.getpid(), "nodes": nodes, "certs_dir": pki_dir})
         _detach_output(state.log_path)
         await supervisor.stopping.wait()
     finally:

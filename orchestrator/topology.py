@@ -19,8 +19,10 @@ from typing import Any
 import networkx as nx
 import yaml
 
+from node.errors import QkdnetError
 from node.qkd.errors import ParameterError
 from node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
+from node.routing import StrategySpec
 from orchestrator.errors import TopologyError
 
 BUILTIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "topologies"
@@ -50,12 +52,13 @@ class Topology:
     pool_capacity_bits: int
     time_scale: float
     saes: dict[str, str] = dataclasses.field(default_factory=dict)  # SAE ID -> the node (KME) it attaches to
+    routing: StrategySpec = StrategySpec()  # how KMEs route application key requests
 
     @property
     def nodes(self) -> list[str]:
         return list(self.graph.nodes)
 
-    def with_link_changes(self, changes: dict) -> "Topology":
+    def with_link_changes(self, changes: dict) -> Topology:
         """The same network with every link's parameters changed (e.g. pulse_rate_hz), checked."""
         if not changes:
             return self
@@ -136,7 +139,7 @@ def _from_yaml(source: str, text: str) -> Topology:
     if not isinstance(data, dict):
         raise TopologyError(f"{source}: expected a mapping with 'nodes' and 'links'")
     unknown = set(data) - {"name", "description", "sources", "defaults", "processing", "nodes", "links",
-                           "pool_capacity_bits", "time_scale", "saes"}
+                           "pool_capacity_bits", "time_scale", "saes", "routing"}
     if unknown:
         raise TopologyError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     nodes = data.get("nodes")
@@ -165,7 +168,7 @@ def _from_yaml(source: str, text: str) -> Topology:
         if u == v:
             raise TopologyError(f"{source}: self-loop at node {u!r}")
         graph.add_edge(u, v, **{k: val for k, val in entry.items() if k not in ("source", "target", "note")})
-    extras = {k: data[k] for k in ("pool_capacity_bits", "time_scale", "saes") if k in data}
+    extras = {k: data[k] for k in ("pool_capacity_bits", "time_scale", "saes", "routing") if k in data}
     return _build(source, str(data.get("name") or pathlib.Path(source).stem), graph,
                   data.get("defaults") or {}, data.get("processing") or {}, extras)
 
@@ -181,7 +184,7 @@ def _from_graph(source: str, graph: nx.Graph, attrs: dict) -> Topology:
     if isinstance(processing, str):
         processing = json.loads(processing)
     extras = {k: attrs[k] for k in ("pool_capacity_bits", "time_scale") if k in attrs}
-    for u, v, data in graph.edges(data=True):
+    for _u, _v, data in graph.edges(data=True):
         for key in [k for k in data if k in ("id", "key", "label", "note", "link")]:
             del data[key]
     return _build(source, str(attrs.get("name") or pathlib.Path(source).stem), graph, defaults, processing, extras)
@@ -221,9 +224,13 @@ def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: 
         raise TopologyError(f"{source}: pool_capacity_bits must be a positive integer")
     if not isinstance(time_scale, (int, float)) or isinstance(time_scale, bool) or time_scale < 0:
         raise TopologyError(f"{source}: time_scale must be a non-negative number")
+    try:
+        routing = StrategySpec.parse(extras.get("routing", StrategySpec().name))
+    except QkdnetError as exc:
+        raise TopologyError(f"{source}: routing: {exc}") from None
     return Topology(name=name, source=source, graph=graph, links=tuple(links), processing=proc,
                     pool_capacity_bits=capacity, time_scale=float(time_scale),
-                    saes=_saes(source, extras.get("saes"), graph))
+                    saes=_saes(source, extras.get("saes"), graph), routing=routing)
 
 
 def _saes(source: str, entries: Any, graph: nx.Graph) -> dict[str, str]:
@@ -246,6 +253,3 @@ def _saes(source: str, entries: Any, graph: nx.Graph) -> dict[str, str]:
         saes[sae] = node
     return saes
 
-
-def link_params_dict(params: LinkParams) -> dict[str, Any]:
-    return dataclasses.asdict(params)

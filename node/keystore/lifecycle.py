@@ -15,16 +15,20 @@ reduced to its audit trail.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
+
+from node.errors import LifecycleError
 
 
-class KeyState(str, Enum):
+class KeyState(StrEnum):
     RELAYED = "relayed"
     DELIVERED = "delivered"
     EXPIRED = "expired"
     REVOKED = "revoked"
     DESTROYED = "destroyed"
 
+
+__all__ = ["ALLOWED", "KeyState", "LifecycleError", "check_transition"]
 
 ALLOWED: dict[KeyState, frozenset[KeyState]] = {
     KeyState.RELAYED: frozenset({KeyState.DELIVERED, KeyState.EXPIRED, KeyState.REVOKED}),
@@ -33,10 +37,6 @@ ALLOWED: dict[KeyState, frozenset[KeyState]] = {
     KeyState.REVOKED: frozenset({KeyState.DESTROYED}),
     KeyState.DESTROYED: frozenset(),
 }
-
-
-class LifecycleError(Exception):
-    """A key was asked to make a transition its state does not allow."""
 
 
 def check_transition(key_id: str, old: KeyState, new: KeyState) -> None:

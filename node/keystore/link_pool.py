@@ -3,9 +3,8 @@
 Layer: node domain (no grpc). Every accepted BB84 block is split into two halves, one per
 direction, so the two ends never allocate the same bits: the transmitter-role end sends with
 half "a", the receiver-role end with half "b". The sender allocates consecutive bits of its
-half and names them ``frame:half:offset:length``; the receiver takes exactly that range by ID.
-Taken bits are zeroed in place. Accounting always balances:
-generated = in_pool + consumed + discarded.
+half and names them with a ``LinkKeyId``; the receiver takes exactly that range by ID. Taken
+bits are zeroed in place. Accounting always balances: generated = in_pool + consumed + discarded.
 """
 
 from __future__ import annotations
@@ -13,12 +12,32 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from node.errors import BadLinkKey, KeyPoolError, LinkKeyShortage
 
-class KeyPoolError(Exception):
-    """A link-key request cannot be served (unknown or used ID, not enough key in time)."""
+HALVES = ("a", "b")
+
+__all__ = ["HALVES", "BadLinkKey", "ChunkRecord", "KeyPoolError", "LinkKeyId", "LinkKeyPool", "LinkKeyShortage",
+           "PoolCounters"]
+
+
+class LinkKeyId(NamedTuple):
+    """A stretch of one half of one block's key: what a pad is, named the same on both ends."""
+
+    frame_id: int
+    half: str
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    def __str__(self) -> str:
+        return f"{self.frame_id}:{self.half}:{self.start}:{self.length}"
 
 
 @dataclass
@@ -50,7 +69,7 @@ class PoolCounters:
 
 class LinkKeyPool:
     def __init__(self, send_half: str, capacity_bits: int, low_watermark_bits: int | None = None) -> None:
-        if send_half not in ("a", "b"):
+        if send_half not in HALVES:
             raise ValueError("send_half must be 'a' or 'b'")
         self.send_half = send_half
         self.receive_half = "b" if send_half == "a" else "a"
@@ -100,12 +119,12 @@ class LinkKeyPool:
         return self.level_bits < self.low_watermark_bits
 
     # -- sending side -------------------------------------------------------------------
-    def allocate(self, n_bits: int) -> tuple[str, np.ndarray]:
+    def allocate(self, n_bits: int) -> tuple[LinkKeyId, np.ndarray]:
         """The next n_bits of this end's sending half, consumed now."""
         (link_key_id,), bits = self.allocate_many([n_bits])
         return link_key_id, bits
 
-    def allocate_many(self, sizes_bits: list[int]) -> tuple[list[str], np.ndarray]:
+    def allocate_many(self, sizes_bits: list[int]) -> tuple[list[LinkKeyId], np.ndarray]:
         """One pad per size, in order, consumed now: their IDs and all their bits concatenated.
 
         All or nothing: if the pool cannot serve every pad, nothing changes. Consecutive pads
@@ -114,14 +133,14 @@ class LinkKeyPool:
         half = self._halves[self.send_half]
         plan: list[tuple[int, _Chunk, int, int]] = []  # (frame, chunk, start, end) taken
         tails: list[tuple[int, _Chunk]] = []  # too-short tails discarded on the way
-        ids: list[str] = []
+        ids: list[LinkKeyId] = []
         i, chunks = 0, list(half.items())
         for frame_id, chunk in chunks:
             if i == len(sizes_bits):
                 break
             start = position = chunk.cursor
             while i < len(sizes_bits) and chunk.bits.size - position >= sizes_bits[i]:
-                ids.append(f"{frame_id}:{self.send_half}:{position}:{sizes_bits[i]}")
+                ids.append(LinkKeyId(frame_id, self.send_half, position, sizes_bits[i]))
                 position += sizes_bits[i]
                 i += 1
             if position > start:
@@ -129,7 +148,7 @@ class LinkKeyPool:
             if i < len(sizes_bits) and position < chunk.bits.size and len(chunks) > 1:
                 tails.append((frame_id, chunk))  # too short for the next pad: not split across IDs
         if i < len(sizes_bits):
-            raise KeyPoolError(f"link pool holds {self.sendable_bits} sendable bits, {sum(sizes_bits)} needed")
+            raise LinkKeyShortage(f"link pool holds {self.sendable_bits} sendable bits, {sum(sizes_bits)} needed")
         parts = []
         for frame_id, chunk, start, end in plan:
             chunk.cursor = end
@@ -142,30 +161,36 @@ class LinkKeyPool:
             self._drop_if_spent(self.send_half, frame_id)
         return ids, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    async def allocate_waiting(self, n_bits: int, timeout_s: float) -> tuple[str, np.ndarray]:
-        (link_key_id,), bits = await self.allocate_many_waiting([n_bits], timeout_s)
-        return link_key_id, bits
-
-    async def allocate_many_waiting(self, sizes_bits: list[int], timeout_s: float) -> tuple[list[str], np.ndarray]:
+    async def allocate_many_waiting(self, sizes_bits: list[int],
+                                    timeout_s: float) -> tuple[list[LinkKeyId], np.ndarray]:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             try:
                 return self.allocate_many(sizes_bits)
-            except KeyPoolError:
+            except LinkKeyShortage:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     raise
-                self._changed.clear()
                 try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(remaining):
+                        await self.changed()
+                except TimeoutError:
                     pass
 
+    async def changed(self) -> None:
+        """Return at the pool's next change (a block added, bits taken or erased).
+
+        Callers check their condition first and wait only if it fails, with no await in
+        between, so no change can slip past them.
+        """
+        self._changed.clear()
+        await self._changed.wait()
+
     # -- receiving side -----------------------------------------------------------------
-    def take_by_id(self, link_key_id: str) -> np.ndarray:
+    def take_by_id(self, link_key_id: LinkKeyId) -> np.ndarray:
         return self.take_many([link_key_id])
 
-    def take_many(self, link_key_ids: list[str]) -> np.ndarray:
+    def take_many(self, link_key_ids: list[LinkKeyId]) -> np.ndarray:
         """The peer's pads by ID, consumed now, their bits concatenated in order.
 
         IDs that continue one another in a chunk (as a sender allocates them) are taken as one
@@ -187,7 +212,8 @@ class LinkKeyPool:
             else:  # pad by pad: the ones before the used one are taken, then the error
                 for start, length in pads:
                     if chunk.used[start:start + length].any():
-                        raise KeyPoolError(f"link key {frame_id}:{self.receive_half}:{start}:{length} was already used")
+                        raise BadLinkKey(f"link key {LinkKeyId(frame_id, self.receive_half, start, length)} "
+                                         "was already used")
                     parts.append(self._consume(self.receive_half, frame_id, chunk, start, length))
                     taken += length
             self._drop_if_spent(self.receive_half, frame_id)
@@ -195,12 +221,14 @@ class LinkKeyPool:
         try:
             for link_key_id in link_key_ids:
                 try:
-                    frame_id, half_name, start, length = self._parse(link_key_id)
+                    frame_id, half_name, start, length = link_key_id
+                    if start < 0 or length <= 0:
+                        raise BadLinkKey(f"malformed link key ID {link_key_id}")
                     if half_name != self.receive_half:
-                        raise KeyPoolError(f"link key {link_key_id} is not from the peer's sending half")
+                        raise BadLinkKey(f"link key {link_key_id} is not from the peer's sending half")
                     chunk = run[1] if run and run[0] == frame_id else self._halves[half_name].get(frame_id)
                     if chunk is None or start + length > chunk.bits.size:
-                        raise KeyPoolError(f"unknown link key {link_key_id}")
+                        raise BadLinkKey(f"unknown link key {link_key_id}")
                 except KeyPoolError:
                     if run:
                         flush()
@@ -222,9 +250,7 @@ class LinkKeyPool:
     def discard(self, n_bits: int, reason: str) -> None:
         """Consumed bits whose purpose failed (a relay that did not complete) move to discarded."""
         self.consumed_bits -= n_bits
-        self.discarded_bits += n_bits
-        self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + n_bits
-        self._counters_dirty = True
+        self._account_discard(n_bits, reason)
         self.version += 1
 
     def discard_all(self, reason: str) -> int:
@@ -239,8 +265,7 @@ class LinkKeyPool:
                 erased += count
                 self._touch((name, frame_id))
             half.clear()
-        self.discarded_bits += erased
-        self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + erased
+        self._account_discard(erased, reason)
         self._notify()
         return erased
 
@@ -257,8 +282,7 @@ class LinkKeyPool:
     def _discard_range(self, half: str, frame_id: int, chunk: _Chunk, start: int, length: int, reason: str) -> None:
         chunk.bits[start:start + length] = 0
         chunk.used[start:start + length] = True
-        self.discarded_bits += length
-        self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + length
+        self._account_discard(length, reason)
         self._touch((half, frame_id))
 
     def _drop_if_spent(self, half: str, frame_id: int) -> None:
@@ -267,16 +291,11 @@ class LinkKeyPool:
             del self._halves[half][frame_id]
             self._touch((half, frame_id))
 
-    @staticmethod
-    def _parse(link_key_id: str) -> tuple[int, str, int, int]:
-        try:
-            frame, half, start, length = link_key_id.split(":")
-            values = int(frame), half, int(start), int(length)
-        except ValueError:
-            raise KeyPoolError(f"malformed link key ID {link_key_id!r}") from None
-        if values[2] < 0 or values[3] <= 0:
-            raise KeyPoolError(f"malformed link key ID {link_key_id!r}")
-        return values
+    def _account_discard(self, n_bits: int, reason: str) -> None:
+        """Bits that left the pool unused (or whose use failed), counted under their reason."""
+        self.discarded_bits += n_bits
+        self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + n_bits
+        self._counters_dirty = True
 
     def _notify(self) -> None:
         self._changed.set()
@@ -312,6 +331,8 @@ class LinkKeyPool:
     def restore(self, rows: list[ChunkRecord], counters: PoolCounters) -> None:
         """Load the state a store kept (a restarted node); unused bits stay as they were saved."""
         for row in rows:
+            if row.bits is None or row.used is None:
+                continue  # a spent chunk: nothing to restore
             bits = np.unpackbits(np.frombuffer(row.bits, np.uint8))[: row.size].astype(np.uint8)
             used = np.unpackbits(np.frombuffer(row.used, np.uint8))[: row.size].astype(bool)
             self._halves[row.half][row.frame_id] = _Chunk(bits, used, row.cursor)
@@ -341,8 +362,7 @@ class LinkKeyPool:
             if count:
                 chunk.bits[:end][unused] = 0
                 chunk.used[:end] = True
-                self.discarded_bits += count
-                self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + count
+                self._account_discard(count, reason)
                 self._touch((self.send_half, fid))
                 discarded += count
             chunk.cursor = max(chunk.cursor, end)
@@ -377,8 +397,7 @@ class LinkKeyPool:
                 if count:
                     chunk.bits[drop] = 0
                     chunk.used[drop] = True
-                    self.discarded_bits += count
-                    self.discard_reasons[reason] = self.discard_reasons.get(reason, 0) + count
+                    self._account_discard(count, reason)
                     self._touch((name, frame_id))
                     discarded += count
                 if chunk.used.all():

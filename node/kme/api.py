@@ -1,9 +1,10 @@
 """ETSI GS QKD 014 v1.1.1 (REST key delivery) for one KME, over HTTPS with mutual TLS.
 
-Layer: adapter. The SAE is identified by the common name of its client certificate, which the
+Layer: adapter (HTTP). The SAE is identified by the common name of its client certificate, which the
 TLS layer has already checked against the development CA; an SAE not attached to this KME, or
 a caller without a certificate, gets 401. Request errors are 400 and server-side inability to
-serve is 503, each with the standard error body ``{"message": ..., "details": [...]}``.
+serve is 503 (node errors by ``node.errors.STATUS``), each with the standard error body
+``{"message": ..., "details": [...]}``.
 Additional slave SAEs are refused (``max_SAE_ID_count`` is 0, as the standard allows). Keys
 never reach the log.
 """
@@ -15,11 +16,13 @@ import base64
 import json
 import ssl
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from node.key_service import KeyRequestError, KeyService, KeyServiceUnavailable
+from node.errors import NodeError, status_of
+from node.key_service import KeyService
 
 MAX_BODY_BYTES = 64 * 1024
 BODY_TIMEOUT_S = 10.0
@@ -70,15 +73,14 @@ class KmeApi:
         return app
 
     @web.middleware
-    async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
+    async def _errors(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as exc:
             return _error(exc.status, str(exc), exc.details)
-        except KeyRequestError as exc:
-            return _error(400, str(exc))
-        except KeyServiceUnavailable as exc:
-            return _error(503, str(exc))
+        except NodeError as exc:  # the one table of node errors to status codes
+            return _error(status_of(exc).http_status, str(exc))
         except web.HTTPNotFound:
             return _error(400, f"no such resource: {request.path}")
         except web.HTTPMethodNotAllowed:
@@ -179,7 +181,7 @@ class KmeApi:
         try:
             async with asyncio.timeout(BODY_TIMEOUT_S):
                 raw = await request.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ApiError(400, f"request body not received within {BODY_TIMEOUT_S:.0f} s") from None
         except web.HTTPRequestEntityTooLarge:
             raise ApiError(400, f"request body larger than {MAX_BODY_BYTES} bytes") from None
@@ -237,6 +239,8 @@ async def start_kme(service: KeyService, host: str, port: int, context: ssl.SSLC
                            keepalive_timeout=KEEPALIVE_TIMEOUT_S)
     await runner.setup()
     try:
+        if runner.server is None:
+            raise RuntimeError("aiohttp runner set up without a server")
         server = await asyncio.get_running_loop().create_server(
             runner.server, host, port, ssl=context, reuse_address=True, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
     except BaseException:

@@ -68,7 +68,7 @@ def n_photon_error(params: LinkParams, n: int) -> float:
 def photon_number_probability(params: LinkParams, n: int) -> float:
     """tau_n: probability that Alice emits n photons, averaged over her intensity choice."""
     return sum(p * math.exp(-mu) * mu ** n / math.factorial(n)
-               for mu, p in zip(params.intensities, params.intensity_probabilities))
+               for mu, p in zip(params.intensities, params.intensity_probabilities, strict=False))
 
 
 def asymptotic_rate_per_pulse(params: LinkParams) -> float:
@@ -86,12 +86,12 @@ def asymptotic_rate_per_pulse(params: LinkParams) -> float:
     y1 = n_photon_yield(params, 1)
     e1 = n_photon_error(params, 1)
     probs = params.intensity_probabilities
-    q_total = sum(p * gain(params, mu) for mu, p in zip(params.intensities, probs))
-    eq_total = sum(p * error_gain(params, mu) for mu, p in zip(params.intensities, probs))
+    q_total = sum(p * gain(params, mu) for mu, p in zip(params.intensities, probs, strict=False))
+    eq_total = sum(p * error_gain(params, mu) for mu, p in zip(params.intensities, probs, strict=False))
     e_total = eq_total / q_total
     rate = q * (tau0 * y0 + tau1 * y1 * (1.0 - binary_entropy(e1))
                 - params.ec_inefficiency * q_total * binary_entropy(e_total))
-    return max(rate, 0.0)
+    return max(float(rate), 0.0)
 
 
 def plob_bound_per_pulse(params: LinkParams) -> float:

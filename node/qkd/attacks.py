@@ -63,7 +63,7 @@ def poisson_table(mu: float) -> np.ndarray:
     return np.exp(log_p)
 
 
-def click_probability(params: LinkParams, photons: np.ndarray, transmittance: np.ndarray) -> np.ndarray:
+def click_probability(params: LinkParams, photons: np.ndarray, transmittance: np.ndarray | np.floating) -> np.ndarray:
     """At least one of Bob's two detectors clicks, given photons at his receiver."""
     pd = params.dark_count_probability
     return 1.0 - (1.0 - pd) ** 2 * (1.0 - transmittance) ** photons

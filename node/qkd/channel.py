@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .attacks import Attack, InterceptResend, MAX_PHOTONS, channel_branches, click_probability, poisson_table
+from .attacks import (
+    Attack,
+    InterceptResend,
+    channel_branches,
+    click_probability,
+    poisson_table,
+)
 from .params import LinkParams
 
 Z_BASIS, X_BASIS = 0, 1
@@ -128,7 +134,6 @@ def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator,
              attack: Attack | None = None) -> tuple[AliceRecord, BobRecord, ChannelTruth]:
     """Emit n_pulses, send them through fibre (and Eve), detect at Bob."""
     branches = channel_branches(params, attack)
-    photons_n = np.arange(MAX_PHOTONS + 1)
     # Click probability per branch and emitted photon number, and the yield per photon number.
     branch_click = click_probability(params, branches.photons, branches.transmittance[:, None])
     joint_branch = branches.weight * branch_click  # (B, n)
@@ -147,8 +152,6 @@ def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator,
     photon_number = _sample_categorical(n_cdf, intensity.astype(np.int64), rng)
     branch_cdf = np.cumsum(joint_branch / np.maximum(yield_n, 1e-300), axis=0).T  # (n, B)
     branch = _sample_categorical(branch_cdf, photon_number, rng)
-    photons = branches.photons[branch, photon_number]
-    transmittance = branches.transmittance[branch]
     eve_holds_copy = branches.eve_holds_copy[branch, photon_number]
 
     alice_basis = (rng.random(count) >= params.p_z_alice).astype(np.uint8)

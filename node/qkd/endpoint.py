@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.poly1305 import Poly1305
 from .authentication import TAG_BYTES, AuthKeyPool, MessageAuthenticator
 from .errors import AuthenticationError, ProtocolError
 from .estimation import DecoyEstimate
-from .messages import TRANSCRIPT_TYPES, MESSAGE_TYPES, Message, decode, encode
+from .messages import MESSAGE_TYPES, TRANSCRIPT_TYPES, Message, decode, encode
 from .params import LinkParams, ProcessingParams
 
 

@@ -42,7 +42,7 @@ class DecoyEstimate:
 
 
 def _tau(intensities: tuple[float, ...], probabilities: tuple[float, ...], n: int) -> float:
-    return sum(p * math.exp(-mu) * mu ** n / math.factorial(n) for mu, p in zip(intensities, probabilities))
+    return sum(p * math.exp(-mu) * mu ** n / math.factorial(n) for mu, p in zip(intensities, probabilities, strict=False))
 
 
 def chernoff_expectation_bounds(observed: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:

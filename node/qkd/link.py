@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -34,14 +34,15 @@ class BlockPair:
 
 def pulses_for_detections(params: LinkParams, detections: int) -> int:
     """Frame size that yields about ``detections`` clicks on average."""
-    mean_click = sum(p * gain(params, mu) for mu, p in zip(params.intensities, params.intensity_probabilities))
+    mean_click = sum(p * gain(params, mu) for mu, p in zip(params.intensities, params.intensity_probabilities, strict=False))
     return max(1, int(math.ceil(detections / mean_click)))
 
 
-def make_endpoints(params: LinkParams, processing: ProcessingParams, seed: int,
+def make_endpoints(params: LinkParams, processing: ProcessingParams, seed: int | np.random.SeedSequence,
                    preshared_secret: bytes | None = None) -> tuple[LinkEndpoint, LinkEndpoint, np.random.Generator]:
     """Alice, Bob and the channel ("nature"), each with an independent stream of one seed."""
-    alice_seq, bob_seq, nature_seq, secret_seq = np.random.SeedSequence(seed).spawn(4)
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    alice_seq, bob_seq, nature_seq, secret_seq = root.spawn(4)
     secret = preshared_secret if preshared_secret is not None else np.random.default_rng(secret_seq).bytes(1 << 16)
     alice = LinkEndpoint("alice", params, processing, secret, np.random.default_rng(alice_seq))
     bob = LinkEndpoint("bob", params, processing, secret, np.random.default_rng(bob_seq))
@@ -51,7 +52,8 @@ def make_endpoints(params: LinkParams, processing: ProcessingParams, seed: int,
 class InMemoryLink:
     """Both ends of a link and the channel between them, block after block."""
 
-    def __init__(self, params: LinkParams, processing: ProcessingParams | None = None, seed: int = 0,
+    def __init__(self, params: LinkParams, processing: ProcessingParams | None = None,
+                 seed: int | np.random.SeedSequence = 0,
                  attack: Attack | None = None, clock: Callable[[], float] | None = None) -> None:
         self.params = params
         self.processing = processing or ProcessingParams()

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import ProtocolError
 
-_ARRAY_DTYPES = {0: np.dtype("<u1"), 1: np.dtype("<u4"), 2: np.dtype("<i8"), 3: np.dtype("<f8")}
+_ARRAY_DTYPES: dict[int, np.dtype] = {0: np.dtype("<u1"), 1: np.dtype("<u4"), 2: np.dtype("<i8"), 3: np.dtype("<f8")}
 _DTYPE_CODES = {v: k for k, v in _ARRAY_DTYPES.items()}
 
 

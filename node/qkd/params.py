@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ParameterError
 
@@ -95,7 +96,7 @@ class LinkParams:
         """Per detector and gate; two independent detectors give Y0 = 1 - (1 - pd)^2."""
         return 1.0 - math.sqrt(1.0 - self.background_yield)
 
-    def with_changes(self, **changes: Any) -> "LinkParams":
+    def with_changes(self, **changes: Any) -> LinkParams:
         return dataclasses.replace(self, **changes)
 
 

@@ -13,6 +13,8 @@ Confirm (B) -> Finish (A).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import cascade
@@ -21,11 +23,29 @@ from .bits import pack, random_bits, unpack
 from .channel import AliceRecord, BobRecord
 from .endpoint import BlockResult, LinkEndpoint
 from .errors import AuthenticationError, AuthKeyExhausted, ProtocolError
-from .estimation import BasisCounts, DecoyEstimate, estimate, secret_key_length
-from .messages import (Abort, Amplify, Confirm, Detections, Finish, Message, ParityQuery,
-                       ParityReply, ReconciliationDone, Reconcile, SiftReply, TestBits)
+from .estimation import BasisCounts, estimate, secret_key_length
+from .messages import (
+    Abort,
+    Amplify,
+    Confirm,
+    Detections,
+    Finish,
+    Message,
+    ParityQuery,
+    ParityReply,
+    Reconcile,
+    ReconciliationDone,
+    SiftReply,
+    TestBits,
+)
 from .sifting import counts_per_intensity, sift
-from .verification import TAG_BITS, collision_probability, key_tag, new_hash_key, tags_match
+from .verification import (
+    TAG_BITS,
+    collision_probability,
+    key_tag,
+    new_hash_key,
+    tags_match,
+)
 
 _EMPTY = np.empty(0, np.uint8)
 
@@ -41,6 +61,7 @@ class _Session:
         self._stats: dict = {}
         self._deferred_end: tuple[str | None, np.ndarray] | None = None
         self._after_seal: list = []  # pool takes that must follow the reply's own pad
+        self._expect: type[Message] | Any = Message
 
     @property
     def done(self) -> bool:
@@ -91,8 +112,19 @@ class _Session:
                                   abort_reason=reason, key=key if accepted else _EMPTY,
                                   auth_bits=auth_bits, **self._stats)
 
-    def _on(self, message: Message) -> list[Message]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def abandon(self, reason: str) -> None:
+        """End the block unfinished (the peer stopped answering); nothing of it is kept."""
+        if not self.done:
+            self._end(reason)
+
+    def _on(self, message: Message) -> list[Message]:
+        """Dispatch to ``_on_<MessageType>``, refusing any message the protocol does not expect now."""
+        if not isinstance(message, self._expect):
+            waiting = getattr(self._expect, "__name__", str(self._expect))  # a type, or a union of types
+            raise ProtocolError(f"unexpected {type(message).__name__}, waiting for {waiting}")
+        handler = getattr(self, f"_on_{type(message).__name__}")
+        result: list[Message] = handler(message)
+        return result
 
 
 class AliceSession(_Session):
@@ -103,18 +135,12 @@ class AliceSession(_Session):
     def __init__(self, endpoint: LinkEndpoint, frame_id: int, record: AliceRecord) -> None:
         super().__init__(endpoint, frame_id)
         self._record = record
-        self._expect: type[Message] = Detections
+        self._expect = Detections
 
     def handle(self, envelope: bytes) -> list[bytes]:
         if self._expect is Detections and not self.done:
             self.endpoint.authenticator.start_block()  # Bob did the same before sealing
         return super().handle(envelope)
-
-    def _on(self, message: Message) -> list[Message]:
-        if not isinstance(message, self._expect):
-            raise ProtocolError(f"unexpected {type(message).__name__}, waiting for {self._expect.__name__}")
-        handler = getattr(self, f"_on_{type(message).__name__}")
-        return handler(message)
 
     def _on_Detections(self, m: Detections) -> list[Message]:
         ep = self.endpoint
@@ -148,7 +174,7 @@ class AliceSession(_Session):
         self._stats.update(qber_x=est.qber_x, estimate=est,
                            gain_per_intensity=tuple(float(g) for g in detected / sent),
                            qber_x_per_intensity=tuple(float(e) / max(float(t), 1.0)
-                                                      for e, t in zip(x.errors, x.detections)))
+                                                      for e, t in zip(x.errors or (), x.detections, strict=False)))
         if est.qber_x > proc.qber_abort_threshold:
             return self._abort_msg(f"QBER {est.qber_x:.4f} in the test basis exceeds "
                                    f"{proc.qber_abort_threshold}")
@@ -163,7 +189,7 @@ class AliceSession(_Session):
         self._prefix = cascade.prefix_parities(self._key, plan.permutations())
         self._leak = 0
         self._rounds = 0
-        self._expect = ParityQuery | ReconciliationDone  # type: ignore[assignment]
+        self._expect = ParityQuery | ReconciliationDone
         self._after_seal.append(ep.begin_transcript)  # Bob begins it after opening Reconcile
         return [Reconcile(frame_id=self.frame_id, qber_estimate=float(est.qber_x),
                           block_sizes=np.asarray(plan.block_sizes, np.int64), seed=plan.seed)]
@@ -218,7 +244,7 @@ class BobSession(_Session):
     def __init__(self, endpoint: LinkEndpoint, frame_id: int, record: BobRecord) -> None:
         super().__init__(endpoint, frame_id)
         self._record = record
-        self._expect: type[Message] = SiftReply
+        self._expect = SiftReply
         endpoint.authenticator.start_block()
 
     def begin(self) -> list[bytes]:
@@ -227,12 +253,6 @@ class BobSession(_Session):
         self._stats.update(n_pulses=rec.n_pulses, detections=int(rec.slots.size))
         return [ep.seal(Detections(frame_id=self.frame_id, n_pulses=rec.n_pulses,
                                    slot_gaps=gaps, bases=pack(rec.basis)))]
-
-    def _on(self, message: Message) -> list[Message]:
-        if not isinstance(message, self._expect):
-            raise ProtocolError(f"unexpected {type(message).__name__}, waiting for {self._expect.__name__}")
-        handler = getattr(self, f"_on_{type(message).__name__}")
-        return handler(message)
 
     def _on_SiftReply(self, m: SiftReply) -> list[Message]:
         rec = self._record

@@ -1,19 +1,44 @@
-"""Conversions between protobuf messages and node domain objects, in one place."""
+"""Conversions between protobuf messages and domain objects, both ways, in one place.
+
+Layer: RPC adapter. The node's servicers and peer clients and the orchestrator's node client
+all encode and decode here, so a field added to a domain type is added to the wire once.
+Malformed input is an ``InvalidRequest``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import numpy as np
+
+from node.errors import InvalidRequest, NodeError
+from node.keystore.link_pool import LinkKeyId
+from node.link_runtime import FrameForPeer
+from node.qkd.errors import ParameterError
+from node.relay.result import RelayFailure, RelayItem, RelayResult, Route
+from node.routing.live_state import LinkState, RoutingState
+from node.settings import (
+    KmeSettings,
+    LinkSettings,
+    NodeSettings,
+    Role,
+    params_from_json,
+    params_to_json,
+    processing_from_json,
+    processing_to_json,
+)
+from node.status import LinkStatus, NodeStatus
 from qkdnet_proto.v1 import node_pb2 as pb
 
-from node.link_runtime import FrameForPeer
-from node.settings import KmeSettings, LinkSettings, NodeSettings, params_from_json, processing_from_json
-from node.trusted_node import RelayItem
+Inventory = dict[tuple[str, int], np.ndarray]
 
 
+# -- link engine ----------------------------------------------------------------------------
 def frame_to_pb(frame: FrameForPeer) -> pb.QuantumFrame:
-    return pb.QuantumFrame(link_id=frame.link_id, frame_id=frame.frame_id, n_pulses=frame.n_pulses,
-                           count=frame.count, slot_gaps=frame.slot_gaps, bases=frame.bases, bits=frame.bits,
-                           double_clicks=frame.double_clicks)
+    return pb.QuantumFrame(**dataclasses.asdict(frame))
 
 
 def frame_from_pb(msg: pb.QuantumFrame) -> FrameForPeer:
@@ -21,48 +46,164 @@ def frame_from_pb(msg: pb.QuantumFrame) -> FrameForPeer:
                         msg.bits, msg.double_clicks)
 
 
-def items_to_pb(items: list[RelayItem]) -> list[pb.RelayItem]:
-    return [pb.RelayItem(key_id=i.key_id, ciphertext=i.ciphertext, link_key_id=i.link_key_id,
-                         master_sae=i.master_sae, slave_sae=i.slave_sae, share_index=i.share_index,
-                         share_count=i.share_count) for i in items]
-
-
-def items_from_pb(items) -> list[RelayItem]:
-    return [RelayItem(i.key_id, i.ciphertext, i.link_key_id, i.master_sae, i.slave_sae, i.share_index, i.share_count)
-            for i in items]
-
-
-def inventory_to_pb(link_id: str, inventory: dict) -> pb.PoolInventory:
+def inventory_to_pb(link_id: str, inventory: Inventory) -> pb.PoolInventory:
     return pb.PoolInventory(link_id=link_id, chunks=[
         pb.PoolChunk(half=half, frame_id=frame_id, unused=np.packbits(mask).tobytes(), size=mask.size)
         for (half, frame_id), mask in inventory.items()])
 
 
-def inventory_from_pb(msg: pb.PoolInventory) -> dict:
+def inventory_from_pb(msg: pb.PoolInventory) -> Inventory:
     return {(c.half, c.frame_id): np.unpackbits(np.frombuffer(c.unused, np.uint8), count=c.size).astype(bool)
             for c in msg.chunks}
 
 
-def link_settings_from_pb(l: pb.LinkConfig) -> LinkSettings:
-    if l.role not in ("transmitter", "receiver"):
-        raise ValueError(f"link {l.link_id}: role must be transmitter or receiver")
-    return LinkSettings(link_id=l.link_id, peer=l.peer, peer_address=l.peer_address, role=l.role,
-                        params=params_from_json(l.params_json), processing=processing_from_json(l.processing_json),
-                        bootstrap_secret=l.bootstrap_secret, pool_capacity_bits=l.pool_capacity_bits, seed=l.seed)
+# -- relay ------------------------------------------------------------------------------------
+def items_to_pb(items: list[RelayItem]) -> list[pb.RelayItem]:
+    return [pb.RelayItem(key_id=i.key_id, ciphertext=i.ciphertext,
+                         link_key=pb.LinkKeyId(frame_id=i.link_key.frame_id, half=i.link_key.half,
+                                               start=i.link_key.start, length=i.link_key.length),
+                         master_sae=i.master_sae, slave_sae=i.slave_sae, share_index=i.share_index,
+                         share_count=i.share_count) for i in items]
+
+
+def items_from_pb(items: Iterable[pb.RelayItem]) -> list[RelayItem]:
+    out = []
+    for i in items:
+        k = i.link_key
+        out.append(RelayItem(i.key_id, i.ciphertext, LinkKeyId(k.frame_id, k.half, k.start, k.length),
+                             i.master_sae, i.slave_sae, i.share_index, i.share_count))
+    return out
+
+
+def routes_to_pb(paths: Iterable[Sequence[str]]) -> list[pb.Route]:
+    return [pb.Route(path=list(p)) for p in paths]
+
+
+def route_from_pb(routes: Iterable[pb.Route]) -> Route:
+    return Route.of(r.path for r in routes)
+
+
+def failure_to_pb(failure: RelayFailure) -> pb.Failure:
+    hop = failure.failed_hop or ("", "")
+    return pb.Failure(kind=failure.kind, message=failure.message, failed_from=hop[0], failed_to=hop[1])
+
+
+def failure_from_pb(msg: pb.Failure) -> RelayFailure:
+    hop = (msg.failed_from, msg.failed_to) if msg.failed_from else None
+    return RelayFailure(msg.kind, msg.message, hop)
+
+
+def error_to_pb(error: NodeError) -> pb.Failure:
+    return failure_to_pb(RelayFailure.of(error))
+
+
+def result_to_pb(result: RelayResult) -> pb.RelayResult:
+    msg = pb.RelayResult(source=result.source, destination=result.destination, paths=routes_to_pb(result.paths),
+                         key_ids=list(result.key_ids), latency_s=result.latency_s,
+                         link_bits_consumed=result.link_bits_consumed)
+    if result.failure is not None:
+        msg.failure.CopyFrom(failure_to_pb(result.failure))
+    return msg
+
+
+def result_from_pb(msg: pb.RelayResult) -> RelayResult:
+    failure = failure_from_pb(msg.failure) if msg.HasField("failure") else None
+    return RelayResult(msg.source, msg.destination, route_from_pb(msg.paths).paths, tuple(msg.key_ids), msg.latency_s,
+                       msg.link_bits_consumed, outcome="failed" if failure else "delivered", failure=failure)
+
+
+# -- status -----------------------------------------------------------------------------------
+_LINK_FIELDS = [f.name for f in dataclasses.fields(LinkStatus)]
+
+
+def status_to_pb(status: NodeStatus) -> pb.NodeStatus:
+    return pb.NodeStatus(name=status.name, links=[pb.LinkStatus(**dataclasses.asdict(link)) for link in status.links],
+                         app_keys=status.app_keys, relays_forwarded=status.relays_forwarded, kme_url=status.kme_url,
+                         keys_read_whole=status.keys_read_whole, shares_read=status.shares_read)
+
+
+def status_from_pb(msg: pb.NodeStatus) -> NodeStatus:
+    links = tuple(LinkStatus(**{name: getattr(link, name) for name in _LINK_FIELDS}) for link in msg.links)
+    return NodeStatus(name=msg.name, links=links, app_keys=msg.app_keys, relays_forwarded=msg.relays_forwarded,
+                      keys_read_whole=msg.keys_read_whole, shares_read=msg.shares_read, kme_url=msg.kme_url)
+
+
+# -- routing state ----------------------------------------------------------------------------
+def routing_to_pb(state: RoutingState) -> pb.RoutingState:
+    return pb.RoutingState(
+        strategy=state.strategy, strategy_options_json=json.dumps(state.strategy_options, sort_keys=True),
+        alive=list(state.alive), qber_threshold=state.qber_threshold,
+        links=[pb.LinkView(u=l.u, v=l.v, up=l.up, aborted=l.aborted, state=l.state, length_km=l.length_km,
+                           pool_capacity_bits=l.pool_capacity_bits, pool_bits=l.pool_bits,
+                           sendable_u_bits=l.sendable_bits[l.u], sendable_v_bits=l.sendable_bits[l.v],
+                           secret_bits_per_s=l.secret_bits_per_s, qber=l.qber, emulated_seconds=l.emulated_seconds)
+               for l in state.links])
+
+
+def routing_from_pb(msg: pb.RoutingState) -> RoutingState:
+    try:
+        options = json.loads(msg.strategy_options_json) if msg.strategy_options_json else {}
+    except json.JSONDecodeError:
+        raise InvalidRequest("routing strategy options are not valid JSON") from None
+    if not isinstance(options, dict):
+        raise InvalidRequest("routing strategy options must be a JSON object")
+    links = tuple(LinkState(l.u, l.v, l.length_km, l.pool_capacity_bits, l.up, l.state, l.pool_bits,
+                            l.secret_bits_per_s, l.qber, l.emulated_seconds, l.aborted,
+                            {l.u: l.sendable_u_bits, l.v: l.sendable_v_bits}) for l in msg.links)
+    return RoutingState(msg.strategy or RoutingState.strategy, options, tuple(msg.alive), links,
+                        msg.qber_threshold or RoutingState.qber_threshold)
+
+
+# -- configuration ----------------------------------------------------------------------------
+def link_settings_to_pb(link: LinkSettings) -> pb.LinkConfig:
+    return pb.LinkConfig(link_id=link.link_id, peer=link.peer, peer_address=link.peer_address, role=link.role.value,
+                         params_json=params_to_json(link.params), processing_json=processing_to_json(link.processing),
+                         bootstrap_secret=link.bootstrap_secret, pool_capacity_bits=link.pool_capacity_bits,
+                         seed=link.seed)
+
+
+def link_settings_from_pb(msg: pb.LinkConfig) -> LinkSettings:
+    try:
+        role = Role(msg.role)
+    except ValueError:
+        raise InvalidRequest(f"link {msg.link_id}: role must be transmitter or receiver") from None
+    try:
+        params, processing = params_from_json(msg.params_json), processing_from_json(msg.processing_json)
+    except (ParameterError, TypeError, ValueError) as exc:
+        raise InvalidRequest(f"link {msg.link_id}: {exc}") from None
+    return LinkSettings(link_id=msg.link_id, peer=msg.peer, peer_address=msg.peer_address, role=role, params=params,
+                        processing=processing, bootstrap_secret=msg.bootstrap_secret,
+                        pool_capacity_bits=msg.pool_capacity_bits, seed=msg.seed)
+
+
+_KME_OPTIONAL = ("port", "key_ttl_s", "max_keys", "max_key_per_request", "default_key_size", "max_key_size",
+                 "min_key_size")
+
+
+def kme_to_pb(kme: KmeSettings) -> pb.KmeConfig:
+    return pb.KmeConfig(**dataclasses.asdict(kme))
+
+
+def kme_from_pb(msg: pb.KmeConfig) -> KmeSettings:
+    if not (msg.cert_file and msg.key_file and msg.ca_file):
+        raise InvalidRequest("kme needs cert_file, key_file and ca_file")
+    given: dict[str, Any] = {name: getattr(msg, name) for name in _KME_OPTIONAL if msg.HasField(name)}
+    if msg.host:
+        given["host"] = msg.host
+    return dataclasses.replace(KmeSettings(cert_file=msg.cert_file, key_file=msg.key_file, ca_file=msg.ca_file),
+                               **given)
+
+
+def settings_to_pb(settings: NodeSettings) -> pb.NodeConfig:
+    msg = pb.NodeConfig(name=settings.name, links=[link_settings_to_pb(l) for l in settings.links],
+                        time_scale=settings.time_scale, sae_nodes=settings.sae_nodes,
+                        routing=routing_to_pb(settings.routing))
+    if settings.kme is not None:
+        msg.kme.CopyFrom(kme_to_pb(settings.kme))
+    return msg
 
 
 def settings_from_pb(msg: pb.NodeConfig) -> NodeSettings:
-    links = tuple(link_settings_from_pb(l) for l in msg.links)
-    kme = None
-    if msg.HasField("kme"):
-        k = msg.kme
-        kme = KmeSettings(host=k.host or "127.0.0.1", port=k.port, cert_file=k.cert_file, key_file=k.key_file,
-                          ca_file=k.ca_file, key_ttl_s=k.key_ttl_s, max_keys=k.max_keys or 100_000,
-                          max_key_per_request=k.max_key_per_request or 128,
-                          default_key_size=k.default_key_size or 256, max_key_size=k.max_key_size or 8192,
-                          min_key_size=k.min_key_size or 8)
-        if not (kme.cert_file and kme.key_file and kme.ca_file):
-            raise ValueError("kme needs cert_file, key_file and ca_file")
-    routes = {tuple(r.path)[-1]: tuple(r.path) for r in msg.routes if len(r.path) >= 2}
-    return NodeSettings(name=msg.name, links=links, time_scale=msg.time_scale, sae_nodes=dict(msg.sae_nodes),
-                        routes=routes, kme=kme)
+    return NodeSettings(name=msg.name, links=tuple(link_settings_from_pb(l) for l in msg.links),
+                        time_scale=msg.time_scale, sae_nodes=dict(msg.sae_nodes),
+                        routing=routing_from_pb(msg.routing), kme=kme_from_pb(msg.kme) if msg.HasField("kme") else None)

@@ -1,17 +1,27 @@
-"""Client side of a neighbour: one channel per neighbour, Link and Relay calls."""
+"""Client side of a neighbour: one channel per neighbour, Link and Relay calls.
+
+Layer: RPC adapter. Failures come back as the node errors the neighbour raised (a relay error
+keeps its failed hop); a neighbour that cannot be reached is ``Unavailable``.
+"""
 
 from __future__ import annotations
 
 import grpc
+
+from node.errors import RelayError
+from node.link_runtime import FrameForPeer
+from node.relay.result import Path, RelayItem
+from node.rpc import convert
+from node.rpc.errors import node_error
+from node.rpc.streams import StreamBroken, StreamMux
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
-from node.link_runtime import FrameForPeer
-from node.rpc.convert import frame_to_pb, inventory_from_pb, inventory_to_pb, items_to_pb
-from node.rpc.streams import StreamBroken, StreamMux
-from node.trusted_node import RelayError, RelayItem
-
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 512 << 20), ("grpc.max_receive_message_length", 512 << 20)]
+FRAME_TIMEOUT_S = 120.0
+RECONCILE_TIMEOUT_S = 30.0
+FORWARD_TIMEOUT_S = 60.0
+ABORT_TIMEOUT_S = 30.0
 
 
 class GrpcPeer:
@@ -24,30 +34,44 @@ class GrpcPeer:
         self._abort = relay.Abort
 
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
-        reply = await self._link.DeliverFrame(frame_to_pb(frame), timeout=120)
+        try:
+            reply = await self._link.DeliverFrame(convert.frame_to_pb(frame), timeout=FRAME_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise node_error(exc, self.address) from None
         return list(reply.envelopes), reply.done
 
     async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
-        reply = await self._link.Exchange(pb.ClassicalBatch(link_id=link_id, frame_id=frame_id, envelopes=envelopes),
-                                          timeout=120)
+        try:
+            reply = await self._link.Exchange(pb.ClassicalBatch(link_id=link_id, frame_id=frame_id,
+                                                                envelopes=envelopes), timeout=FRAME_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise node_error(exc, self.address) from None
         return list(reply.envelopes), reply.done
 
-    async def reconcile(self, link_id: str, inventory: dict) -> dict:
-        reply = await self._link.ReconcilePool(inventory_to_pb(link_id, inventory), timeout=30)
-        return inventory_from_pb(reply)
-
-    async def forward(self, path: list[str], hop: int, items: list[RelayItem]) -> None:
+    async def reconcile(self, link_id: str, inventory: convert.Inventory) -> convert.Inventory:
         try:
-            reply = await self._forward.call(pb.ForwardRequest(path=path, hop=hop, items=items_to_pb(items)), 60)
+            reply = await self._link.ReconcilePool(convert.inventory_to_pb(link_id, inventory),
+                                                   timeout=RECONCILE_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise node_error(exc, self.address) from None
+        return convert.inventory_from_pb(reply)
+
+    async def forward(self, path: Path, hop: int, items: list[RelayItem]) -> None:
+        request = pb.ForwardRequest(path=path, hop=hop, items=convert.items_to_pb(items))
+        try:
+            reply = await self._forward.call(request, FORWARD_TIMEOUT_S)
         except StreamBroken as exc:
             raise RelayError(f"{self.address}: {exc}") from None
-        if not reply.ok:
-            raise RelayError(reply.reason)
+        if reply.HasField("failure"):
+            raise convert.failure_from_pb(reply.failure).to_error()
 
-    async def abort(self, path: list[str], hop: int, key_ids: list[str]) -> None:
-        reply = await self._abort(pb.AbortRequest(path=path, hop=hop, key_ids=key_ids), timeout=30)
-        if not reply.ok:
-            raise RelayError(reply.reason)
+    async def abort(self, path: Path, hop: int, key_ids: list[str]) -> None:
+        try:
+            reply = await self._abort(pb.AbortRequest(path=path, hop=hop, key_ids=key_ids), timeout=ABORT_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise node_error(exc, self.address) from None
+        if reply.HasField("failure"):
+            raise convert.failure_from_pb(reply.failure).to_error()
 
     async def close(self) -> None:
         await self._forward.close()

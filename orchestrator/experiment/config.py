@@ -7,13 +7,13 @@ Layer: orchestrator. Times in the file are emulated seconds (``duration_s``, ``w
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from node.routing import StrategySpec
 from orchestrator.errors import QkdnetError
-from orchestrator.routing import make_strategy
 from orchestrator.topology import Topology, load
 
 
@@ -27,16 +27,6 @@ class PoissonDemand:
     destination: str
     rate_per_s: float
     key_bits: int = 256
-
-
-@dataclass(frozen=True)
-class StrategySpec:
-    name: str
-    options: dict = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return self.name + "".join(f"-{k}{v}" for k, v in sorted(self.options.items()))
 
 
 @dataclass(frozen=True)
@@ -123,17 +113,10 @@ def _list(where: str, data: dict, key: str) -> list:
 
 
 def _strategy(where: str, entry: Any) -> StrategySpec:
-    if isinstance(entry, str):
-        spec = StrategySpec(entry)
-    elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
-        spec = StrategySpec(entry["name"], {k: v for k, v in entry.items() if k != "name"})
-    else:
-        raise ConfigError(f"{where}: each strategy is a name or a mapping with a name, got {entry!r}")
     try:
-        make_strategy(spec.name, **spec.options)
+        return StrategySpec.parse(entry)
     except QkdnetError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return spec
 
 
 def _demand(where: str, base: pathlib.Path, demand: Any, topology: Topology):
@@ -148,10 +131,7 @@ def _demand(where: str, base: pathlib.Path, demand: Any, topology: Topology):
     for entry in demand["poisson"] or []:
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: each poisson demand is a mapping, got {entry!r}")
-        src, dst = entry.get("source"), entry.get("destination")
-        for node in (src, dst):
-            if node not in topology.graph:
-                raise ConfigError(f"{where}: demand names unknown node {node!r}")
+        src, dst = (_known_node(where, entry.get(end), topology) for end in ("source", "destination"))
         if src == dst:
             raise ConfigError(f"{where}: demand {src}->{dst} has the same source and destination")
         rate, bits = entry.get("rate_per_s"), entry.get("key_bits", 256)
@@ -163,6 +143,12 @@ def _demand(where: str, base: pathlib.Path, demand: Any, topology: Topology):
     if not flows:
         raise ConfigError(f"{where}: demand.poisson is empty")
     return tuple(flows), None
+
+
+def _known_node(where: str, node: Any, topology: Topology) -> str:
+    if not isinstance(node, str) or node not in topology.graph:
+        raise ConfigError(f"{where}: demand names unknown node {node!r}")
+    return node
 
 
 def _cut(where: str, event: Any, topology: Topology) -> LinkCut:

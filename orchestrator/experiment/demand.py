@@ -29,7 +29,7 @@ def poisson_arrivals(flows: tuple[PoissonDemand, ...], duration_s: float, seed: 
     """Independent Poisson processes per flow (exponential gaps), merged in time order."""
     streams = np.random.SeedSequence([seed, repetition]).spawn(len(flows))
     arrivals = []
-    for flow, stream in zip(flows, streams):
+    for flow, stream in zip(flows, streams, strict=False):
         rng = np.random.default_rng(stream)
         expected = flow.rate_per_s * duration_s
         gaps = rng.exponential(1.0 / flow.rate_per_s, size=int(expected + 10 * np.sqrt(expected) + 20))

@@ -6,7 +6,7 @@ Layer: orchestrator, output only. Plots use matplotlib's non-interactive Agg bac
 from __future__ import annotations
 
 import csv
-import json
+import io
 import pathlib
 from collections import defaultdict
 
@@ -14,6 +14,8 @@ import numpy as np
 
 from orchestrator.experiment.config import ExperimentConfig
 from orchestrator.experiment.runner import RunResult, as_rows
+from orchestrator.files import write_atomically, write_json
+from orchestrator.stats import percentile
 
 
 def summarize(config: ExperimentConfig, results: list[RunResult]) -> dict:
@@ -35,7 +37,7 @@ def summarize(config: ExperimentConfig, results: list[RunResult]) -> dict:
             retried=sum(r["attempts"] > 1 for r in requests),
             blocking_probability=round(1 - len(delivered) / len(requests), 4) if requests else None,
             delivered_bits_per_s=round(sum(r["key_bits"] for r in delivered) / emulated, 2),
-            latency_ms_p50=_pct(latencies, 50), latency_ms_p95=_pct(latencies, 95), latency_ms_p99=_pct(latencies, 99),
+            latency_ms_p50=_ms(latencies, 0.50), latency_ms_p95=_ms(latencies, 0.95), latency_ms_p99=_ms(latencies, 0.99),
             mean_hops=round(float(np.mean([r["hops"] for r in delivered])), 3) if delivered else None,
             link_bits_consumed=sum(r["link_bits_consumed"] for r in requests),
             relays_per_wall_s=round(len(requests) / demand_wall, 2) if demand_wall else None,
@@ -49,8 +51,9 @@ def summarize(config: ExperimentConfig, results: list[RunResult]) -> dict:
                 strategies=strategies)
 
 
-def _pct(values: np.ndarray, q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 3) if values.size else None
+def _ms(values: np.ndarray, fraction: float) -> float | None:
+    value = percentile(values.tolist(), fraction)
+    return None if value is None else round(value, 3)
 
 
 def write_results(config: ExperimentConfig, results: list[RunResult], out: pathlib.Path) -> dict:
@@ -59,26 +62,19 @@ def write_results(config: ExperimentConfig, results: list[RunResult], out: pathl
     for part in ("requests", "pools", "links", "exposure", "events"):
         _write_csv(out / f"{part}.csv", as_rows(results, part))
     summary = summarize(config, results)
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     plots = _plots(results, summary, out)
-    _atomic_write(out / "report.md", _markdown(config, summary, results, plots))
+    write_atomically(out / "report.md", _markdown(config, summary, results, plots))
     return summary
 
 
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    partial = path.with_suffix(path.suffix + ".part")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def _write_csv(path: pathlib.Path, rows: list[dict]) -> None:
-    partial = path.with_suffix(".csv.part")
-    with partial.open("w", newline="") as handle:
-        if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    partial.replace(path)
+    text = io.StringIO(newline="")
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    write_atomically(path, text.getvalue())
 
 
 def _plots(results: list[RunResult], summary: dict, out: pathlib.Path) -> list[str]:
@@ -118,12 +114,12 @@ def _plots(results: list[RunResult], summary: dict, out: pathlib.Path) -> list[s
 
     firsts = [next(run for run in results if run.strategy == label) for label in labels]
     fig, axes = plt.subplots(len(firsts), 1, figsize=(7, 2.4 * len(firsts)), sharex=True, squeeze=False)
-    for ax, run in zip(axes[:, 0], firsts):
+    for ax, run in zip(axes[:, 0], firsts, strict=False):
         series = defaultdict(list)
         for row in run.pools:
             series[row["link"]].append((row["t_s"], row["pool_bits"]))
         for link, points in sorted(series.items()):
-            ax.plot(*zip(*points), label=link, linewidth=1)
+            ax.plot(*zip(*points, strict=False), label=link, linewidth=1)
         ax.set_title(f"Link pool levels: {run.strategy} (seed {run.seed})", fontsize=9)
         ax.set_ylabel("bits")
     axes[-1, 0].set_xlabel("emulated time (s)")

@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from orchestrator.experiment.config import ExperimentConfig, StrategySpec
+import numpy as np
+
+from node.relay.result import RelayResult
+from node.routing import RouteRequest, StrategySpec
+from orchestrator.errors import QkdnetError
+from orchestrator.experiment.config import ExperimentConfig
 from orchestrator.experiment.demand import Arrival, poisson_arrivals, trace_arrivals
 from orchestrator.network import Network
-from orchestrator.router import RoutedRelay, Router
-from orchestrator.routing import RouteRequest, make_strategy
+from orchestrator.router import Router
 
 Progress = Callable[[str], None]
 
@@ -60,14 +64,15 @@ async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repet
     clock = time.perf_counter
     t = clock()
     # Every strategy of a (seed, repetition) gets the same link randomness, so runs are paired.
-    network = Network(config.topology, time_scale=config.time_scale, seed=seed * 1000 + repetition, kme=False)
+    link_seed = int(np.random.SeedSequence([seed, repetition]).generate_state(1, np.uint32)[0])
+    network = Network(config.topology, time_scale=config.time_scale, seed=link_seed, kme=False)
     await network.start()
     result.wall_s["boot"] = clock() - t
     try:
         t = clock()
         await asyncio.sleep(config.warmup_s / config.time_scale)
         result.wall_s["warmup"] = clock() - t
-        router = Router(network, make_strategy(spec.name, **spec.options), retries=config.retries)
+        router = Router(network, spec.make(), retries=config.retries)
         await router.refresh()
         t0 = clock()
 
@@ -105,9 +110,13 @@ async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repet
     return result
 
 
-async def _request(router: Router, arrival: Arrival, config: ExperimentConfig, now_s, result: RunResult) -> None:
+Clock = Callable[[], float]
+
+
+async def _request(router: Router, arrival: Arrival, config: ExperimentConfig, now_s: Clock,
+                   result: RunResult) -> None:
     request = RouteRequest(arrival.source, arrival.destination, arrival.key_bits)
-    routed: RoutedRelay = await router.relay(request, config.request_timeout_s)
+    routed: RelayResult = await router.relay(request, config.request_timeout_s)
     result.requests.append(dict(
         t_s=round(arrival.t_s, 6), done_s=round(now_s(), 6), source=arrival.source,
         destination=arrival.destination, key_bits=arrival.key_bits, outcome=routed.outcome,
@@ -116,18 +125,19 @@ async def _request(router: Router, arrival: Arrival, config: ExperimentConfig, n
         link_bits_consumed=routed.link_bits_consumed, key_id=(routed.key_ids or [""])[0], error=routed.error))
 
 
-async def _poll(router: Router, config: ExperimentConfig, now_s, result: RunResult) -> None:
+async def _poll(router: Router, config: ExperimentConfig, now_s: Clock, result: RunResult) -> None:
     while True:
         await asyncio.sleep(config.poll_s / config.time_scale)
         try:
             await router.refresh()
-        except Exception:  # a node died mid-poll: the next poll sees it as down
+        except QkdnetError:  # a node died mid-poll: the next poll sees it as down
             continue
         t = round(now_s(), 3)
         result.pools += [dict(t_s=t, **row) for row in router.live.snapshot()]
 
 
-async def _cuts(network: Network, router: Router, config: ExperimentConfig, now_s, result: RunResult) -> None:
+async def _cuts(network: Network, router: Router, config: ExperimentConfig, now_s: Clock,
+                result: RunResult) -> None:
     for cut in sorted(config.cuts, key=lambda c: c.at_s):
         delay = (cut.at_s - now_s()) / config.time_scale
         if delay > 0:
@@ -145,14 +155,14 @@ async def _final_state(network: Network, config: ExperimentConfig, result: RunRe
             result.links.append(dict(
                 node=name, peer=link.peer, role=link.role, state=link.state, generated_bits=link.generated_bits,
                 pool_bits=link.pool_bits, consumed_bits=link.consumed_bits, discarded_bits=link.discarded_bits,
-                balanced=link.generated_bits == link.pool_bits + link.consumed_bits + link.discarded_bits,
+                balanced=link.balanced,
                 link_clock_ratio=round(link.emulated_seconds / emulated_total, 4) if emulated_total else 0.0))
     for name, node in status.items():
         if node is None:
             continue
         seen = await network.exposure(name)
-        shares = defaultdict(set)
-        counts = {}
+        shares: defaultdict[str, set[int]] = defaultdict(set)
+        counts: dict[str, int] = {}
         for entry in seen.entries:
             shares[entry.key_id].add(entry.share_index)
             counts[entry.key_id] = entry.share_count

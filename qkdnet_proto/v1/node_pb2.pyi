@@ -80,23 +80,35 @@ class ForwardReplies(_message.Message):
     replies: _containers.RepeatedCompositeFieldContainer[ForwardReply]
     def __init__(self, replies: _Optional[_Iterable[_Union[ForwardReply, _Mapping]]] = ...) -> None: ...
 
+class LinkKeyId(_message.Message):
+    __slots__ = ("frame_id", "half", "start", "length")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    HALF_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    frame_id: int
+    half: str
+    start: int
+    length: int
+    def __init__(self, frame_id: _Optional[int] = ..., half: _Optional[str] = ..., start: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
+
 class RelayItem(_message.Message):
-    __slots__ = ("key_id", "ciphertext", "link_key_id", "master_sae", "slave_sae", "share_index", "share_count")
+    __slots__ = ("key_id", "ciphertext", "link_key", "master_sae", "slave_sae", "share_index", "share_count")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
-    LINK_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    LINK_KEY_FIELD_NUMBER: _ClassVar[int]
     MASTER_SAE_FIELD_NUMBER: _ClassVar[int]
     SLAVE_SAE_FIELD_NUMBER: _ClassVar[int]
     SHARE_INDEX_FIELD_NUMBER: _ClassVar[int]
     SHARE_COUNT_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     ciphertext: bytes
-    link_key_id: str
+    link_key: LinkKeyId
     master_sae: str
     slave_sae: str
     share_index: int
     share_count: int
-    def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key_id: _Optional[str] = ..., master_sae: _Optional[str] = ..., slave_sae: _Optional[str] = ..., share_index: _Optional[int] = ..., share_count: _Optional[int] = ...) -> None: ...
+    def __init__(self, key_id: _Optional[str] = ..., ciphertext: _Optional[bytes] = ..., link_key: _Optional[_Union[LinkKeyId, _Mapping]] = ..., master_sae: _Optional[str] = ..., slave_sae: _Optional[str] = ..., share_index: _Optional[int] = ..., share_count: _Optional[int] = ...) -> None: ...
 
 class ForwardRequest(_message.Message):
     __slots__ = ("path", "hop", "items", "call_id")
@@ -110,15 +122,25 @@ class ForwardRequest(_message.Message):
     call_id: int
     def __init__(self, path: _Optional[_Iterable[str]] = ..., hop: _Optional[int] = ..., items: _Optional[_Iterable[_Union[RelayItem, _Mapping]]] = ..., call_id: _Optional[int] = ...) -> None: ...
 
+class Failure(_message.Message):
+    __slots__ = ("kind", "message", "failed_from", "failed_to")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FROM_FIELD_NUMBER: _ClassVar[int]
+    FAILED_TO_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    message: str
+    failed_from: str
+    failed_to: str
+    def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ..., failed_from: _Optional[str] = ..., failed_to: _Optional[str] = ...) -> None: ...
+
 class ForwardReply(_message.Message):
-    __slots__ = ("ok", "reason", "call_id")
-    OK_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("call_id", "failure")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
-    ok: bool
-    reason: str
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
     call_id: int
-    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., call_id: _Optional[int] = ...) -> None: ...
+    failure: Failure
+    def __init__(self, call_id: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class LinkStateRequest(_message.Message):
     __slots__ = ("peer", "up")
@@ -183,7 +205,7 @@ class LinkConfig(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[str] = ..., params_json: _Optional[str] = ..., processing_json: _Optional[str] = ..., bootstrap_secret: _Optional[bytes] = ..., pool_capacity_bits: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class NodeConfig(_message.Message):
-    __slots__ = ("name", "links", "time_scale", "sae_nodes", "routes", "kme")
+    __slots__ = ("name", "links", "time_scale", "sae_nodes", "kme", "routing")
     class SaeNodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -195,15 +217,15 @@ class NodeConfig(_message.Message):
     LINKS_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
     SAE_NODES_FIELD_NUMBER: _ClassVar[int]
-    ROUTES_FIELD_NUMBER: _ClassVar[int]
     KME_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
     name: str
     links: _containers.RepeatedCompositeFieldContainer[LinkConfig]
     time_scale: float
     sae_nodes: _containers.ScalarMap[str, str]
-    routes: _containers.RepeatedCompositeFieldContainer[Route]
     kme: KmeConfig
-    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ..., sae_nodes: _Optional[_Mapping[str, str]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., kme: _Optional[_Union[KmeConfig, _Mapping]] = ...) -> None: ...
+    routing: RoutingState
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ..., sae_nodes: _Optional[_Mapping[str, str]] = ..., kme: _Optional[_Union[KmeConfig, _Mapping]] = ..., routing: _Optional[_Union[RoutingState, _Mapping]] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("path",)
@@ -236,6 +258,50 @@ class KmeConfig(_message.Message):
     max_key_size: int
     min_key_size: int
     def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., cert_file: _Optional[str] = ..., key_file: _Optional[str] = ..., ca_file: _Optional[str] = ..., key_ttl_s: _Optional[float] = ..., max_keys: _Optional[int] = ..., max_key_per_request: _Optional[int] = ..., default_key_size: _Optional[int] = ..., max_key_size: _Optional[int] = ..., min_key_size: _Optional[int] = ...) -> None: ...
+
+class LinkView(_message.Message):
+    __slots__ = ("u", "v", "up", "aborted", "state", "length_km", "pool_capacity_bits", "pool_bits", "sendable_u_bits", "sendable_v_bits", "secret_bits_per_s", "qber", "emulated_seconds")
+    U_FIELD_NUMBER: _ClassVar[int]
+    V_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    ABORTED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_KM_FIELD_NUMBER: _ClassVar[int]
+    POOL_CAPACITY_BITS_FIELD_NUMBER: _ClassVar[int]
+    POOL_BITS_FIELD_NUMBER: _ClassVar[int]
+    SENDABLE_U_BITS_FIELD_NUMBER: _ClassVar[int]
+    SENDABLE_V_BITS_FIELD_NUMBER: _ClassVar[int]
+    SECRET_BITS_PER_S_FIELD_NUMBER: _ClassVar[int]
+    QBER_FIELD_NUMBER: _ClassVar[int]
+    EMULATED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    u: str
+    v: str
+    up: bool
+    aborted: bool
+    state: str
+    length_km: float
+    pool_capacity_bits: int
+    pool_bits: int
+    sendable_u_bits: int
+    sendable_v_bits: int
+    secret_bits_per_s: float
+    qber: float
+    emulated_seconds: float
+    def __init__(self, u: _Optional[str] = ..., v: _Optional[str] = ..., up: _Optional[bool] = ..., aborted: _Optional[bool] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., pool_capacity_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., sendable_u_bits: _Optional[int] = ..., sendable_v_bits: _Optional[int] = ..., secret_bits_per_s: _Optional[float] = ..., qber: _Optional[float] = ..., emulated_seconds: _Optional[float] = ...) -> None: ...
+
+class RoutingState(_message.Message):
+    __slots__ = ("strategy", "strategy_options_json", "alive", "links", "qber_threshold")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    QBER_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    strategy: str
+    strategy_options_json: str
+    alive: _containers.RepeatedScalarFieldContainer[str]
+    links: _containers.RepeatedCompositeFieldContainer[LinkView]
+    qber_threshold: float
+    def __init__(self, strategy: _Optional[str] = ..., strategy_options_json: _Optional[str] = ..., alive: _Optional[_Iterable[str]] = ..., links: _Optional[_Iterable[_Union[LinkView, _Mapping]]] = ..., qber_threshold: _Optional[float] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("ok", "message")
@@ -310,20 +376,18 @@ class NodeStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ..., kme_url: _Optional[str] = ..., keys_read_whole: _Optional[int] = ..., shares_read: _Optional[int] = ...) -> None: ...
 
 class RelayRequest(_message.Message):
-    __slots__ = ("path", "count", "key_bits", "timeout_s", "call_id", "paths")
-    PATH_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("count", "key_bits", "timeout_s", "call_id", "paths")
     COUNT_FIELD_NUMBER: _ClassVar[int]
     KEY_BITS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     PATHS_FIELD_NUMBER: _ClassVar[int]
-    path: _containers.RepeatedScalarFieldContainer[str]
     count: int
     key_bits: int
     timeout_s: float
     call_id: int
     paths: _containers.RepeatedCompositeFieldContainer[Route]
-    def __init__(self, path: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ..., call_id: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
+    def __init__(self, count: _Optional[int] = ..., key_bits: _Optional[int] = ..., timeout_s: _Optional[float] = ..., call_id: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
 
 class RelayRequests(_message.Message):
     __slots__ = ("calls",)
@@ -338,18 +402,24 @@ class RelayResults(_message.Message):
     def __init__(self, replies: _Optional[_Iterable[_Union[RelayResult, _Mapping]]] = ...) -> None: ...
 
 class RelayResult(_message.Message):
-    __slots__ = ("key_ids", "latencies_s", "link_bits_consumed", "error", "call_id")
+    __slots__ = ("key_ids", "link_bits_consumed", "call_id", "latency_s", "failure", "source", "destination", "paths")
     KEY_IDS_FIELD_NUMBER: _ClassVar[int]
-    LATENCIES_S_FIELD_NUMBER: _ClassVar[int]
     LINK_BITS_CONSUMED_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_S_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
     key_ids: _containers.RepeatedScalarFieldContainer[str]
-    latencies_s: _containers.RepeatedScalarFieldContainer[float]
     link_bits_consumed: int
-    error: str
     call_id: int
-    def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., latencies_s: _Optional[_Iterable[float]] = ..., link_bits_consumed: _Optional[int] = ..., error: _Optional[str] = ..., call_id: _Optional[int] = ...) -> None: ...
+    latency_s: float
+    failure: Failure
+    source: str
+    destination: str
+    paths: _containers.RepeatedCompositeFieldContainer[Route]
+    def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., link_bits_consumed: _Optional[int] = ..., call_id: _Optional[int] = ..., latency_s: _Optional[float] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., source: _Optional[str] = ..., destination: _Optional[str] = ..., paths: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
 
 class ListKeysRequest(_message.Message):
     __slots__ = ("peer",)

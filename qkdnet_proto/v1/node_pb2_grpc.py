@@ -197,11 +197,6 @@ class RelayStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Forward = channel.unary_unary(
-                '/qkdnet.v1.Relay/Forward',
-                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.SerializeToString,
-                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
-                _registered_method=True)
         self.ForwardStream = channel.stream_stream(
                 '/qkdnet.v1.Relay/ForwardStream',
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.SerializeToString,
@@ -217,15 +212,9 @@ class RelayStub:
 class RelayServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Forward(self, request, context):
-        """Carry keys one hop: each item is K xor a fresh link key shared with the receiver.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def ForwardStream(self, request_iterator, context):
-        """The same over one long-lived stream per neighbour (far cheaper per call). A stream message
+        """Carry keys one hop: each item is K xor a fresh link key shared with the receiver. One
+        long-lived stream per neighbour (far cheaper per call than a unary call): a stream message
         carries every request queued while the previous one was being written; requests are
         handled concurrently, and each reply carries its request's call_id.
         """
@@ -245,11 +234,6 @@ class RelayServicer:
 
 def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Forward': grpc.unary_unary_rpc_method_handler(
-                    servicer.Forward,
-                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.FromString,
-                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.SerializeToString,
-            ),
             'ForwardStream': grpc.stream_stream_rpc_method_handler(
                     servicer.ForwardStream,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequests.FromString,
@@ -270,33 +254,6 @@ def add_RelayServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Relay:
     """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Forward(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/qkdnet.v1.Relay/Forward',
-            qkdnet__proto_dot_v1_dot_node__pb2.ForwardRequest.SerializeToString,
-            qkdnet__proto_dot_v1_dot_node__pb2.ForwardReply.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
     @staticmethod
     def ForwardStream(request_iterator,
@@ -377,15 +334,15 @@ class ControlStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.NodeStatus.FromString,
                 _registered_method=True)
-        self.RelayKeys = channel.unary_unary(
-                '/qkdnet.v1.Control/RelayKeys',
-                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
-                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
-                _registered_method=True)
         self.RelayStream = channel.stream_stream(
                 '/qkdnet.v1.Control/RelayStream',
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequests.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResults.FromString,
+                _registered_method=True)
+        self.SetRouting = channel.unary_unary(
+                '/qkdnet.v1.Control/SetRouting',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RoutingState.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
                 _registered_method=True)
         self.ListKeys = channel.unary_unary(
                 '/qkdnet.v1.Control/ListKeys',
@@ -425,8 +382,8 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ResetLink(self, request, context):
-        """The peer restarted: discard this link's key (not held on both ends any more) and run the
-        link afresh with the new configuration (a new bootstrap secret).
+        """The peer restarted: run the link afresh with the new configuration (a new bootstrap
+        secret); the pool stays, and the restarted peer reconciles it with its own durable copy.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -438,15 +395,17 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RelayKeys(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+    def RelayStream(self, request_iterator, context):
+        """Relay orders over one stream, batched per message as ForwardStream; results carry the
+        order's call_id, in completion order.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RelayStream(self, request_iterator, context):
-        """Many relay orders over one stream, batched per message as ForwardStream; results carry
-        the order's call_id, in completion order.
+    def SetRouting(self, request, context):
+        """The orchestrator's latest view of the network and its routing strategy: what the node's
+        KME routes application key requests with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -504,15 +463,15 @@ def add_ControlServicer_to_server(servicer, server):
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.StatusRequest.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.NodeStatus.SerializeToString,
             ),
-            'RelayKeys': grpc.unary_unary_rpc_method_handler(
-                    servicer.RelayKeys,
-                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.FromString,
-                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.SerializeToString,
-            ),
             'RelayStream': grpc.stream_stream_rpc_method_handler(
                     servicer.RelayStream,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayRequests.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.RelayResults.SerializeToString,
+            ),
+            'SetRouting': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRouting,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.RoutingState.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
             ),
             'ListKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.ListKeys,
@@ -632,33 +591,6 @@ class Control:
             _registered_method=True)
 
     @staticmethod
-    def RelayKeys(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/qkdnet.v1.Control/RelayKeys',
-            qkdnet__proto_dot_v1_dot_node__pb2.RelayRequest.SerializeToString,
-            qkdnet__proto_dot_v1_dot_node__pb2.RelayResult.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def RelayStream(request_iterator,
             target,
             options=(),
@@ -675,6 +607,33 @@ class Control:
             '/qkdnet.v1.Control/RelayStream',
             qkdnet__proto_dot_v1_dot_node__pb2.RelayRequests.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.RelayResults.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRouting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Control/SetRouting',
+            qkdnet__proto_dot_v1_dot_node__pb2.RoutingState.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
             options,
             channel_credentials,
             insecure,

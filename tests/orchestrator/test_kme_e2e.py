@@ -8,9 +8,10 @@ import ssl
 import aiohttp
 import pytest
 
-from node.keystore.app_store import KeyStore
+from node.keystore.store import open_tables
 from orchestrator.network import Network
 from orchestrator.topology import load
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -104,12 +105,13 @@ async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path
         assert status == 200 and fetched == again
         # n3 restarted from its durable link pool and reconciled it with n2: both ends hold the
         # same unused bits (equal levels between blocks), and each end's accounting balances.
-        for _ in range(200):
+        ends = []
+
+        async def levels_agree():
             status = await network.status()
-            ends = [next(l for l in status[u].links if l.peer == v) for u, v in (("n2", "n3"), ("n3", "n2"))]
-            if ends[0].pool_bits == ends[1].pool_bits:
-                break
-            await asyncio.sleep(0.05)
+            ends[:] = [status["n2"].link_to("n3"), status["n3"].link_to("n2")]
+            return ends[0].pool_bits == ends[1].pool_bits
+        await eventually(levels_agree, 30, "n2 and n3 holding the same bits")
         assert ends[0].pool_bits == ends[1].pool_bits, ends
         for link in ends:
             assert link.generated_bits == link.pool_bits + link.consumed_bits + link.discarded_bits
@@ -117,20 +119,22 @@ async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path
         await network.stop()
 
     for node in ("n0", "n3"):
-        store = KeyStore(tmp_path / "nodes" / node / "keys.db")
-        assert store.verify_audit() is None
-        events = {e["event"] for e in store.audit_entries()}
+        audit = open_tables(tmp_path / "nodes" / node / "keys.db").audit
+        assert audit.verify() is None
+        events = {e["event"] for e in audit.entries()}
         assert {"relayed", "delivered", "destroyed"} <= events
-        assert not any(k in json.dumps(store.audit_entries()) for k in ("key\":", "material"))
+        assert not any(k in json.dumps(audit.entries()) for k in ("key\":", "material"))
 
 
 async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(tmp_path):
     """SIGKILL the master's KME while many enc_keys relays are in flight. After its restart the
-    keys the slave's KME holds are exactly the keys the master SAE received: a key the
-    destination stored but the dead source never committed is aborted from the source's store.
+    slave's KME holds exactly the keys the source KME committed (and every key the master SAE
+    received is among them): a key the destination stored but the dead source never committed
+    is aborted from the destination's store.
 
-    The source is stopped (SIGSTOP) for a moment before the kill, so relays it had sent reach
-    the destination and are stored there while the source cannot commit them any more.
+    The source is stopped (SIGSTOP) before the kill, and killed only once the destination holds
+    a key the source has not committed: a relay caught between the two commits, for certain. If
+    no relay was past the source at the moment it stopped, it is let go on and stopped again.
     """
     import os
     import signal
@@ -139,6 +143,17 @@ async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(t
     network = Network(load("line:4"), time_scale=0, seed=9, data_dir=tmp_path)
     await network.start()
     received: list[str] = []
+    stores = {n: tmp_path / "nodes" / n / "keys.db" for n in ("n0", "n3")}
+
+    def keys_at(node, state=None):
+        with sqlite3.connect(stores[node]) as db:
+            rows = db.execute("select key_id from app_keys" + (" where state = ?" if state else ""),
+                              (state,) if state else ())
+            return {r[0] for r in rows}
+
+    def orphan_at_destination():
+        return keys_at("n3", "relayed") - keys_at("n0")
+
     try:
         await network.wait_for_link_key(64 * 1024, 300)
         url = network.nodes["n0"].kme_url + "/api/v1/keys/sae-n3/enc_keys"
@@ -153,36 +168,64 @@ async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(t
                     except aiohttp.ClientError:
                         return  # the KME is gone
             masters = [asyncio.create_task(master()) for _ in range(24)]
-            await asyncio.sleep(1.0)
-            os.kill(network.nodes["n0"].process.pid, signal.SIGSTOP)
-            await asyncio.sleep(0.5)
+            source_pid = network.nodes["n0"].process.pid
+            for _ in range(100):
+                flowing = len(received)
+                await eventually(lambda target=flowing + 48: len(received) >= target, 120, "relays flowing")
+                os.kill(source_pid, signal.SIGSTOP)
+                # Relays already past n0 still reach n3 and are stored there; n0 cannot commit them.
+                try:
+                    await eventually(orphan_at_destination, 3, "a key at n3 that n0 never committed")
+                    break
+                except AssertionError:  # every relay was still at n0 when it stopped: again
+                    os.kill(source_pid, signal.SIGCONT)
+            else:
+                raise AssertionError("never caught a relay between the two commits")
             network.nodes["n0"].process.kill()
             await asyncio.gather(*masters)
         assert received  # the relays were running when the source died
         await network.restart_node("n0")
 
         def unsettled():
-            with sqlite3.connect(tmp_path / "nodes" / "n0" / "keys.db") as db:
+            with sqlite3.connect(stores["n0"]) as db:
                 return db.execute("select count(*) from relay_outbox").fetchone()[0]
-        for _ in range(600):
-            if not unsettled():
-                break
-            await asyncio.sleep(0.1)
-        assert unsettled() == 0
+        await eventually(lambda: unsettled() == 0, 60, "the source's outbox settled")
     finally:
         await network.stop()
 
-    destination = KeyStore(tmp_path / "nodes" / "n3" / "keys.db")
-    held = {r.key_id for r in destination.records() if r.state == "relayed"}
-    assert held == set(received)
-    source = KeyStore(tmp_path / "nodes" / "n0" / "keys.db")
-    assert source.verify_audit() is None and destination.verify_audit() is None
+    destination, source = open_tables(stores["n3"]), open_tables(stores["n0"])
+    held = {r.key_id for r in destination.keys.records() if r.state == "relayed"}
+    committed = {r.key_id for r in source.keys.records()}  # delivered to the master SAE (or on their way)
+    assert held == committed and set(received) <= held
+    assert source.audit.verify() is None and destination.audit.verify() is None
     # The kill cut relays short (24 masters keep relays always in flight); the restarted source
     # settled each of their keys as revoked, and the destination withdrew the same keys, some of
     # them stored there already (the orphans this guards against), the others as tombstones.
-    aborted = {e["key_id"] for e in source.audit_entries() if e["event"] == "revoked"}
-    withdrawn = [e for e in destination.audit_entries() if e["event"] == "revoked"]
+    aborted = {e["key_id"] for e in source.audit.entries() if e["event"] == "revoked"}
+    withdrawn = [e for e in destination.audit.entries() if e["event"] == "revoked"]
     assert aborted and aborted == {e["key_id"] for e in withdrawn}
     assert not aborted & set(received)
     orphans = [e for e in withdrawn if not e["detail"].get("before_arrival")]
     assert orphans, "no relay was caught between the two commits"
+
+
+async def test_an_etsi_request_whose_fewest_hops_path_is_cut_is_served_over_another(tmp_path):
+    """One routing world: the KME routes with the network's strategy over the live state the
+    orchestrator publishes (a retry after a failed hop it did not know of is tested in
+    tests/node/test_key_service.py)."""
+    network = Network(load("ring:4"), time_scale=0, seed=11, data_dir=tmp_path)
+    await network.start()
+    try:
+        await network.wait_for_link_key(16 * 1024, 300)
+        # A cut the orchestrator ordered: published to every KME at once, so n0 routes around it.
+        await network.cut_link("n0", "n1")
+        status, info = await _call(network, "n0", "sae-n0", "GET", "/api/v1/keys/sae-n1/status")
+        assert status == 200 and info["stored_key_count"] > 0  # the first hop is now n3
+        status, container = await _call(network, "n0", "sae-n0", "POST", "/api/v1/keys/sae-n1/enc_keys", {})
+        assert status == 200, container
+        status, fetched = await _call(network, "n1", "sae-n1", "POST", "/api/v1/keys/sae-n0/dec_keys",
+                                      {"key_IDs": [{"key_ID": container["keys"][0]["key_ID"]}]})
+        assert status == 200 and fetched == container
+        assert (await network.exposure("n3")).keys_read_whole == 1  # it went n0-n3-n2-n1
+    finally:
+        await network.stop()

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.network import Network
 from orchestrator.topology import load
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -57,19 +58,14 @@ async def test_five_node_line_relays_100_keys_end_to_end():
             assert a.consumed_bits == b.consumed_bits == 120 * 256
         # Links keep generating, so one end may have accepted a block the other is still
         # finishing; between blocks both ends hold the same generated total.
-        for _ in range(100):
+        async def ends_agree():
             status = await network.status()
-            ends = [(next(l for l in status[u].links if l.peer == v), next(l for l in status[v].links if l.peer == u))
-                    for u, v in pairs]
-            if all(a.generated_bits == b.generated_bits for a, b in ends):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"link ends never agreed on generated bits: {ends}")
+            ends = [(status[u].link_to(v), status[v].link_to(u)) for u, v in pairs]
+            return all(a.generated_bits == b.generated_bits for a, b in ends)
+        await eventually(ends_agree, 30, "link ends agreeing on generated bits")
     finally:
         await network.stop()
-    await asyncio.sleep(0.2)
-    assert not any(_alive(pid) for pid in pids)
+    await eventually(lambda: not any(_alive(pid) for pid in pids), 30, "every node process gone")
 
 
 async def test_a_dead_node_fails_relays_through_it_cleanly_and_the_rest_works():
@@ -80,15 +76,13 @@ async def test_a_dead_node_fails_relays_through_it_cleanly_and_the_rest_works():
         await network.wait_for_link_key(4096, 120)
         victim = network.nodes["n1"]
         os.kill(victim.process.pid, signal.SIGKILL)
-        await asyncio.sleep(0.5)
+        await eventually(lambda: "n1" in network.failures(), 30, "n1's death noticed")
         assert "n1" in network.failures()
         # Routing avoids the dead node; n0 -> n2 goes the long way round the ring.
         report = await network.relay("n0", "n2", count=2, key_bits=256, timeout_s=60)
         assert report.error == "" and "n1" not in report.path
         # A relay forced through it fails without leaving a key at either end.
-        from qkdnet_proto.v1 import node_pb2 as pb
-        reply = await network.nodes["n0"].control.RelayKeys(
-            pb.RelayRequest(path=["n0", "n1", "n2"], count=1, key_bits=256, timeout_s=5), timeout=30)
+        reply = await network.relay("n0", "n2", 1, 256, 5, [["n0", "n1", "n2"]])
         assert reply.error and not reply.key_ids
         status = await network.status()
         assert status["n1"] is None
@@ -97,8 +91,7 @@ async def test_a_dead_node_fails_relays_through_it_cleanly_and_the_rest_works():
         assert link.generated_bits == link.pool_bits + link.consumed_bits + link.discarded_bits
     finally:
         await network.stop()
-    await asyncio.sleep(0.2)
-    assert not any(_alive(pid) for pid in pids)
+    await eventually(lambda: not any(_alive(pid) for pid in pids), 30, "every node process gone")
 
 
 async def test_nodes_die_with_a_killed_orchestrator(tmp_path):
@@ -121,8 +114,4 @@ async def test_nodes_die_with_a_killed_orchestrator(tmp_path):
     assert pids and all(_alive(p) for p in pids)
     proc.kill()
     await proc.wait()
-    for _ in range(50):
-        if not any(_alive(p) for p in pids):
-            break
-        await asyncio.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
+    await eventually(lambda: not any(_alive(p) for p in pids), 30, "the orphaned nodes gone")

@@ -1,18 +1,16 @@
 """Routing on live node processes: multipath secrecy from what nodes saw, a cut routed around,
 and a small experiment end to end."""
 
-import asyncio
 import json
 
 import pytest
 
+from node.routing import LiveState, RouteRequest, make_strategy
 from orchestrator.experiment.config import load_config
 from orchestrator.experiment.report import write_results
 from orchestrator.experiment.runner import run_experiment
-from orchestrator.live_state import LiveState
 from orchestrator.network import Network
 from orchestrator.router import Router
-from orchestrator.routing import RouteRequest, make_strategy
 from orchestrator.topology import load
 
 pytestmark = pytest.mark.slow
@@ -27,11 +25,11 @@ async def test_multipath_shares_leave_no_intermediate_able_to_read_the_key():
         await router.refresh()
         routed = await router.relay(RouteRequest("n0", "n2", 256, count=10), timeout_s=60)
         assert routed.outcome == "delivered", routed.error
-        assert sorted(routed.paths) == [["n0", "n1", "n2"], ["n0", "n3", "n2"]]
+        assert sorted(routed.paths) == [("n0", "n1", "n2"), ("n0", "n3", "n2")]
         at_source = {k.key_id: k.digest for k in await network.list_keys("n0")}
         at_destination = {k.key_id: k.digest for k in await network.list_keys("n2")}
         assert all(at_source[k] == at_destination[k] for k in routed.key_ids)
-        for intermediate, share in (("n1", None), ("n3", None)):
+        for intermediate in ("n1", "n3"):
             seen = await network.exposure(intermediate)
             assert seen.keys_read_whole == 0 and seen.shares_read == 10
             by_key = {}
@@ -60,13 +58,13 @@ async def test_a_cut_link_is_routed_around_and_relays_over_it_fail_cleanly():
         assert "out of service" in refused.error
         # The router's live state is stale (it still believes n0-n1 is up): the first attempt
         # fails, the retry goes the other way round with a fresh key and fresh link key.
-        live = LiveState(network.topology)
+        live = LiveState.of(network.topology)
         router = Router(network, make_strategy("fewest_hops"), live)
         await router.refresh()
         live.links[frozenset(("n0", "n1"))].up = True
         live.links[frozenset(("n0", "n1"))].state = "running"
         routed = await router.relay(RouteRequest("n0", "n2", 256), timeout_s=30)
-        assert routed.outcome == "delivered" and routed.paths == [["n0", "n3", "n2"]] and routed.attempts == 2
+        assert routed.outcome == "delivered" and routed.paths == (("n0", "n3", "n2"),) and routed.attempts == 2
         status = await network.status()
         assert {l.state for s in status.values() for l in s.links if {s.name, l.peer} == {"n0", "n1"}} == {"cut"}
         for node in status.values():

@@ -5,8 +5,10 @@ import uuid
 
 import pytest
 
-from node.keystore.app_store import KeyNotAvailable, KeyStore, NewKey, StoreError, StoreFull
+from node.errors import KeyNotAvailable, StoreError, StoreFull
+from node.keystore.app_store import NewKey
 from node.keystore.lifecycle import KeyState, LifecycleError, check_transition
+from node.keystore.store import NodeStore, open_tables
 
 
 class Clock:
@@ -22,7 +24,8 @@ def _keys(n, master="sae1", slave="sae2"):
 
 
 def test_delivery_is_once_all_or_nothing_and_only_to_the_named_saes(tmp_path):
-    store = KeyStore(tmp_path / "k.db")
+    tables = open_tables(tmp_path / "k.db")
+    store = tables.keys
     keys = _keys(3)
     store.add(keys, "destination")
     ids = [k.key_id for k in keys]
@@ -38,13 +41,14 @@ def test_delivery_is_once_all_or_nothing_and_only_to_the_named_saes(tmp_path):
     assert store.count_waiting() == 1
     rows = {r.key_id: r for r in store.records()}
     assert rows[ids[0]].state == "destroyed" and rows[ids[2]].state == "relayed"
-    material = store._db.execute("select material from app_keys where key_id = ?", (ids[0],)).fetchone()[0]
+    material = tables.db.conn.execute("select material from app_keys where key_id = ?", (ids[0],)).fetchone()[0]
     assert material is None
 
 
 def test_expiry_and_revocation_withdraw_keys(tmp_path):
     clock = Clock()
-    store = KeyStore(tmp_path / "k.db", clock=clock)
+    tables = open_tables(tmp_path / "k.db", clock=clock)
+    store = tables.keys
     keys = _keys(3)
     store.add(keys[:2], "destination", ttl_s=60)
     store.add(keys[2:], "destination")
@@ -52,12 +56,12 @@ def test_expiry_and_revocation_withdraw_keys(tmp_path):
     assert store.expire() == 2
     with pytest.raises(KeyNotAvailable):
         store.deliver([keys[0].key_id], "destination", "sae1", "sae2")
-    store.revoke(keys[2].key_id, "operator request")
+    store.revoke([keys[2].key_id], "operator request")
     with pytest.raises(KeyNotAvailable):
         store.deliver([keys[2].key_id], "destination", "sae1", "sae2")
     with pytest.raises(LifecycleError):
-        store.revoke(keys[2].key_id, "again")
-    events = [e["event"] for e in store.audit_entries() if e["key_id"] == keys[0].key_id]
+        store.revoke([keys[2].key_id], "again")
+    events = [e["event"] for e in tables.audit.entries() if e["key_id"] == keys[0].key_id]
     assert events == ["relayed", "expired", "destroyed"]
 
 
@@ -69,7 +73,8 @@ def test_lifecycle_refuses_revival():
 
 
 def test_maximum_key_count_and_duplicate_ids(tmp_path):
-    store = KeyStore(tmp_path / "k.db", max_keys=4)
+    tables = open_tables(tmp_path / "k.db", max_keys=4)
+    store = tables.keys
     keys = _keys(4)
     store.add(keys[:3], "destination")
     with pytest.raises(StoreFull):
@@ -79,11 +84,11 @@ def test_maximum_key_count_and_duplicate_ids(tmp_path):
     assert store.count_waiting() == 3
     # Delivered and revoked keys free their places; the count survives a failed group and a reopen.
     store.deliver([keys[0].key_id], "destination", "sae1", "sae2")
-    store.revoke(keys[1].key_id, "test")
-    results = store.group([(store.add, (_keys(2), "destination")), (store.add, (_keys(2), "destination"))])
+    store.revoke([keys[1].key_id], "test")
+    results = tables.db.group([(store.add, (_keys(2), "destination")), (store.add, (_keys(2), "destination"))])
     assert [ok for ok, _ in results] == [True, False]
-    store.close()
-    store = KeyStore(tmp_path / "k.db", max_keys=4)
+    tables.close()
+    store = open_tables(tmp_path / "k.db", max_keys=4).keys
     store.add(_keys(1), "destination")
     with pytest.raises(StoreFull):
         store.add(_keys(1), "destination")
@@ -92,73 +97,76 @@ def test_maximum_key_count_and_duplicate_ids(tmp_path):
 
 def test_audit_chain_verifies_and_detects_a_modified_entry(tmp_path):
     path = tmp_path / "k.db"
-    store = KeyStore(path)
+    tables = open_tables(path)
+    store = tables.keys
     keys = _keys(3)
     store.add_delivered(keys[:1])
     store.add(keys[1:], "destination")
     store.deliver([keys[1].key_id], "destination", "sae1", "sae2")
-    assert store.verify_audit() is None
-    entries = store.audit_entries()
+    assert tables.audit.verify() is None
+    entries = tables.audit.entries()
     assert [e["event"] for e in entries[:4]] == ["generated", "relayed", "delivered", "destroyed"]
     assert all(k.material.hex() not in str(entries) for k in keys)  # never key material
-    store.close()
+    tables.close()
     db = sqlite3.connect(path)
     db.execute("update audit set detail = '{\"SAE\":\"mallory\"}' where seq = 3")
     db.commit()
     db.close()
-    assert KeyStore(path).verify_audit() == 3
+    assert open_tables(path).audit.verify() == 3
 
 
 def test_keys_survive_reopening(tmp_path):
     path = tmp_path / "k.db"
-    store = KeyStore(path)
+    tables = open_tables(path)
     keys = _keys(2)
-    store.add(keys, "destination")
-    store.close()
-    reopened = KeyStore(path)
-    assert reopened.deliver([keys[1].key_id], "destination", "sae1", "sae2") == [(keys[1].key_id, keys[1].material)]
-    reopened.add(_keys(1), "destination")
-    assert reopened.verify_audit() is None
+    tables.keys.add(keys, "destination")
+    tables.close()
+    reopened = open_tables(path)
+    assert reopened.keys.deliver([keys[1].key_id], "destination", "sae1", "sae2") == [
+        (keys[1].key_id, keys[1].material)]
+    reopened.keys.add(_keys(1), "destination")
+    assert reopened.audit.verify() is None
 
 
 async def test_concurrent_calls_share_a_commit_and_fail_alone(tmp_path):
     import asyncio
 
-    from node.keystore.app_store import AsyncKeyStore
-
-    store = AsyncKeyStore(KeyStore(tmp_path / "k.db"))
+    store = NodeStore.open(tmp_path / "k.db")
     ids = [str(uuid.uuid4()) for _ in range(50)]
-    calls = [store.run(store.store.add, [NewKey(i, "B", bytes(32))], "destination") for i in ids]
-    calls.append(store.run(store.store.add, [NewKey(ids[0], "B", bytes(32))], "destination"))  # a duplicate
+    calls = [store.keys.add([NewKey(i, "B", bytes(32))], "destination") for i in ids]
+    calls.append(store.keys.add([NewKey(ids[0], "B", bytes(32))], "destination"))  # a duplicate
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert results[:-1] == [None] * 50 and isinstance(results[-1], StoreError)
-    assert await store.run(store.store.count_waiting) == 50
-    assert await store.run(store.store.verify_audit) is None  # the failed call left no audit entry
+    assert await store.keys.count_waiting() == 50
+    assert await store.keys.verify_audit() is None  # the failed call left no audit entry
     await store.close()
-    reopened = KeyStore(tmp_path / "k.db")
-    assert {r.key_id for r in reopened.records()} == set(ids) and reopened.verify_audit() is None
+    reopened = open_tables(tmp_path / "k.db")
+    assert {r.key_id for r in reopened.keys.records()} == set(ids) and reopened.audit.verify() is None
 
 
 def test_the_source_of_a_delivered_key_never_writes_its_material(tmp_path):
     path = tmp_path / "k.db"
-    store = KeyStore(path)
+    tables = open_tables(path)
+    store = tables.keys
     keys = _keys(2)
     store.add_delivered(keys)
     assert {r.state for r in store.records()} == {"destroyed"} and store.count_waiting() == 0
     raw = (tmp_path / "k.db-wal").read_bytes()  # the log, before the checkpoint at close
-    store.close()
+    tables.close()
     raw += path.read_bytes()
     assert all(k.material not in raw for k in keys)
 
 
 def test_relays_in_flight_until_committed_or_withdrawn(tmp_path):
-    source, destination = KeyStore(tmp_path / "a.db"), KeyStore(tmp_path / "c.db")
+    source_tables, destination_tables = open_tables(tmp_path / "a.db"), open_tables(tmp_path / "c.db")
+    source, destination = source_tables.keys, destination_tables.keys
+    outbox = source_tables.outbox
     committed, arrived, lost = _keys(2), _keys(2), _keys(2)
     for batch in (committed, arrived, lost):
-        source.open_relays([k.key_id for k in batch], [["A", "B", "C"]])
+        outbox.open([k.key_id for k in batch], [["A", "B", "C"]])
     source.add(committed, "source")  # the commit settles its outbox entries in the same transaction
-    assert source.unsettled_relays() == [([k.key_id for k in arrived + lost], [["A", "B", "C"]])]
-    assert source.unsettled_among([committed[0].key_id, lost[0].key_id]) == [lost[0].key_id]
+    assert outbox.unsettled() == [([k.key_id for k in arrived + lost], [["A", "B", "C"]])]
+    assert outbox.unsettled_among([committed[0].key_id, lost[0].key_id]) == [lost[0].key_id]
 
     foreign = NewKey(str(uuid.uuid4()), "D", bytes(32), "sae1", "sae2")  # another source's key (ours: B)
     destination.add(arrived + [foreign], "destination")
@@ -172,29 +180,22 @@ def test_relays_in_flight_until_committed_or_withdrawn(tmp_path):
     states = {r.key_id: r.state for r in destination.records()}
     assert states[foreign.key_id] == "relayed" and {states[k.key_id] for k in arrived + lost} == {"destroyed"}
 
-    source.close_relays([k.key_id for k in arrived + lost], "test")
-    assert source.unsettled_relays() == []
-    assert source.verify_audit() is None and destination.verify_audit() is None
+    outbox.close([k.key_id for k in arrived + lost], "test")
+    assert outbox.unsettled() == []
+    assert source_tables.audit.verify() is None and destination_tables.audit.verify() is None
 
 
-async def test_the_log_is_checkpointed_off_the_commit_path(tmp_path, monkeypatch):
+async def test_the_log_is_checkpointed_off_the_commit_path(tmp_path, eventually):
     """Commits never checkpoint (that would stall the calls queued behind them); the store's
     own checkpoint thread copies the log into the database while the store is open."""
-    import asyncio
-
-    from node.keystore import app_store
-
-    monkeypatch.setattr(app_store, "CHECKPOINT_EVERY_S", 0.1)
     path = tmp_path / "k.db"
-    store = app_store.AsyncKeyStore(KeyStore(path))
-    assert store.store._db.execute("pragma wal_autocheckpoint").fetchone()[0] == 0
+    tables = open_tables(path)
+    store = NodeStore(tables, checkpoint_every_s=0.1)
+    assert tables.db.conn.execute("pragma wal_autocheckpoint").fetchone()[0] == 0
     before = path.stat().st_size
-    await store.run(store.store.add, [NewKey(str(uuid.uuid4()), "B", bytes(32), "sae1", "sae2") for _ in range(500)],
-                    "destination")
-    for _ in range(50):
-        if path.stat().st_size > before:
-            break
-        await asyncio.sleep(0.05)
-    assert path.stat().st_size > before  # the keys reached the database file, not just the log
+    await store.keys.add([NewKey(str(uuid.uuid4()), "B", bytes(32), "sae1", "sae2") for _ in range(500)],
+                         "destination")
+    # the keys reach the database file, not just the log
+    await eventually(lambda: path.stat().st_size > before, 30, "a checkpoint")
     await store.close()
-    assert KeyStore(path).count_waiting() == 500
+    assert open_tables(path).keys.count_waiting() == 500

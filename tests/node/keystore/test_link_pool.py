@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.keystore.link_pool import KeyPoolError, LinkKeyPool
-from node.relay import one_time_pad
+from node.keystore.link_pool import KeyPoolError, LinkKeyId, LinkKeyPool
+from node.relay.otp import one_time_pad
 
 
 def _pair(blocks):
@@ -106,6 +106,6 @@ def test_a_used_pad_in_a_batch_stops_the_take_after_the_pads_before_it():
             rx.take_by_id(key_id)
     assert rx.take_many(ids[4:]).size == 512
     with pytest.raises(KeyPoolError, match="not from the peer's sending half"):
-        rx.take_many(["1:b:0:8"])
+        rx.take_many([LinkKeyId(1, "b", 0, 8)])
     with pytest.raises(KeyPoolError, match="unknown"):
-        rx.take_many(["1:a:2040:16"])  # runs past the chunk's end
+        rx.take_many([LinkKeyId(1, "a", 2040, 16)])  # runs past the chunk's end

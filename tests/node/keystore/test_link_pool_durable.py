@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from node.keystore.app_store import KeyStore
 from node.keystore.link_pool import LinkKeyPool
+from node.keystore.store import NodeStore, open_tables
 
 
 def _pair(blocks=3, size=2000, seed=1):
@@ -25,15 +25,15 @@ def test_a_pool_survives_the_store(tmp_path):
     a, _ = _pair()
     a.allocate(256)
     a.discard(256, "relay failed")
-    store = KeyStore(tmp_path / "k.db")
-    store.save_link_pool("A~B", *a.snapshot_changes())
+    tables = open_tables(tmp_path / "k.db")
+    tables.links.save_pool("A~B", *a.snapshot_changes())
     assert a.snapshot_changes() is None  # nothing new since
     a.allocate(128)
-    store.save_link_pool("A~B", *a.snapshot_changes())
-    store.close()
+    tables.links.save_pool("A~B", *a.snapshot_changes())
+    tables.close()
 
     restored = LinkKeyPool("a", 10**6)
-    restored.restore(*KeyStore(tmp_path / "k.db").load_link_pool("A~B"))
+    restored.restore(*open_tables(tmp_path / "k.db").links.load_pool("A~B"))
     assert {k: v.tolist() for k, v in restored.inventory().items()} == {k: v.tolist() for k, v in a.inventory().items()}
     assert restored.counters() == a.counters() and _balanced(restored)
     # allocation continues where it stopped: never the same bits twice
@@ -58,23 +58,22 @@ def test_reconciliation_keeps_only_bits_both_ends_hold():
 
 
 async def test_a_restart_never_reallocates_a_pad_that_may_have_left(tmp_path):
-    from node.keystore.app_store import AsyncKeyStore
     from node.pool_keeper import LEASED, PoolKeeper
 
-    store = AsyncKeyStore(KeyStore(tmp_path / "k.db"))
-    keeper = PoolKeeper(store)
+    store = NodeStore.open(tmp_path / "k.db")
+    keeper = PoolKeeper(store.links)
     pool, _ = _pair(blocks=2, size=200_000)
     assert not await keeper.open("B", "A~B", pool)
     await keeper.persist("B")  # the blocks reach the store
     sent = [pool.allocate(256)[0] for _ in range(10)]
     await keeper.lease("B", sent)  # before the pads leave; no full flush after this
-    last_end = max(int(i.split(":")[2]) + 256 for i in sent)
+    last_end = max(link_key.end for link_key in sent)
     await store.close()  # the process dies here: the used masks on disk predate the sends
 
-    store = AsyncKeyStore(KeyStore(tmp_path / "k.db"))
+    store = NodeStore.open(tmp_path / "k.db")
     restored = LinkKeyPool("a", 10**6)
-    assert await PoolKeeper(store).open("B", "A~B", restored)
+    assert await PoolKeeper(store.links).open("B", "A~B", restored)
     next_id, _ = restored.allocate(256)
-    assert int(next_id.split(":")[2]) >= last_end  # never the same bits again
+    assert next_id.start >= last_end  # never the same bits again
     assert restored.discard_reasons[LEASED] > 0 and _balanced(restored)
     await store.close()

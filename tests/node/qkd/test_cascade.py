@@ -42,7 +42,7 @@ def test_alice_half_is_a_pure_function_of_her_key():
     first = cascade.answer_parities(prefix, plan.padded_bits, queries)
     assert np.array_equal(first, cascade.answer_parities(prefix, plan.padded_bits, queries))
     start, stop = cascade.node_ranges(nodes, plan.padded_bits)
-    expected = [key[s:min(e, key.size)].sum() % 2 for s, e in zip(start, stop)]
+    expected = [key[s:min(e, key.size)].sum() % 2 for s, e in zip(start, stop, strict=False)]
     assert first.tolist() == expected
 
 

@@ -1,0 +1,153 @@
+"""The node's durable store as the rest of the node sees it: three async rooms, one database.
+
+Layer: node domain (asyncio, no grpc). ``keys`` holds end-to-end keys and their audit chain,
+``outbox`` the relays in flight (presumed abort), ``links`` the link-key pools and leases. All
+three share one SQLite database and one worker thread, because a source's commit of relayed keys
+must settle their outbox rows in the same transaction. Callers use these domain methods only;
+the synchronous tables (``StoreTables``) are for the worker thread and for tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.keystore.app_store import DEFAULT_MAX_KEYS, KeyRecord, KeyStore, NewKey
+from node.keystore.audit import AuditLog
+from node.keystore.database import Database
+from node.keystore.link_pool import ChunkRecord, PoolCounters
+from node.keystore.link_table import LinkPoolTable, SavedPool
+from node.keystore.outbox_table import Paths, RelayOutboxTable
+from node.keystore.worker import CHECKPOINT_EVERY_S, StoreWorker
+
+
+@dataclass(frozen=True)
+class StoreTables:
+    """The synchronous tables over one database (for the store's thread, and for tests)."""
+
+    db: Database
+    audit: AuditLog
+    keys: KeyStore
+    outbox: RelayOutboxTable
+    links: LinkPoolTable
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_tables(path: Path | str, max_keys: int = DEFAULT_MAX_KEYS,
+                clock: Callable[[], float] = time.time) -> StoreTables:
+    db = Database(path)
+    audit = AuditLog(db)
+    outbox = RelayOutboxTable(db, audit, clock)
+    return StoreTables(db, audit, KeyStore(db, audit, outbox, max_keys, clock), outbox, LinkPoolTable(db))
+
+
+class AsyncKeys:
+    """End-to-end keys and their audit chain."""
+
+    def __init__(self, worker: StoreWorker, table: KeyStore, audit: AuditLog) -> None:
+        self._call = worker.call
+        self._table = table
+        self._audit = audit
+
+    @property
+    def max_keys(self) -> int:
+        return self._table.max_keys
+
+    @property
+    def room(self) -> int:
+        """How many more keys fit now (a hint; ``add`` decides)."""
+        return self._table.room
+
+    async def set_max_keys(self, max_keys: int) -> None:
+        await self._call(setattr, self._table, "max_keys", max_keys)
+
+    async def add(self, keys: list[NewKey], role: str, ttl_s: float | None = None) -> None:
+        await self._call(self._table.add, keys, role, ttl_s)
+
+    async def add_delivered(self, keys: list[NewKey]) -> None:
+        await self._call(self._table.add_delivered, keys)
+
+    async def deliver(self, key_ids: list[str], role: str, master_sae: str, slave_sae: str) -> list[tuple[str, bytes]]:
+        return await self._call(self._table.deliver, key_ids, role, master_sae, slave_sae)
+
+    async def revoke(self, key_ids: list[str], reason: str) -> None:
+        await self._call(self._table.revoke, key_ids, reason)
+
+    async def expire(self) -> int:
+        return await self._call(self._table.expire)
+
+    async def withdraw_arrivals(self, key_ids: list[str], source: str, reason: str) -> int:
+        return await self._call(self._table.withdraw_arrivals, key_ids, source, reason)
+
+    async def count_waiting(self, master_sae: str | None = None, slave_sae: str | None = None) -> int:
+        return await self._call(self._table.count_waiting, master_sae, slave_sae)
+
+    async def records(self, peer: str = "") -> list[KeyRecord]:
+        return await self._call(self._table.records, peer)
+
+    async def audit_entries(self) -> list[dict[str, Any]]:
+        return await self._call(self._audit.entries)
+
+    async def verify_audit(self) -> int | None:
+        return await self._call(self._audit.verify)
+
+
+class AsyncOutbox:
+    """Key IDs of relays sent but not committed at their source."""
+
+    def __init__(self, worker: StoreWorker, table: RelayOutboxTable) -> None:
+        self._call = worker.call
+        self._table = table
+
+    async def open(self, key_ids: list[str], paths: Paths) -> None:
+        await self._call(self._table.open, key_ids, paths)
+
+    async def unsettled(self) -> list[tuple[list[str], Paths]]:
+        return await self._call(self._table.unsettled)
+
+    async def unsettled_among(self, key_ids: list[str]) -> list[str]:
+        return await self._call(self._table.unsettled_among, key_ids)
+
+    async def close(self, key_ids: list[str], reason: str) -> None:
+        await self._call(self._table.close, key_ids, reason)
+
+
+class AsyncLinkPools:
+    """Link-key pools and the senders' lease marks."""
+
+    def __init__(self, worker: StoreWorker, table: LinkPoolTable) -> None:
+        self._call = worker.call
+        self._table = table
+
+    async def save_pool(self, link_id: str, rows: list[ChunkRecord], counters: PoolCounters) -> None:
+        await self._call(self._table.save_pool, link_id, rows, counters)
+
+    async def load_pool(self, link_id: str) -> SavedPool | None:
+        return await self._call(self._table.load_pool, link_id)
+
+    async def save_lease(self, link_id: str, frame_id: int, offset: int) -> None:
+        await self._call(self._table.save_lease, link_id, frame_id, offset)
+
+    async def load_lease(self, link_id: str) -> tuple[int, int] | None:
+        return await self._call(self._table.load_lease, link_id)
+
+
+class NodeStore:
+    def __init__(self, tables: StoreTables, checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> None:
+        self._worker = StoreWorker(tables.db, checkpoint_every_s)
+        self.keys = AsyncKeys(self._worker, tables.keys, tables.audit)
+        self.outbox = AsyncOutbox(self._worker, tables.outbox)
+        self.links = AsyncLinkPools(self._worker, tables.links)
+
+    @classmethod
+    def open(cls, path: Path | str, max_keys: int = DEFAULT_MAX_KEYS, clock: Callable[[], float] = time.time,
+             checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> NodeStore:
+        return cls(open_tables(path, max_keys, clock), checkpoint_every_s)
+
+    async def close(self) -> None:
+        await self._worker.close()

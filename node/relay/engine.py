@@ -1,0 +1,326 @@
+"""The relay engine: source, forward and abort of end-to-end keys, hop by hop with one-time pads.
+
+Layer: node domain (no grpc). Everything it works with is given to its constructor: the links
+(pools in service and neighbours), the lease keeper that makes pads durable before they leave,
+the key store (end-to-end keys and the relay outbox), and what a destination and an
+intermediate keep (share assembler, exposure log).
+
+One relay, at the source: concurrent requests for the same route, key size and SAEs share one
+batch (``Coalescer``); the batch draws its keys, records their IDs in the outbox once the first
+pads are drawn, pads each share for its first hop, leases the pads, and sends one message per
+hop (a second ``Coalescer`` shares first-hop messages between batches). Each hop takes the
+pads by ID, decrypts, re-pads for the next hop and forwards; the destination stores the key (or,
+for multipath, the last share completes it). Once every share arrived the source commits the
+keys, which settles the outbox in the same transaction; a failed, timed-out or cancelled batch
+is aborted at the destination instead (presumed abort, ``node.relay.outbox``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from node.errors import (
+    BadLinkKey,
+    InvalidRequest,
+    KeyPoolError,
+    NodeError,
+    RelayError,
+    StoreError,
+)
+from node.keystore.app_store import NewKey
+from node.keystore.link_pool import LinkKeyPool
+from node.keystore.store import NodeStore
+from node.relay.coalescer import Coalescer
+from node.relay.otp import pad_each
+from node.relay.outbox import ABORT_REASON, RelayOutbox
+from node.relay.result import Path, RelayItem, RelayResult, Route
+from node.relay.shares import ExposureLog, ShareAssembler, split_key
+
+HOP_KEY_WAIT_S = 30.0  # how long an intermediate node waits for link key to the next hop
+ABORT_TIMEOUT_S = 10.0  # one attempt to carry an abort to the destination
+# Relay batches per route under way at once: more keeps every hop of a long path busy (a batch
+# spends most of its time in transit), fewer makes larger batches (less CPU per key).
+BATCHES_IN_FLIGHT = 4
+
+
+class RelayPeer(Protocol):
+    async def forward(self, path: Path, hop: int, items: list[RelayItem]) -> None: ...
+
+    async def abort(self, path: Path, hop: int, key_ids: list[str]) -> None: ...
+
+
+class RelayLinks(Protocol):
+    """What the engine needs of the node's links (``node.links.LinkSet``)."""
+
+    def pool_in_service(self, peer: str) -> LinkKeyPool: ...
+
+    def neighbour(self, peer: str) -> RelayPeer: ...
+
+
+class LeaseKeeper(Protocol):
+    """Makes allocated pads durable before they leave (``node.pool_keeper.PoolKeeper``)."""
+
+    async def lease(self, peer: str, link_keys: list) -> None: ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What requests must share to travel together: the route, the key size and the SAE pair."""
+
+    route: Route
+    key_bits: int
+    master_sae: str = ""
+    slave_sae: str = ""
+
+
+class RelayEngine:
+    def __init__(self, name: str, links: RelayLinks, keeper: LeaseKeeper, store: NodeStore,
+                 assembler: ShareAssembler | None = None, exposure: ExposureLog | None = None,
+                 hop_key_wait_s: float = HOP_KEY_WAIT_S, destination_ttl_s: Callable[[], float | None] = lambda: None,
+                 ) -> None:
+        self.name = name
+        self._links = links
+        self._keeper = keeper
+        self._keys = store.keys
+        self.assembler = assembler or ShareAssembler()
+        self.exposure = exposure or ExposureLog()
+        self._hop_key_wait_s = hop_key_wait_s
+        self._destination_ttl_s = destination_ttl_s
+        self.outbox = RelayOutbox(store.outbox, self._send_abort)
+        self.relays_forwarded = 0
+        self._batches: Coalescer[Batch, float] = Coalescer(self._relay_batch, BATCHES_IN_FLIGHT)
+        self._first_hops: Coalescer[Path, RelayItem] = Coalescer(self._send_first_hop, BATCHES_IN_FLIGHT)
+
+    # -- source ---------------------------------------------------------------------------
+    async def relay(self, route: Route, count: int, key_bits: int, timeout_s: float,
+                    master_sae: str = "", slave_sae: str = "") -> list[NewKey]:
+        """Draw ``count`` keys here and relay them along ``route``; they are kept once delivered.
+
+        With SAEs named (an ETSI request) the keys go to the master SAE, so this node records
+        them as delivered and keeps no copy; otherwise it keeps them for comparison. With k > 1
+        paths each key travels as k XOR shares, so no intermediate node sees more than one
+        share; a share's link key is accounted on its own path either way.
+        """
+        route.check(self.name)
+        if key_bits <= 0 or key_bits % 8:
+            raise InvalidRequest("key size must be a positive multiple of 8 bits")
+        if count <= 0:
+            raise InvalidRequest("count must be positive")
+        keys = await self._batches.send(Batch(route, key_bits, master_sae, slave_sae), [timeout_s] * count)
+        return keys or []
+
+    async def order(self, route: Route, count: int, key_bits: int, timeout_s: float) -> RelayResult:
+        """A relay ordered by the orchestrator: its result, the keys stay here."""
+        started = time.perf_counter()
+        try:
+            keys = await self.relay(route, count, key_bits, timeout_s)
+        except NodeError as exc:
+            return RelayResult.failed(self.name, route.destination, route.paths, exc)
+        return RelayResult(self.name, route.destination, route.paths, tuple(k.key_id for k in keys),
+                           time.perf_counter() - started, count * key_bits * route.hops)
+
+    async def _relay_batch(self, batch: Batch, timeouts_s: list[float]) -> list[NewKey]:
+        """Relay the keys of several requests at once (one timeout per key; the shortest rules).
+
+        If any part fails, every request of the batch fails.
+        """
+        total = len(timeouts_s)
+        if not batch.master_sae and self._keys.room < total:  # refused before any pad is spent
+            raise RelayError(f"{self.name}: key store full ({self._keys.max_keys} keys)")
+        destination = batch.route.destination
+        keys = [NewKey(str(uuid.uuid4()), destination, secrets.token_bytes(batch.key_bits // 8), batch.master_sae,
+                       batch.slave_sae) for _ in range(total)]
+        key_ids = [k.key_id for k in keys]
+        paths = [list(p) for p in batch.route.paths]
+        launch = _Launch(lambda: self.outbox.open(key_ids, paths))
+        try:
+            await self._send_and_commit(batch, keys, min(timeouts_s), launch)
+        except BaseException:  # failed, timed out or cancelled: the destination may hold them
+            if launch.started:  # else nothing left this node (no link key, say): nothing to abort
+                self.outbox.abandon(key_ids, paths)
+            raise
+        return keys
+
+    async def _send_and_commit(self, batch: Batch, keys: list[NewKey], timeout_s: float, launch: _Launch) -> None:
+        """Send every share; once all arrived, commit the keys here (which settles the outbox)."""
+        paths = batch.route.paths
+        if len(paths) == 1:
+            await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s, launch)
+        else:
+            shares = [split_key(k.material, len(paths)) for k in keys]
+            results = await asyncio.gather(*(
+                self._send_share(path, keys, [s[i] for s in shares], i + 1, len(paths), timeout_s, launch)
+                for i, path in enumerate(paths)), return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                hops = [f.failed_hop for f in failed if isinstance(f, RelayError) and f.failed_hop]
+                raise RelayError("; ".join(str(f) for f in failed), hops[-1] if hops else None)
+        try:
+            if batch.master_sae:
+                await self._keys.add_delivered(keys)
+            else:
+                await self._keys.add(keys, "source")
+        except StoreError as exc:  # the caller's abandon withdraws them at the destination
+            raise RelayError(f"{self.name}: key store refused the relayed keys: {exc}") from None
+
+    async def _send_share(self, path: Path, keys: list[NewKey], payloads: list[bytes], share_index: int,
+                          share_count: int, timeout_s: float, launch: _Launch) -> None:
+        """Pad each payload with fresh link key to path[1] and send; on failure the pads are discarded."""
+        pool = self._links.pool_in_service(path[1])
+        try:  # all pads or none
+            link_keys, pads = await pool.allocate_many_waiting([8 * len(p) for p in payloads], timeout_s)
+        except KeyPoolError as exc:
+            raise RelayError(f"{self.name}->{path[1]}: {exc}", (self.name, path[1])) from None
+        try:
+            await launch()
+        except Exception as exc:
+            pool.discard(pads.size, "relay not recorded at its source")
+            raise RelayError(f"{self.name}: key store refused the relay: {_describe(exc)}") from None
+        items = [RelayItem(key.key_id, ciphertext, link_key, key.master_sae, key.slave_sae, share_index, share_count)
+                 for key, ciphertext, link_key in zip(keys, pad_each(payloads, pads), link_keys, strict=True)]
+        try:
+            await self._keeper.lease(path[1], link_keys)  # durable before they leave
+            async with asyncio.timeout(timeout_s):
+                await self._first_hops.send(path, items)
+        except Exception as exc:
+            pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay failed downstream")
+            raise RelayError(f"relay via {path[1]} failed: {_describe(exc)}", _failed_hop(exc)) from None
+
+    async def _send_first_hop(self, path: Path, items: list[RelayItem]) -> None:
+        await self._links.neighbour(path[1]).forward(path, 1, items)
+
+    # -- intermediate and destination -----------------------------------------------------
+    async def forward(self, path: Path, hop: int, items: list[RelayItem]) -> None:
+        """One hop: take the pads shared with the previous node, then store the keys here (the
+        destination) or pad them afresh for the next hop and forward them."""
+        if not 1 <= hop < len(path) or path[hop] != self.name:
+            raise InvalidRequest(f"node {self.name} is not hop {hop} of {list(path)}")
+        if len(set(path)) != len(path):
+            raise InvalidRequest("relay path visits a node twice")
+        previous = self._links.pool_in_service(path[hop - 1])
+        try:
+            pads = previous.take_many([item.link_key for item in items])
+        except KeyPoolError as exc:
+            previous.discard(exc.taken_bits, "relay rejected: bad link key")
+            raise BadLinkKey(f"{self.name}: {exc}") from None
+        taken_bits = pads.size
+        if any(8 * len(i.ciphertext) != i.link_key.length for i in items):
+            previous.discard(taken_bits, "relay rejected: bad link key")
+            raise BadLinkKey(f"{self.name}: a ciphertext's length differs from its link key's")
+        materials = pad_each([i.ciphertext for i in items], pads)
+        self.relays_forwarded += len(items)
+        try:
+            if hop == len(path) - 1:
+                await self._arrive(path[0], items, materials, previous, taken_bits)
+            else:
+                await self._pass_on(path, hop, items, materials, previous, taken_bits)
+        finally:
+            materials.clear()
+
+    async def _arrive(self, source: str, items: list[RelayItem], materials: list[bytes], previous: LinkKeyPool,
+                      taken_bits: int) -> None:
+        """Destination: store the keys now whole (a whole key, or the last missing share)."""
+        try:
+            arrived = self._whole_keys(source, items, materials)
+            if arrived:
+                await self._keys.add(arrived, "destination", self._destination_ttl_s())
+        except (ValueError, StoreError) as exc:
+            previous.discard(taken_bits, f"relay rejected: {exc}")
+            if isinstance(exc, StoreError):
+                raise
+            raise InvalidRequest(f"{self.name}: {exc}") from None
+
+    async def _pass_on(self, path: Path, hop: int, items: list[RelayItem], materials: list[bytes],
+                       previous: LinkKeyPool, taken_bits: int) -> None:
+        for item in items:
+            self.exposure.record(item.key_id, item.share_index, item.share_count)
+        following_peer = path[hop + 1]
+        try:
+            following = self._links.pool_in_service(following_peer)
+        except RelayError:
+            previous.discard(taken_bits, "relay failed: next link out of service")
+            raise
+        sent_bits = 0
+        try:
+            link_keys, pads = await following.allocate_many_waiting([8 * len(m) for m in materials],
+                                                                    self._hop_key_wait_s)
+            sent_bits = pads.size
+            onward = [RelayItem(item.key_id, ciphertext, link_key, item.master_sae, item.slave_sae,
+                                item.share_index, item.share_count)
+                      for item, ciphertext, link_key in zip(items, pad_each(materials, pads), link_keys, strict=True)]
+            await self._keeper.lease(following_peer, link_keys)
+            await self._links.neighbour(following_peer).forward(path, hop + 1, onward)
+        except Exception as exc:
+            previous.discard(taken_bits, "relay failed downstream")
+            following.discard(sent_bits, "relay failed downstream")
+            hop_at_fault = _failed_hop(exc) or (self.name, following_peer)
+            raise RelayError(f"{self.name}->{following_peer}: {_describe(exc)}", hop_at_fault) from None
+
+    def _whole_keys(self, source: str, items: list[RelayItem], materials: list[bytes]) -> list[NewKey]:
+        whole = []
+        for item, material in zip(items, materials, strict=True):
+            if item.share_count:
+                complete = self.assembler.add(item.key_id, item.share_index, item.share_count, material, source,
+                                              item.master_sae, item.slave_sae)
+                if complete is None:
+                    continue
+                material = complete
+            whole.append(NewKey(item.key_id, source, material, item.master_sae, item.slave_sae))
+        return whole
+
+    # -- presumed abort -------------------------------------------------------------------
+    async def abort(self, path: Path, hop: int, key_ids: list[str]) -> None:
+        """Carry a source's abort one hop; at the destination, withdraw the keys.
+
+        No link key is involved, so an abort also crosses links taken out of service.
+        """
+        if not 1 <= hop < len(path) or path[hop] != self.name:
+            raise InvalidRequest(f"node {self.name} is not hop {hop} of {list(path)}")
+        if hop < len(path) - 1:
+            await self._links.neighbour(path[hop + 1]).abort(path, hop + 1, key_ids)
+            return
+        self.assembler.drop(key_ids)
+        await self._keys.withdraw_arrivals(key_ids, path[0], ABORT_REASON)
+
+    async def _send_abort(self, path: list[str], key_ids: list[str]) -> None:
+        async with asyncio.timeout(ABORT_TIMEOUT_S):
+            await self._links.neighbour(path[1]).abort(tuple(path), 1, key_ids)
+
+    async def close(self) -> None:
+        await self.outbox.close()
+
+
+class _Launch:
+    """A batch's keys enter the outbox once, when its first share has its pads and may leave."""
+
+    def __init__(self, record: Callable[[], Awaitable[None]]) -> None:
+        self._record = record
+        self._task: asyncio.Future | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    async def __call__(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._record())
+        await asyncio.shield(self._task)
+
+
+def _failed_hop(exc: BaseException) -> tuple[str, str] | None:
+    return exc.failed_hop if isinstance(exc, RelayError) else None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["BATCHES_IN_FLIGHT", "Batch", "RelayEngine", "RelayLinks", "RelayPeer"]

@@ -1,0 +1,64 @@
+"""The two halves of a block as message-driven state machines: a whole block in lockstep, and
+every way a block ends early ends it on both sides with a reason and nothing kept."""
+
+import numpy as np
+
+from node.qkd.channel import transmit
+from node.qkd.link import make_endpoints, pulses_for_detections
+from node.qkd.messages import Finish
+from node.qkd.sessions import AliceSession, BobSession
+
+
+def _sessions(small_link, small_block, seed=5):
+    alice_ep, bob_ep, nature = make_endpoints(small_link, small_block, seed)
+    n_pulses = pulses_for_detections(small_link, small_block.block_detections)
+    alice_rec, bob_rec, _ = transmit(small_link, n_pulses, nature)
+    return AliceSession(alice_ep, 1, alice_rec), BobSession(bob_ep, 1, bob_rec), bob_ep
+
+
+def _run(alice, bob):
+    """Exchange envelopes until both sides stop answering; returns the number of round trips."""
+    to_alice, rounds = bob.begin(), 0
+    while to_alice:
+        to_bob = [e for envelope in to_alice for e in alice.handle(envelope)]
+        to_alice = [e for envelope in to_bob for e in bob.handle(envelope)]
+        rounds += 1
+    return rounds
+
+
+def test_a_block_ends_accepted_with_the_same_key_on_both_sides(small_link, small_block):
+    alice, bob, _ = _sessions(small_link, small_block)
+    rounds = _run(alice, bob)
+    assert alice.done and bob.done and rounds > 3
+    assert alice.result.accepted and bob.result.accepted
+    assert np.array_equal(alice.result.key, bob.result.key) and alice.result.key.size > 0
+    assert alice.result.leak_ec_bits == bob.result.leak_ec_bits > 0
+
+
+def test_an_unexpected_message_aborts_both_sides(small_link, small_block):
+    alice, bob, bob_ep = _sessions(small_link, small_block)
+    envelope = bob_ep.seal(Finish(frame_id=1, accepted=True))  # Bob's first message: authentic, out of order
+    answer = alice.handle(envelope)
+    assert alice.done and not alice.result.accepted
+    assert "unexpected Finish, waiting for Detections" in alice.result.abort_reason
+    assert alice.result.key.size == 0
+    bob.handle(answer[0])  # Alice's authenticated Abort ends Bob's block too
+    assert bob.done and bob.result.abort_reason.startswith("peer aborted")
+
+
+def test_a_forged_message_fails_authentication(small_link, small_block):
+    alice, bob, _ = _sessions(small_link, small_block)
+    (detections,) = bob.begin()
+    forged = detections[:-1] + bytes([detections[-1] ^ 1])  # one bit of the tag flipped
+    alice.handle(forged)
+    assert alice.done and not alice.result.accepted and "AuthenticationError" in alice.result.abort_reason
+
+
+def test_abandon_ends_an_unanswered_block_and_later_envelopes_are_ignored(small_link, small_block):
+    alice, bob, _ = _sessions(small_link, small_block)
+    first = bob.begin()
+    alice.abandon("peer stopped answering")
+    assert alice.done and alice.result.abort_reason == "peer stopped answering"
+    assert alice.handle(first[0]) == []
+    alice.abandon("again")  # the first reason stands
+    assert alice.result.abort_reason == "peer stopped answering"

@@ -1,0 +1,77 @@
+"""One link end's BB84 engine: blocks accepted at both ends fill both pools alike; a full pool
+pauses generation; an unreachable peer is reported, not fatal."""
+
+import numpy as np
+
+from node.errors import Unavailable
+from node.keystore.link_pool import LinkKeyPool
+from node.link_runtime import LinkRuntime
+from tests.helpers import eventually
+from tests.node.inprocess import link_pair
+
+
+class Receiver:
+    """The transmitter's peer: the receiver's runtime, called directly."""
+
+    def __init__(self, runtime: LinkRuntime) -> None:
+        self.runtime = runtime
+
+    async def deliver_frame(self, frame):
+        return await self.runtime.on_frame(frame), False
+
+    async def exchange(self, link_id, frame_id, envelopes):
+        return await self.runtime.on_exchange(frame_id, envelopes)
+
+
+class Unreachable:
+    async def deliver_frame(self, frame):
+        raise Unavailable("peer down")
+
+
+def _pair(capacity_bits=10**7):
+    tx_settings, rx_settings = link_pair("A", "B", capacity_bits)
+    tx = LinkRuntime(tx_settings, LinkKeyPool("a", capacity_bits), 0.0)
+    rx = LinkRuntime(rx_settings, LinkKeyPool("b", capacity_bits), 0.0)
+    return tx, rx
+
+
+async def test_accepted_blocks_fill_both_pools_with_the_same_key():
+    tx, rx = _pair()
+    tx.start(Receiver(rx))
+    try:
+        await eventually(lambda: tx.blocks_accepted >= 2 and rx.blocks_accepted == tx.blocks_accepted, 120,
+                         "two blocks at both ends")
+    finally:
+        await tx.stop()
+    assert tx.pool.generated_bits == rx.pool.generated_bits > 0
+    link_key, bits = tx.pool.allocate(512)
+    assert np.array_equal(rx.pool.take_by_id(link_key), bits)
+    status = tx.status()
+    assert (status.peer, status.role, status.state) == ("B", "transmitter", "down")
+    assert status.generated_bits == tx.pool.generated_bits and status.balanced and 0 < status.qber < 0.11
+    assert status.sifted_bits_per_s > status.secret_bits_per_s > 0
+    assert tx.status(in_service=False).state == "cut"
+
+
+async def test_a_full_pool_pauses_generation():
+    tx, rx = _pair(capacity_bits=1000)  # one block fills it
+    tx.start(Receiver(rx))
+    try:
+        await eventually(lambda: tx.state == "full", 120, "the transmitter pausing")
+        assert tx.pool.full and rx.status().state == "full"  # the receiver reports the pause too
+        # Paused until the pool drops below its low watermark: taking key wakes it.
+        accepted = tx.blocks_accepted
+        tx.pool.discard_all("test: drained")
+        await eventually(lambda: tx.blocks_accepted > accepted, 120, "generation resumed")
+    finally:
+        await tx.stop()
+
+
+async def test_an_unreachable_peer_is_reported_and_retried():
+    tx, _ = _pair()
+    tx.start(Unreachable())
+    try:
+        await eventually(lambda: tx.last_abort_reason == "peer unreachable: Unavailable", 30, "the failure seen")
+        assert tx.status().state == "down" and tx.blocks_accepted == 0
+    finally:
+        await tx.stop()

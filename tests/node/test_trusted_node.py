@@ -1,0 +1,96 @@
+"""A trusted node: configuration, link ends, status, cuts and resets, through its constructor seams
+(its store and a peer factory), with its neighbours in the same process."""
+
+import dataclasses
+
+import pytest
+
+from node.errors import Conflict, InvalidRequest, NotFound, RelayError
+from node.relay.result import Route
+from node.routing import RoutingState
+from node.settings import NodeSettings
+from tests.helpers import eventually
+from tests.node.inprocess import close_all, configure_line, link_pair, nodes_in
+
+
+@pytest.fixture
+async def keyed(tmp_path):
+    """Nodes A and B configured, with link key at both ends."""
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        await eventually(lambda: _key_on_both_ends(nodes, "A", "B", 256), 120, "link key at both ends")
+        yield nodes
+    finally:
+        await close_all(nodes)
+
+
+async def _key_on_both_ends(nodes, u, v, bits=4096):
+    ends = (nodes[u].links.by_peer(v).pool, nodes[v].links.by_peer(u).pool)
+    return ends[0].sendable_bits >= bits and ends[1].sendable_bits >= bits and (
+        ends[0].generated_bits == ends[1].generated_bits)
+
+
+async def test_two_nodes_grow_the_same_key_report_it_and_relay_over_it(tmp_path):
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        await eventually(lambda: _key_on_both_ends(nodes, "A", "B"), 120, "link key at both ends")
+        keys = await nodes["A"].relay.relay(Route.of([["A", "B"]]), 2, 256, 5.0)
+        at_a = {r.key_id: r.digest for r in await nodes["A"].list_keys()}
+        at_b = {r.key_id: r.digest for r in await nodes["B"].list_keys("A")}
+        assert at_a == at_b and set(at_a) == {k.key_id for k in keys}
+
+        status = await nodes["A"].status("https://kme")
+        (link,) = status.links
+        assert (status.name, status.kme_url, link.peer, link.role) == ("A", "https://kme", "B", "transmitter")
+        assert link.blocks_accepted >= 1 and link.consumed_bits == 512 and link.balanced
+        assert link.secret_bits_per_s > 0 and link.emulated_seconds > 0
+        assert (await nodes["B"].status()).links[0].role == "receiver"
+    finally:
+        await close_all(nodes)
+
+
+async def test_a_cut_link_refuses_relays_and_frames_and_says_so(keyed):
+    nodes = keyed
+    await nodes["A"].set_link_down("B")
+    with pytest.raises(RelayError, match="out of service") as error:
+        await nodes["A"].relay.relay(Route.of([["A", "B"]]), 1, 256, 1.0)
+    assert error.value.failed_hop == ("A", "B")
+    assert (await nodes["A"].status()).links[0].state == "cut"
+    with pytest.raises(NotFound, match="out of service"):
+        await nodes["A"].on_exchange("A~B", 1, [])
+    assert not nodes["A"].routing.live.links[frozenset(("A", "B"))].up  # its own routing knows at once
+    with pytest.raises(NotFound):
+        await nodes["A"].set_link_down("Z")
+
+
+async def test_configuration_is_checked_and_given_once(tmp_path):
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        with pytest.raises(InvalidRequest, match="sent to node"):
+            await nodes["A"].configure(NodeSettings(name="B", links=(), time_scale=0.0))
+        await configure_line(nodes)
+        assert nodes["A"].configured
+        with pytest.raises(Conflict, match="already configured"):
+            await nodes["A"].configure(NodeSettings(name="A", links=(), time_scale=0.0))
+        tx, _ = link_pair("A", "B")
+        with pytest.raises(NotFound):
+            await nodes["A"].reset_link(dataclasses.replace(tx, link_id="A~Z"))
+        with pytest.raises(InvalidRequest, match="unknown routing strategy"):
+            nodes["A"].set_routing(RoutingState(strategy="dijkstra"))
+    finally:
+        await close_all(nodes)
+
+
+async def test_a_reset_link_runs_afresh_on_the_same_pool(keyed):
+    """The peer restarted with a new bootstrap secret: both ends run the link anew, keeping the pool."""
+    nodes = keyed
+    pool = nodes["A"].links.by_peer("B").pool
+    generated = pool.generated_bits
+    tx, rx = link_pair("A", "B", seed=2)  # a new secret for both ends
+    await nodes["B"].reset_link(rx)
+    await nodes["A"].reset_link(tx)
+    assert nodes["A"].links.by_peer("B").pool is pool
+    await eventually(lambda: pool.generated_bits > generated, 120, "a block under the new secret")
+    await eventually(lambda: _key_on_both_ends(nodes, "A", "B", 256), 120, "both ends in step")
