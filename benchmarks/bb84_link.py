@@ -12,6 +12,8 @@ import json
 import resource
 import time
 
+from machine import describe
+
 from node.qkd.analytic import binary_entropy
 from node.qkd.link import InMemoryLink
 from node.qkd.params import STANDARD, ProcessingParams
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--detections", type=int, default=ProcessingParams().block_detections)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    machine = describe()
 
     link = InMemoryLink(STANDARD, ProcessingParams(block_detections=args.detections), seed=args.seed,
                         clock=time.perf_counter)
@@ -40,7 +43,7 @@ def main() -> None:
         a = pair.alice
         pulses += pair.n_pulses
         sifted += a.sifted_key_bits
-        if a.accepted:
+        if a.accepted and a.qber_z is not None:
             secret += a.amplified_bits
             net += a.net_key_bits
             leak += a.leak_ec_bits
@@ -65,6 +68,7 @@ def main() -> None:
         "qber": round(errors / sifted, 5) if sifted else None,
         "cascade_efficiency": round(leak / weighted_h, 4) if weighted_h else None,
         "peak_rss_mb_after_first_block": round(rss_first, 1), "peak_rss_mb": round(_rss_mb(), 1),
+        "machine": machine,
     }))
 
 

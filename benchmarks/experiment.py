@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+from machine import describe
+
 from orchestrator.experiment.config import load_config
 from orchestrator.experiment.report import write_results
 from orchestrator.experiment.runner import run_experiment
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("config", nargs="?", type=pathlib.Path, default=DEFAULT)
     parser.add_argument("--out", type=pathlib.Path, help="keep the results here (default: a temporary directory)")
     args = parser.parse_args()
+    machine = describe()
     config = load_config(args.config)
     before = os.times()
     started = time.perf_counter()
@@ -49,12 +52,12 @@ def main() -> None:
         "wall_breakdown_s": {k: round(sum(s["wall_s"][k] for s in summary["strategies"].values()), 1)
                              for k in ("boot", "warmup", "demand", "drain", "collect", "stop")},
         "cpu_s": {"orchestrator": round(orchestrator_cpu, 1), "node_processes": round(nodes_cpu, 1),
-                  "available": round(wall * os.cpu_count(), 1)},
+                  "available": round(wall * (os.cpu_count() or 1), 1)},
         "min_link_clock_ratio": min(s["min_link_clock_ratio"] for s in summary["strategies"].values()),
         "strategies": {k: {m: v[m] for m in ("blocking_probability", "delivered_bits_per_s", "latency_ms_p50",
                                              "latency_ms_p99")} for k, v in summary["strategies"].items()},
     }
-    print(json.dumps(line))
+    print(json.dumps({**line, "machine": machine}))
 
 
 if __name__ == "__main__":

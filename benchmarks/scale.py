@@ -11,6 +11,8 @@ import asyncio
 import json
 import time
 
+from machine import describe
+
 from orchestrator.network import Network
 from orchestrator.topology import load
 
@@ -45,11 +47,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,50,100")
     args = parser.parse_args()
+    machine = describe()
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
         results.append(await measure(n))
         print(results[-1], flush=True)
-    print(json.dumps({"scale": results}))
+    print(json.dumps({"scale": results, "machine": machine}))
 
 
 if __name__ == "__main__":
