@@ -36,7 +36,7 @@ class TrustedNode:
         self.links = LinkSet(name)
         self.keeper = PoolKeeper(store.links)
         self.relay = RelayEngine(name, self.links, self.keeper, store, destination_ttl_s=self._key_ttl_s)
-        self.routing = RoutePlanner.for_state(RoutingState(), need_key=False)
+        self.routing = RoutePlanner.for_state(RoutingState())
         self._peer_factory = peer_factory
 
     # -- configuration --------------------------------------------------------------------
@@ -70,7 +70,7 @@ class TrustedNode:
     def set_routing(self, state: RoutingState) -> None:
         """The orchestrator's latest view of the network, for routing application key requests."""
         make_strategy(state.strategy, **state.strategy_options)  # refuse a bad one before replacing
-        self.routing = RoutePlanner.for_state(state, need_key=False)
+        self.routing = RoutePlanner.for_state(state)
         for end in self.links:
             if end.cut:  # what this node knows first-hand overrides a view that may be older
                 self.routing.live.mark_down(self.name, end.settings.peer)

@@ -79,6 +79,7 @@ class LiveState:
         self.qber_threshold = qber_threshold
         self.alive: set[str] = set(alive)
         self.links: dict[frozenset, LinkState] = {frozenset((l.u, l.v)): l for l in links}
+        self.version = 0  # grows with every change, so a planner knows when its routes are stale
 
     @classmethod
     def of(cls, topology: TopologyView) -> LiveState:
@@ -99,6 +100,7 @@ class LiveState:
 
     def update(self, status: Mapping[str, NodeStatus | None]) -> None:
         """status: node name -> its status, or None for a node that is down."""
+        self.version += 1
         self.alive = {name for name, s in status.items() if s is not None}
         ends: dict[frozenset, list] = {key: [] for key in self.links}
         for name, node in status.items():
@@ -122,6 +124,7 @@ class LiveState:
             state.aborted = transmitter.blocks_aborted > 0 and transmitter.qber > self.qber_threshold
 
     def reserve(self, paths: list[list[str]], bits: int) -> None:
+        self.version += 1
         for path in paths:
             for u, v in zip(path, path[1:], strict=False):
                 link = self.links.get(frozenset((u, v)))
@@ -133,6 +136,7 @@ class LiveState:
         link = self.links.get(frozenset((u, v)))
         if link is not None:
             link.up = False
+            self.version += 1
 
     def usable_graph(self, request: RouteRequest, need_key: bool = True) -> nx.DiGraph:
         """Live nodes, and u->v wherever the link is up, not aborted and u can send the request's key

@@ -24,21 +24,35 @@ Refresh = Callable[[], Awaitable[None]]
 
 
 class RoutePlanner:
-    def __init__(self, strategy: Strategy, live: LiveState, retries: int = 1, need_key: bool = True) -> None:
-        """need_key False: route over links short of key too, and let the relay wait for key."""
+    def __init__(self, strategy: Strategy, live: LiveState, retries: int = 1, need_key: bool = True,
+                 reserve: bool = True) -> None:
+        """need_key False: route over links short of key too, and let the relay wait for key.
+        reserve False: do not hold back key between updates of the live state (a node's KME, whose
+        view is republished every few seconds, then plans each destination once per view)."""
         self.strategy = strategy
         self.live = live
         self.retries = retries
         self.need_key = need_key
+        self.reserve = reserve
+        self._plans: dict[RouteRequest, list[list[str]]] = {}
+        self._plans_version = -1
 
     @classmethod
-    def for_state(cls, state: RoutingState, retries: int = 1, need_key: bool = True) -> RoutePlanner:
+    def for_state(cls, state: RoutingState, retries: int = 1, need_key: bool = False,
+                  reserve: bool = False) -> RoutePlanner:
         """The planner a node builds from the routing state the orchestrator published."""
         return cls(make_strategy(state.strategy, **state.strategy_options), LiveState.from_routing_state(state),
-                   retries, need_key)
+                   retries, need_key, reserve)
 
     def plan(self, request: RouteRequest) -> list[list[str]]:
-        return self.strategy.routes(self.live.usable_graph(request, self.need_key), request)
+        """The strategy's routes on the live graph; the same request on the same view is planned once."""
+        if self._plans_version != self.live.version:
+            self._plans.clear()
+            self._plans_version = self.live.version
+        paths = self._plans.get(request)
+        if paths is None:
+            paths = self._plans[request] = self.strategy.routes(self.live.usable_graph(request, self.need_key), request)
+        return [list(p) for p in paths]
 
     async def relay(self, request: RouteRequest, send: Send, refresh: Refresh | None = None) -> RelayResult:
         """Plan, send, and after a failure refresh, avoid the failed hop and try again."""
@@ -54,7 +68,8 @@ class RoutePlanner:
                                    latency_s=time.perf_counter() - started, link_bits_consumed=consumed,
                                    attempts=attempt - 1, outcome="blocked" if attempt == 1 else "failed",
                                    failure=failure or RelayFailure.of(exc))
-            self.live.reserve(paths, request.bits_needed)
+            if self.reserve:
+                self.live.reserve(paths, request.bits_needed)
             result = await send(paths)
             consumed += result.link_bits_consumed
             if result.ok:
