@@ -126,7 +126,8 @@ class LinkRuntime:
         self._frame += 1
         frame_id = self._frame
         n_pulses = pulses_for_detections(s.params, s.processing.block_detections)
-        alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, s.params, n_pulses, self._nature)
+        alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, s.params, n_pulses, self._nature, None,
+                                                        self.endpoint.secret_bits)
         session = AliceSession(self.endpoint, frame_id, alice_rec)
         gaps = np.diff(bob_rec.slots, prepend=0).astype("<u4").tobytes()
         frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps, pack(bob_rec.basis),

@@ -11,6 +11,10 @@ the work is O(detections), not O(N).
 Alice's choices on pulses that produced no click are never observable by Bob and never enter
 any later computation, so they are drawn lazily only if a (malicious) report names such a slot.
 The two returned records are the only view each party has; ``ChannelTruth`` is for tests.
+Alice's bit values are secrets: they come from ``secret_bits`` (the OS CSPRNG unless a test says
+otherwise), never from the seeded generator, which draws only what is public or physical. The
+error process does not depend on the bit values, so a seed reproduces every statistic of a
+frame (clicks, bases, errors) while its key bits stay unpredictable.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .attacks import (
     click_probability,
     poisson_table,
 )
+from .bits import SecretBits, os_secret_bits
 from .params import LinkParams
 
 Z_BASIS, X_BASIS = 0, 1
@@ -42,12 +47,12 @@ class AliceRecord:
     basis: np.ndarray  # uint8, Z_BASIS or X_BASIS
     bit: np.ndarray  # uint8
 
-    def lookup(self, slots: np.ndarray, rng: np.random.Generator, params: LinkParams
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def lookup(self, slots: np.ndarray, rng: np.random.Generator, params: LinkParams,
+               secret_bits: SecretBits = os_secret_bits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Alice's (intensity, basis, bit) for the reported slots.
 
-        Slots without a recorded click get fresh choices drawn from the prior; an honest Bob
-        never reports one.
+        Slots without a recorded click get fresh choices drawn from the prior (bits from
+        ``secret_bits``); an honest Bob never reports one.
         """
         idx = np.searchsorted(self.slots, slots)
         idx_c = np.minimum(idx, max(self.slots.size - 1, 0))
@@ -62,7 +67,7 @@ class AliceRecord:
         if m:
             intensity[unknown] = rng.choice(3, size=m, p=params.intensity_probabilities)
             basis[unknown] = (rng.random(m) >= params.p_z_alice).astype(np.uint8)
-            bit[unknown] = rng.integers(0, 2, m, dtype=np.uint8)
+            bit[unknown] = secret_bits(m)
         return intensity, basis, bit
 
 
@@ -130,9 +135,12 @@ def _sample_categorical(cdf_rows: np.ndarray, row: np.ndarray, rng: np.random.Ge
     return np.clip(flat - row * n_cols, 0, n_cols - 1)
 
 
-def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator,
-             attack: Attack | None = None) -> tuple[AliceRecord, BobRecord, ChannelTruth]:
-    """Emit n_pulses, send them through fibre (and Eve), detect at Bob."""
+def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator, attack: Attack | None = None,
+             secret_bits: SecretBits = os_secret_bits) -> tuple[AliceRecord, BobRecord, ChannelTruth]:
+    """Emit n_pulses, send them through fibre (and Eve), detect at Bob.
+
+    ``rng`` draws the physics and the public choices; ``secret_bits`` Alice's bit values.
+    """
     branches = channel_branches(params, attack)
     # Click probability per branch and emitted photon number, and the yield per photon number.
     branch_click = click_probability(params, branches.photons, branches.transmittance[:, None])
@@ -155,7 +163,7 @@ def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator,
     eve_holds_copy = branches.eve_holds_copy[branch, photon_number]
 
     alice_basis = (rng.random(count) >= params.p_z_alice).astype(np.uint8)
-    alice_bit = rng.integers(0, 2, count, dtype=np.uint8)
+    alice_bit = secret_bits(count)
     bob_basis = (rng.random(count) >= params.p_z_bob).astype(np.uint8)
 
     state_basis, state_bit = alice_basis, alice_bit
@@ -208,5 +216,8 @@ def _detect(params: LinkParams, branches, branch: np.ndarray, photon_number: np.
     double_click = ~(is_right | is_wrong)
     bit = np.where(is_wrong, 1 - state_bit, state_bit).astype(np.uint8)
     if double_click.any():
-        bit[double_click] = rng.integers(0, 2, int(double_click.sum()), dtype=np.uint8)
+        # Squashed to a uniformly random bit, drawn as a flip of the state's bit: the same
+        # distribution, and the error pattern stays a function of the seed alone.
+        flips = rng.integers(0, 2, int(double_click.sum()), dtype=np.uint8)
+        bit[double_click] = state_bit[double_click] ^ flips
     return bit, double_click

@@ -18,6 +18,7 @@ import numpy as np
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 from .authentication import TAG_BYTES, AuthKeyPool, MessageAuthenticator
+from .bits import SecretBits, os_secret_bits
 from .errors import AuthenticationError, ProtocolError
 from .estimation import DecoyEstimate
 from .messages import MESSAGE_TYPES, TRANSCRIPT_TYPES, Message, decode, encode
@@ -57,7 +58,10 @@ class LinkEndpoint:
     """Long-lived state of one side of a link: parameters, authentication pool, counters."""
 
     def __init__(self, role: str, params: LinkParams, processing: ProcessingParams,
-                 preshared_secret: bytes, rng: np.random.Generator) -> None:
+                 preshared_secret: bytes, rng: np.random.Generator,
+                 secret_bits: SecretBits = os_secret_bits) -> None:
+        """``rng``: seeded, for public choices (hash keys and seeds, Cascade permutations);
+        ``secret_bits``: the device's secret randomness (the OS CSPRNG)."""
         if role not in ("alice", "bob"):
             raise ValueError("role must be 'alice' or 'bob'")
         if len(preshared_secret) < 1024:
@@ -66,6 +70,7 @@ class LinkEndpoint:
         self.params = params
         self.processing = processing
         self.rng = rng
+        self.secret_bits = secret_bits
         self.auth_pool = AuthKeyPool(preshared_secret)
         self.authenticator = MessageAuthenticator(self.auth_pool)
         self._transcript: Poly1305 | None = None

@@ -67,7 +67,8 @@ class InMemoryLink:
         n_pulses = n_pulses or pulses_for_detections(self.params, self.processing.block_detections)
         self._frame += 1
         t0 = self._now()
-        alice_record, bob_record, _ = transmit(self.params, n_pulses, self._nature, self.attack)
+        alice_record, bob_record, _ = transmit(self.params, n_pulses, self._nature, self.attack,
+                                               secret_bits=self.alice.secret_bits)
         self._charge("channel", t0)
         alice = AliceSession(self.alice, self._frame, alice_record)
         bob = BobSession(self.bob, self._frame, bob_record)

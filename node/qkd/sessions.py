@@ -150,7 +150,7 @@ class AliceSession(_Session):
         if slots.size and (slots[-1] >= m.n_pulses or np.any(m.slot_gaps[1:] == 0)):
             raise ProtocolError("detection report names slots outside the frame")
         bob_basis = unpack(m.bases, slots.size)
-        intensity, basis, bit = self._record.lookup(slots, ep.rng, ep.params)
+        intensity, basis, bit = self._record.lookup(slots, ep.rng, ep.params, ep.secret_bits)
         masks = sift(basis, bob_basis)
         self._intensity, self._masks, self._bits = intensity, masks, bit
         self._key = bit[masks.key]

@@ -75,3 +75,25 @@ async def test_an_unreachable_peer_is_reported_and_retried():
         assert tx.status().state == "down" and tx.blocks_accepted == 0
     finally:
         await tx.stop()
+
+
+async def test_what_the_orchestrator_gives_a_link_does_not_determine_its_key():
+    """The same link settings twice (seed and bootstrap secret included): the first block has the
+    same statistics both times and a different key (issue 14: secrets come from the OS)."""
+    tx_settings, rx_settings = link_pair("A", "B", capacity_bits=1)
+    runs = []
+    for _ in range(2):
+        tx = LinkRuntime(tx_settings, LinkKeyPool("a", 1), 0.0)
+        rx = LinkRuntime(rx_settings, LinkKeyPool("b", 1), 0.0)
+        tx.start(Receiver(rx))
+        try:
+            await eventually(lambda tx=tx: tx.state == "full", 120, "one block")  # a 1-bit pool: one block only
+        finally:
+            await tx.stop()
+        runs.append((tx, rx))
+    (tx1, rx1), (tx2, rx2) = runs
+    assert tx1.blocks_accepted == tx2.blocks_accepted == 1
+    assert (tx1.sifted_bits, tx1.last_qber, tx1.pool.generated_bits) == (tx2.sifted_bits, tx2.last_qber,
+                                                                         tx2.pool.generated_bits)
+    first, second = (tx.pool.allocate(256)[1] for tx in (tx1, tx2))
+    assert not np.array_equal(first, second)

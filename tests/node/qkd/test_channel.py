@@ -64,10 +64,14 @@ def test_basis_choice_and_sifting_fractions():
     assert np.all(np.diff(bob.slots) > 0) and bob.slots[-1] < 5_000_000
 
 
-def test_same_seed_same_frame():
+def test_same_seed_same_physics_but_secret_bits():
+    """A seed reproduces everything public or physical about a frame, and none of Alice's bits."""
     a1, b1, _ = transmit(STANDARD, 1_000_000, np.random.default_rng(9))
     a2, b2, _ = transmit(STANDARD, 1_000_000, np.random.default_rng(9))
-    assert np.array_equal(a1.bit, a2.bit) and np.array_equal(b1.slots, b2.slots)
+    assert np.array_equal(b1.slots, b2.slots) and np.array_equal(a1.basis, a2.basis)
+    assert np.array_equal(a1.intensity, a2.intensity) and np.array_equal(b1.basis, b2.basis)
+    assert np.array_equal(a1.bit ^ b1.bit, a2.bit ^ b2.bit)  # the same errors ...
+    assert not np.array_equal(a1.bit, a2.bit)  # ... on different, unpredictable bits
 
 
 def test_unreported_slot_lookup_draws_fresh_choices():
