@@ -94,6 +94,7 @@ class RelayEngine:
         self._destination_ttl_s = destination_ttl_s
         self.outbox = RelayOutbox(store.outbox, self._send_abort)
         self.relays_forwarded = 0
+        self._share_waiters: dict[str, asyncio.Future[None]] = {}  # destination: shares answered when stored
         self._batches: Coalescer[Batch, float] = Coalescer(self._relay_batch, BATCHES_IN_FLIGHT)
         self._first_hops: Coalescer[Path, RelayItem] = Coalescer(self._send_first_hop, BATCHES_IN_FLIGHT)
 
@@ -154,13 +155,20 @@ class RelayEngine:
             await self._send_share(paths[0], keys, [k.material for k in keys], 0, 0, timeout_s, launch)
         else:
             shares = [split_key(k.material, len(paths)) for k in keys]
-            results = await asyncio.gather(*(
-                self._send_share(path, keys, [s[i] for s in shares], i + 1, len(paths), timeout_s, launch)
-                for i, path in enumerate(paths)), return_exceptions=True)
-            failed = [r for r in results if isinstance(r, BaseException)]
+            sends = [asyncio.ensure_future(self._send_share(path, keys, [s[i] for s in shares], i + 1, len(paths),
+                                                            timeout_s, launch)) for i, path in enumerate(paths)]
+            # The first failed share fails the key: stop waiting for the others (the abort that
+            # follows withdraws whatever of them arrives), rather than hold the relay open.
+            await asyncio.wait(sends, return_when=asyncio.FIRST_EXCEPTION)
+            for send in sends:
+                send.cancel()
+            results = await asyncio.gather(*sends, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, Exception)]
             if failed:
                 hops = [f.failed_hop for f in failed if isinstance(f, RelayError) and f.failed_hop]
                 raise RelayError("; ".join(str(f) for f in failed), hops[-1] if hops else None)
+            if any(isinstance(r, BaseException) for r in results):  # cancelled from outside
+                raise asyncio.CancelledError
         try:
             if batch.master_sae:
                 await self._keys.add_delivered(keys)
@@ -188,6 +196,9 @@ class RelayEngine:
             await self._keeper.lease(path[1], link_keys)  # durable before they leave
             async with asyncio.timeout(timeout_s):
                 await self._first_hops.send(path, items)
+        except asyncio.CancelledError:
+            pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay given up (another share failed)")
+            raise
         except Exception as exc:
             pool.discard(sum(8 * len(i.ciphertext) for i in items), "relay failed downstream")
             raise RelayError(f"relay via {path[1]} failed: {_describe(exc)}", _failed_hop(exc)) from None
@@ -225,16 +236,71 @@ class RelayEngine:
 
     async def _arrive(self, source: str, items: list[RelayItem], materials: list[bytes], previous: LinkKeyPool,
                       taken_bits: int) -> None:
-        """Destination: store the keys now whole (a whole key, or the last missing share)."""
+        """Destination: store the keys now whole (a whole key, or the last missing share).
+
+        A share is answered only once its key is stored (or has failed): so the source, which
+        commits a multipath key when every share's forward has returned, never holds a key the
+        destination does not. Shares still waiting fail after the assembler's lifetime.
+        """
+        arrived: list[NewKey] = []
+        waiting: list[str] = []
         try:
-            arrived = self._whole_keys(source, items, materials)
+            self._whole_keys(source, items, materials, arrived, waiting)
             if arrived:
                 await self._keys.add(arrived, "destination", self._destination_ttl_s())
         except (ValueError, StoreError) as exc:
             previous.discard(taken_bits, f"relay rejected: {exc}")
-            if isinstance(exc, StoreError):
+            failure = exc if isinstance(exc, StoreError) else InvalidRequest(f"{self.name}: {exc}")
+            self._settle_shares([k.key_id for k in arrived] + waiting, failure)
+            for key_id in waiting:  # nobody will wait for these now
+                self._share_waiters.pop(key_id, None)
+            raise failure from None
+        self._settle_shares([k.key_id for k in arrived], None)
+        if waiting:
+            try:
+                # A key already on record and not just completed by its other share was aborted
+                # before this share came (a tombstone): refuse the share now, not after the TTL.
+                known = set(await self._keys.known(waiting))
+                if any(k in known and not self._share_waiters[k].done() for k in waiting):
+                    self.assembler.drop(waiting)
+                    withdrawn = RelayError(f"{self.name}: a share arrived for a key already withdrawn")
+                    self._settle_shares(waiting, withdrawn)
+                    for key_id in waiting:
+                        self._share_waiters.pop(key_id, None)
+                    raise withdrawn
+                await self._await_shares(waiting)
+            except NodeError:  # timed out, aborted, or the key failed to store with its last share
+                previous.discard(taken_bits, "relay failed: the key's other shares did not complete it")
                 raise
-            raise InvalidRequest(f"{self.name}: {exc}") from None
+
+    async def _await_shares(self, key_ids: list[str]) -> None:
+        """Until every key here is stored (its last share arrived) or has failed."""
+        waiters = [self._share_waiters[k] for k in key_ids]
+        try:
+            async with asyncio.timeout(self.assembler.ttl_s):
+                await asyncio.gather(*[asyncio.shield(w) for w in waiters])
+        except TimeoutError:
+            self.assembler.drop(key_ids)
+            failure = RelayError(f"{self.name}: the other shares of {len(key_ids)} key(s) did not arrive within "
+                                 f"{self.assembler.ttl_s:g} s")
+            self._settle_shares(key_ids, failure)
+            raise failure from None
+        finally:
+            for key_id in key_ids:
+                self._share_waiters.pop(key_id, None)
+
+    def _settle_shares(self, key_ids: list[str], failure: NodeError | None) -> None:
+        """Answer the shares waiting for these keys: stored (None) or failed. The waiting side
+        removes its waiters once it has its answer."""
+        for key_id in key_ids:
+            waiter = self._share_waiters.get(key_id)
+            if waiter is None or waiter.done():
+                continue
+            if failure is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(failure)
+                waiter.exception()  # retrieved here: a waiter nobody awaits any more is not an error
 
     async def _pass_on(self, path: Path, hop: int, items: list[RelayItem], materials: list[bytes],
                        previous: LinkKeyPool, taken_bits: int) -> None:
@@ -262,17 +328,21 @@ class RelayEngine:
             hop_at_fault = _failed_hop(exc) or (self.name, following_peer)
             raise RelayError(f"{self.name}->{following_peer}: {_describe(exc)}", hop_at_fault) from None
 
-    def _whole_keys(self, source: str, items: list[RelayItem], materials: list[bytes]) -> list[NewKey]:
-        whole = []
+    def _whole_keys(self, source: str, items: list[RelayItem], materials: list[bytes], whole: list[NewKey],
+                    waiting: list[str]) -> None:
+        """Fill ``whole`` with the keys now whole and ``waiting`` with the IDs of keys that still
+        wait for shares, as it goes (so a bad share part-way leaves both lists true)."""
         for item, material in zip(items, materials, strict=True):
             if item.share_count:
                 complete = self.assembler.add(item.key_id, item.share_index, item.share_count, material, source,
                                               item.master_sae, item.slave_sae)
                 if complete is None:
+                    waiting.append(item.key_id)
+                    # Registered now, before any await: a share completing it meanwhile finds it.
+                    self._share_waiters.setdefault(item.key_id, asyncio.get_running_loop().create_future())
                     continue
                 material = complete
             whole.append(NewKey(item.key_id, source, material, item.master_sae, item.slave_sae))
-        return whole
 
     # -- presumed abort -------------------------------------------------------------------
     async def abort(self, path: Path, hop: int, key_ids: list[str]) -> None:
@@ -286,6 +356,7 @@ class RelayEngine:
             await self._links.neighbour(path[hop + 1]).abort(path, hop + 1, key_ids)
             return
         self.assembler.drop(key_ids)
+        self._settle_shares(key_ids, RelayError(f"{self.name}: the source aborted the relay"))
         await self._keys.withdraw_arrivals(key_ids, path[0], ABORT_REASON)
 
     async def _send_abort(self, path: list[str], key_ids: list[str]) -> None:
@@ -293,6 +364,7 @@ class RelayEngine:
             await self._links.neighbour(path[1]).abort(tuple(path), 1, key_ids)
 
     async def close(self) -> None:
+        self._settle_shares(list(self._share_waiters), RelayError(f"{self.name}: node stopping"))
         await self.outbox.close()
 
 

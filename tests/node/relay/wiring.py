@@ -98,6 +98,7 @@ class Line:
         self.stores: dict[str, NodeStore] = {}
         self.links: dict[str, Links] = {}
         self.keepers: dict[str, PoolKeeper] = {}
+        self.full: set[str] = set()  # for stand-in stores that simulate a full disk
 
     def node(self, name: str, wrap: Callable[[NodeStore], Any] | None = None) -> RelayEngine:
         """A node (again, after a restart: same store directory, fresh engine). ``wrap`` gives
@@ -110,10 +111,10 @@ class Line:
         self.engines[name] = engine
         return engine
 
-    async def wire(self, pairs: list[tuple[str, str]], seed: int = 7) -> None:
+    async def wire(self, pairs: list[tuple[str, str]], seed: int = 7, block_bits: int = BLOCK_BITS) -> None:
         rng = np.random.default_rng(seed)
         for u, v in pairs:
-            bits = rng.integers(0, 2, BLOCK_BITS, dtype=np.uint8)
+            bits = rng.integers(0, 2, block_bits, dtype=np.uint8)
             for here, there, half in ((u, v, "a"), (v, u, "b")):
                 pool = LinkKeyPool(half, 10**7)
                 pool.add_block(1, bits)
