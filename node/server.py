@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from node.errors import InvalidRequest
+from node.errors import InvalidRequest, QkdnetError
 from node.keystore.store import NodeStore
 from node.rpc.errors import NodeErrorInterceptor
 from node.rpc.peer_client import CHANNEL_OPTIONS, GrpcPeer
@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(args.name, data_dir, args.host, args.port))
     except KeyboardInterrupt:
         pass
+    except QkdnetError as exc:  # e.g. a store whose audit log does not verify: one line, no start
+        print(f"node {args.name}: {exc}", file=sys.stderr)
+        return 1
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

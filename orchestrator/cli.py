@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 from collections.abc import Callable, Sequence
@@ -39,9 +40,43 @@ def _float_list(text: str) -> list[float]:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError("distances must be non-negative numbers")
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise argparse.ArgumentTypeError("distances must be finite non-negative numbers")
     return values
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite: {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2^63 - 1: {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -267,6 +302,25 @@ def _cmd_shell(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from node.keystore.audit import verify_file
+
+    path = _state(args).path / "nodes" / args.node / "keys.db"
+    try:
+        count, problem = verify_file(path)
+    except FileNotFoundError:
+        raise QkdnetError(f"no key store for node {args.node!r} under {path.parent.parent}") from None
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        raise QkdnetError(f"{path}: cannot read the audit log ({exc})") from None
+    if problem is not None:
+        print(f"{args.node}: {problem}")
+        return 1
+    print(f"{args.node}: {count} entries, intact")
+    return 0
+
+
 def _cmd_certs(args: argparse.Namespace) -> int:
     from . import certs, topology
 
@@ -293,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated fibre lengths in km")
     kr.add_argument("--detections", type=_positive_int, help="detections per block (default 4,000,000)")
     kr.add_argument("--blocks", type=_positive_int, default=1, help="blocks per distance")
-    kr.add_argument("--seed", type=int, default=0)
+    kr.add_argument("--seed", type=_seed, default=0)
     kr.add_argument("--json", type=pathlib.Path, help="write one object per distance to this file")
     kr.add_argument("--plot", type=pathlib.Path, help="draw rate vs distance to this PNG")
     kr.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -305,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--pairs", help="comma-separated A:B pairs (default: the two most distant nodes)")
     rn.add_argument("--keys", type=_positive_int, default=100, help="end-to-end keys per pair")
     rn.add_argument("--key-bits", type=_positive_int, default=256)
-    rn.add_argument("--time-scale", type=float, help="emulated seconds per wall second; 0 = as fast as possible")
-    rn.add_argument("--seed", type=int)
-    rn.add_argument("--timeout", type=float, default=120.0, help="seconds a relay may wait for link key")
+    rn.add_argument("--time-scale", type=_non_negative, help="emulated seconds per wall second; 0 = as fast as possible")
+    rn.add_argument("--seed", type=_seed, help="reproduces link statistics (never key values)")
+    rn.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds a relay may wait for link key")
     rn.add_argument("--json", type=pathlib.Path, help="write the summary as JSON (schema in README)")
     rn.add_argument("--quiet", action="store_true")
     rn.set_defaults(func=_cmd_run)
@@ -327,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = with_state(sub.add_parser("up", help="start a network in the background and print its endpoints"))
     up.add_argument("topology", nargs="?", default="default", help="as for `qkdnet run`")
-    up.add_argument("--time-scale", type=float, help="emulated seconds per wall second; 0 = as fast as possible")
-    up.add_argument("--seed", type=int)
+    up.add_argument("--time-scale", type=_non_negative, help="emulated seconds per wall second; 0 = as fast as possible")
+    up.add_argument("--seed", type=_seed, help="reproduces link statistics (never key values)")
     up.add_argument("--json", type=pathlib.Path, help="also write the endpoints as JSON")
     up.add_argument("--certs", type=pathlib.Path, metavar="DIR",
                     help="use the PKI made by `qkdnet certs TOPOLOGY DIR` (default: a fresh one per network)")
@@ -344,10 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("destination")
     rl.add_argument("--keys", type=_positive_int, default=1)
     rl.add_argument("--key-bits", type=_positive_int, default=256)
-    rl.add_argument("--timeout", type=float, default=30.0, help="seconds a relay may wait for link key")
+    rl.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds a relay may wait for link key")
     rl.add_argument("--strategy", default="fewest_hops",
                     help="routing strategy: fewest_hops, shortest_fibre, widest_path, load_balancing, multipath")
-    rl.add_argument("--k", type=int, default=2, help="paths for --strategy multipath")
+    rl.add_argument("--k", type=_positive_int, default=2, help="paths for --strategy multipath")
     rl.add_argument("--json", action="store_true")
     rl.set_defaults(func=_cmd_relay)
 
@@ -359,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     dn = with_state(sub.add_parser("down", help="stop the running network"))
     dn.set_defaults(func=_cmd_down)
+
+    au = sub.add_parser("audit", help="check a node's tamper-evident audit log")
+    au_sub = au.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    av = with_state(au_sub.add_parser("verify", help="verify NODE's audit log (exit 1 at the first bad entry)"))
+    av.add_argument("node")
+    av.set_defaults(func=_cmd_audit_verify)
 
     ct = sub.add_parser("certs", help="create a development CA and certificates for every KME and SAE")
     ct.add_argument("topology", help="as for `qkdnet run`")

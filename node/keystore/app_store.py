@@ -9,18 +9,22 @@ zeroes freed pages). A source's commit of relayed keys also settles their relay-
 from __future__ import annotations
 
 import hashlib
+import hmac
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from node.errors import DuplicateKey, InvalidRequest, KeyNotAvailable, StoreFull
+from node.errors import DuplicateKey, InvalidRequest, KeyNotAvailable, PermissionDenied, StoreFull
 from node.keystore.audit import AuditLog, Entry
 from node.keystore.database import Database
 from node.keystore.lifecycle import KeyState, check_transition
 from node.keystore.outbox_table import RelayOutboxTable
+from node.status import KeyEntry
 
 DEFAULT_MAX_KEYS = 100_000  # keys held awaiting delivery (the KME's max_key_count)
+MIN_COMPARABLE_BITS = 128  # shorter keys are never given a comparison digest
+MIN_SALT_BYTES = 16
 ROLES = ("source", "destination")
 
 SCHEMA = """
@@ -31,7 +35,7 @@ create table if not exists app_keys(
     slave_sae text not null,
     role text not null,          -- 'source' or 'destination'
     bits integer not null,
-    digest blob not null,        -- SHA-256 of the key: lets ends be compared without the key
+    digest blob not null,        -- unused (empty): a digest of a short key would reveal it; see listing()
     material blob,               -- NULL once destroyed
     state text not null,
     created_at real not null,
@@ -58,7 +62,6 @@ class KeyRecord:
     slave_sae: str
     role: str
     bits: int
-    digest: bytes
     state: str
 
 
@@ -95,7 +98,7 @@ class KeyStore:
             if self._held + len(keys) > self.max_keys:
                 raise StoreFull(f"key store holds {self._held} keys; maximum is {self.max_keys}")
             self._insert(conn, [(k.key_id, k.peer, k.master_sae, k.slave_sae, role, 8 * len(k.material),
-                                 hashlib.sha256(k.material).digest(), k.material, KeyState.RELAYED.value, now,
+                                 b"", k.material, KeyState.RELAYED.value, now,
                                  None if ttl_s is None or not k.master_sae else now + ttl_s) for k in keys])
             self._held += len(keys)
             if role == "source":
@@ -106,14 +109,14 @@ class KeyStore:
         """Source KME of an ETSI request: the keys were relayed and go to the master SAE now.
 
         The source keeps no copy, so the material is never written here: the row records the
-        key's digest and its whole lifecycle (generated, relayed, delivered, destroyed) at once.
+        key's size and its whole lifecycle (generated, relayed, delivered, destroyed) at once.
         """
         for old, new in ((KeyState.RELAYED, KeyState.DELIVERED), (KeyState.DELIVERED, KeyState.DESTROYED)):
             check_transition("(delivered at source)", old, new)
         now = self._clock()
         with self._db.transaction() as conn:
             self._insert(conn, [(k.key_id, k.peer, k.master_sae, k.slave_sae, "source", 8 * len(k.material),
-                                 hashlib.sha256(k.material).digest(), None, KeyState.DESTROYED.value, now, None)
+                                 b"", None, KeyState.DESTROYED.value, now, None)
                                 for k in keys])
             self._outbox.settle([k.key_id for k in keys])
             self._audit.append(now, [entry for k in keys for entry in _arrival_entries(k, "source") + [
@@ -139,20 +142,32 @@ class KeyStore:
             return len(held)
 
     def deliver(self, key_ids: list[str], role: str, master_sae: str, slave_sae: str) -> list[tuple[str, bytes]]:
-        """Hand keys to their SAE: all or nothing; then overwrite the store's copy."""
+        """Hand keys to their slave SAE: all or nothing; then overwrite the store's copy.
+
+        A key that exists but is not this SAE's to fetch (its master asking, another SAE, the
+        source's own record) is ``PermissionDenied`` (ETSI GS QKD 014 5.4: 401) and stays
+        deliverable to its slave; an unknown, used, expired or mis-addressed one is
+        ``KeyNotAvailable``.
+        """
         now = self._clock()
         if len(set(key_ids)) != len(key_ids):
             raise KeyNotAvailable("a key_ID is requested twice")
         with self._db.transaction():
             rows = {r[0]: r[1:] for r in self._db.select_in(
-                "select key_id, material, state, expires_at from app_keys where key_id in ({}) and role = ? and "
-                "master_sae = ? and slave_sae = ?", key_ids, (role, master_sae, slave_sae))}
+                "select key_id, material, state, expires_at, role, master_sae, slave_sae, bits from app_keys "
+                "where key_id in ({})", key_ids)}
             out = []
             for key_id in key_ids:
                 row = rows.get(key_id)
-                if row is None or row[1] != KeyState.RELAYED.value or (row[2] is not None and row[2] <= now):
+                if row is None or row[6] == 0:  # unknown, or a tombstone of an aborted relay
                     raise KeyNotAvailable(f"key_ID {key_id} is not available to this SAE")
-                out.append((key_id, bytes(row[0])))
+                material, state, expires_at, key_role, key_master, key_slave, _ = row
+                if key_role != role or key_slave != slave_sae:
+                    raise PermissionDenied(f"key_ID {key_id} is not for SAE {slave_sae}")
+                if key_master != master_sae or state != KeyState.RELAYED.value or (
+                        expires_at is not None and expires_at <= now):
+                    raise KeyNotAvailable(f"key_ID {key_id} is not available to this SAE")
+                out.append((key_id, bytes(material)))
             sae = slave_sae if role == "destination" else master_sae
             self._move(key_ids, KeyState.RELAYED, KeyState.DELIVERED, now, [{"SAE": sae}] * len(key_ids))
             self._destroy(key_ids, KeyState.DELIVERED, now)
@@ -183,6 +198,11 @@ class KeyStore:
         """How many more keys the store can hold now (a hint from any thread; ``add`` decides)."""
         return self.max_keys - self._held
 
+    def known(self, key_ids: list[str]) -> list[str]:
+        """Which of these key IDs have a row here (held, delivered, withdrawn or a tombstone)."""
+        found = {r[0] for r in self._db.select_in("select key_id from app_keys where key_id in ({})", key_ids)}
+        return [k for k in key_ids if k in found]
+
     def count_waiting(self, master_sae: str | None = None, slave_sae: str | None = None) -> int:
         query, args = "select count(*) from app_keys where state = ?", [KeyState.RELAYED.value]
         if master_sae is not None:
@@ -192,10 +212,22 @@ class KeyStore:
         return int(self._db.conn.execute(query, args).fetchone()[0])
 
     def records(self, peer: str = "") -> list[KeyRecord]:
-        query = "select key_id, peer, master_sae, slave_sae, role, bits, digest, state from app_keys"
+        query = "select key_id, peer, master_sae, slave_sae, role, bits, state from app_keys"
         rows = self._db.conn.execute(query + (" where peer = ?" if peer else "") + " order by rowid",
                                      (peer,) if peer else ())
-        return [KeyRecord(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7]) for r in rows]
+        return [KeyRecord(*r) for r in rows]
+
+    def listing(self, peer: str, salt: bytes) -> list[KeyEntry]:
+        """Keys as the two ends compare them: HMAC-SHA256(salt, key), the salt chosen by whoever
+        compares, fresh for each comparison. Only keys still held and of at least
+        ``MIN_COMPARABLE_BITS`` get one: any function of a short key would give it away."""
+        if len(salt) < MIN_SALT_BYTES:
+            raise InvalidRequest(f"a comparison salt is at least {MIN_SALT_BYTES} bytes")
+        query = "select key_id, peer, bits, material from app_keys"
+        rows = self._db.conn.execute(query + (" where peer = ?" if peer else "") + " order by rowid",
+                                     (peer,) if peer else ())
+        return [KeyEntry(key_id, key_peer, _salted(salt, material) if material is not None and
+                         bits >= MIN_COMPARABLE_BITS else b"", bits) for key_id, key_peer, bits, material in rows]
 
     # -- internals ----------------------------------------------------------------------
     def _insert(self, conn: sqlite3.Connection, rows: list[tuple]) -> None:
@@ -230,7 +262,12 @@ class KeyStore:
         conn.executemany("update app_keys set material = zeroblob(length(material)) where key_id = ?", ids)
         conn.executemany("update app_keys set material = null, state = ? where key_id = ?",
                          [(KeyState.DESTROYED.value, k) for k in key_ids])
+        self._db.wants_truncate = True
         self._audit.append(now, [(KeyState.DESTROYED.value, k, {}) for k in key_ids])
+
+
+def _salted(salt: bytes, material: bytes) -> bytes:
+    return hmac.new(salt, bytes(material), hashlib.sha256).digest()
 
 
 def _arrival_entries(key: NewKey, role: str) -> list[Entry]:

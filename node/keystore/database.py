@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from node.errors import StoreFailure
 
 SELECT_IN_SLICE = 500  # key IDs per "in (...)" query, well within SQLite's variable limit
+BUSY_TIMEOUT_MS = 5000
 
 
 class InStep(Protocol):
@@ -36,8 +37,17 @@ class Database:
         self.conn.execute("pragma journal_mode=wal")
         self.conn.execute("pragma synchronous=full")
         self.conn.execute("pragma secure_delete=on")
+        # A truncating checkpoint (below) holds the write lock for a moment: wait, don't fail.
+        self.conn.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
         self._in_step: list[InStep] = []
         self._in_group = False
+        # Set when key material was overwritten: its old page images are still in the write-ahead
+        # log until a checkpoint truncates it (the store's checkpoint thread does, see worker.py).
+        self.wants_truncate = False
+
+    def truncate_log(self) -> None:
+        """Copy the log into the database and empty it: overwritten keys survive in no file."""
+        self.conn.execute("pragma wal_checkpoint(TRUNCATE)")
 
     def create(self, schema: str) -> None:
         """Each table module creates its own tables (``create table if not exists``)."""

@@ -53,6 +53,7 @@ class LinkPoolTable:
                     conn.execute(f"update link_chunks set bits = zeroblob(length(bits)) {where}",
                                  (link_id, r.half, r.frame_id))
                     conn.execute(f"delete from link_chunks {where}", (link_id, r.half, r.frame_id))
+                    self._db.wants_truncate = True
                 else:
                     conn.execute("insert or replace into link_chunks values (?,?,?,?,?,?,?)",
                                  (link_id, r.half, r.frame_id, r.bits, r.used, r.size, r.cursor))

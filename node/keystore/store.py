@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.errors import StoreFailure
 from node.keystore.app_store import DEFAULT_MAX_KEYS, KeyRecord, KeyStore, NewKey
-from node.keystore.audit import AuditLog
+from node.keystore.audit import AuditLog, load_or_create_key
 from node.keystore.database import Database
 from node.keystore.link_pool import ChunkRecord, PoolCounters
 from node.keystore.link_table import LinkPoolTable, SavedPool
 from node.keystore.outbox_table import Paths, RelayOutboxTable
 from node.keystore.worker import CHECKPOINT_EVERY_S, StoreWorker
+from node.status import KeyEntry
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,14 @@ class StoreTables:
     links: LinkPoolTable
 
     def close(self) -> None:
+        self.audit.anchor()
         self.db.close()
 
 
 def open_tables(path: Path | str, max_keys: int = DEFAULT_MAX_KEYS,
                 clock: Callable[[], float] = time.time) -> StoreTables:
     db = Database(path)
-    audit = AuditLog(db)
+    audit = AuditLog(db, load_or_create_key(db.path))
     outbox = RelayOutboxTable(db, audit, clock)
     return StoreTables(db, audit, KeyStore(db, audit, outbox, max_keys, clock), outbox, LinkPoolTable(db))
 
@@ -84,11 +87,17 @@ class AsyncKeys:
     async def withdraw_arrivals(self, key_ids: list[str], source: str, reason: str) -> int:
         return await self._call(self._table.withdraw_arrivals, key_ids, source, reason)
 
+    async def known(self, key_ids: list[str]) -> list[str]:
+        return await self._call(self._table.known, key_ids)
+
     async def count_waiting(self, master_sae: str | None = None, slave_sae: str | None = None) -> int:
         return await self._call(self._table.count_waiting, master_sae, slave_sae)
 
     async def records(self, peer: str = "") -> list[KeyRecord]:
         return await self._call(self._table.records, peer)
+
+    async def listing(self, peer: str, salt: bytes) -> list[KeyEntry]:
+        return await self._call(self._table.listing, peer, salt)
 
     async def audit_entries(self) -> list[dict[str, Any]]:
         return await self._call(self._audit.entries)
@@ -139,7 +148,7 @@ class AsyncLinkPools:
 
 class NodeStore:
     def __init__(self, tables: StoreTables, checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> None:
-        self._worker = StoreWorker(tables.db, checkpoint_every_s)
+        self._worker = StoreWorker(tables.db, checkpoint_every_s, after_commit=tables.audit.anchor)
         self.keys = AsyncKeys(self._worker, tables.keys, tables.audit)
         self.outbox = AsyncOutbox(self._worker, tables.outbox)
         self.links = AsyncLinkPools(self._worker, tables.links)
@@ -147,7 +156,15 @@ class NodeStore:
     @classmethod
     def open(cls, path: Path | str, max_keys: int = DEFAULT_MAX_KEYS, clock: Callable[[], float] = time.time,
              checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> NodeStore:
-        return cls(open_tables(path, max_keys, clock), checkpoint_every_s)
+        """The store at ``path``; refused if its audit log does not verify (a node never starts
+        on a tampered log)."""
+        tables = open_tables(path, max_keys, clock)
+        tables.db.truncate_log()  # what a crash left in the log: into the database, then gone
+        problem = tables.audit.check()
+        if problem is not None:
+            tables.db.close()
+            raise StoreFailure(f"{path}: {problem}; see `qkdnet audit verify`")
+        return cls(tables, checkpoint_every_s)
 
     async def close(self) -> None:
         await self._worker.close()

@@ -16,6 +16,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,12 +24,19 @@ from node.errors import StoreFailure
 from node.keystore.database import Database
 
 CHECKPOINT_EVERY_S = 1.0
+CHECKPOINT_BUSY_TIMEOUT_MS = 100
+AFTER_COMMIT_EVERY_S = 1.0
 T = TypeVar("T")
 
 
 class StoreWorker:
-    def __init__(self, db: Database, checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> None:
+    def __init__(self, db: Database, checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+                 after_commit: Callable[[], None] | None = None) -> None:
+        """``after_commit`` runs on the store's thread after a batch, at most once a second and at
+        close (the audit log's anchor)."""
         self._db = db
+        self._after_commit = after_commit
+        self._after_commit_at = 0.0
         db.conn.execute("pragma wal_autocheckpoint=0")
         self._checkpoint_every_s = checkpoint_every_s
         self._checkpoints_stop = threading.Event()
@@ -71,36 +79,63 @@ class StoreWorker:
                 try:
                     results = [(True, fn(*args))]
                 except Exception as exc:
-                    results = [(False, exc)]
+                    results = [(False, _as_store_error(exc))]
             else:
-                results = self._db.group([(fn, args) for fn, args, _ in batch])
+                results = [(ok, value if ok else _as_store_error(value))
+                           for ok, value in self._db.group([(fn, args) for fn, args, _ in batch])]
         except Exception as exc:  # the shared commit failed: nothing of the batch was kept
-            results = [(False, exc)] * len(batch)
+            results = [(False, _as_store_error(exc))] * len(batch)
         try:
             loop.call_soon_threadsafe(_settle_all, [future for _, _, future in batch], results)
         except RuntimeError:  # the loop has closed: nobody is waiting any more
             pass
+        if self._after_commit is not None and time.monotonic() - self._after_commit_at >= AFTER_COMMIT_EVERY_S:
+            self._after_commit_at = time.monotonic()
+            try:
+                self._after_commit()
+            except OSError:  # the next batch tries again
+                self._after_commit_at = 0.0
 
     def _checkpoint_forever(self) -> None:
+        """PASSIVE checkpoints never block the writer. After key material was overwritten, a
+        TRUNCATE checkpoint also empties the log, which still holds the material's old pages: it
+        holds the write lock for the moment it takes (the writer waits, ``busy_timeout``)."""
         db = sqlite3.connect(str(self._db.path), isolation_level=None, check_same_thread=False)
+        db.execute(f"pragma busy_timeout={CHECKPOINT_BUSY_TIMEOUT_MS}")
         try:
             while not self._checkpoints_stop.wait(self._checkpoint_every_s):
                 try:
-                    db.execute("pragma wal_checkpoint(PASSIVE)")  # never blocks the writer
+                    db.execute("pragma wal_checkpoint(PASSIVE)")
+                    if self._db.wants_truncate:
+                        self._db.wants_truncate = False
+                        busy, _, _ = db.execute("pragma wal_checkpoint(TRUNCATE)").fetchone()
+                        if busy:  # a reader or the writer was in the way: next round
+                            self._db.wants_truncate = True
                 except sqlite3.Error:  # busy or I/O trouble: the next round tries again
-                    pass
+                    self._db.wants_truncate = True
         finally:
             db.close()
 
     async def close(self) -> None:
+        """Refuse new calls, finish the ones queued, then anchor and close the database (never
+        inside a group of calls: a close in a transaction would fail them all)."""
         if self._closed:
             return
+        self._closed = True
         self._checkpoints_stop.set()
         await asyncio.to_thread(self._checkpointer.join)
-        await self.call(self._db.close)  # the last connection to close checkpoints what is left
-        self._closed = True
-        self._wake.put(None)
+        self._wake.put(None)  # after the calls already queued: the thread drains them, then stops
         await asyncio.to_thread(self._thread.join)
+        if self._after_commit is not None:
+            self._after_commit()
+        self._db.close()  # the last connection to close checkpoints what is left
+
+
+def _as_store_error(exc: Exception) -> Exception:
+    """A database failure outside a transaction (a read) is a ``StoreFailure`` too."""
+    if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+        return StoreFailure(f"key store database failed: {exc}")
+    return exc
 
 
 def _settle_all(futures: list[asyncio.Future], results: list[tuple[bool, Any]]) -> None:

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from node.errors import KeyNotAvailable, StoreError, StoreFull
+from node.errors import InvalidRequest, KeyNotAvailable, PermissionDenied, StoreError, StoreFailure, StoreFull
 from node.keystore.app_store import NewKey
 from node.keystore.lifecycle import KeyState, LifecycleError, check_transition
 from node.keystore.store import NodeStore, open_tables
@@ -29,8 +29,10 @@ def test_delivery_is_once_all_or_nothing_and_only_to_the_named_saes(tmp_path):
     keys = _keys(3)
     store.add(keys, "destination")
     ids = [k.key_id for k in keys]
-    with pytest.raises(KeyNotAvailable):
+    with pytest.raises(PermissionDenied):
         store.deliver(ids, "destination", "sae1", "sae3")  # not the slave named at enc_keys
+    with pytest.raises(KeyNotAvailable):
+        store.deliver(ids, "destination", "sae0", "sae2")  # the slave, naming another master
     with pytest.raises(KeyNotAvailable):
         store.deliver(ids[:2] + [str(uuid.uuid4())], "destination", "sae1", "sae2")
     assert store.count_waiting() == 3  # nothing changed by the refused requests
@@ -199,3 +201,86 @@ async def test_the_log_is_checkpointed_off_the_commit_path(tmp_path, eventually)
     await eventually(lambda: path.stat().st_size > before, 30, "a checkpoint")
     await store.close()
     assert open_tables(path).keys.count_waiting() == 500
+
+
+def _files_holding(directory, secrets_):
+    found = set()
+    for path in directory.iterdir():
+        if path.is_file():
+            data = path.read_bytes()
+            found |= {s for s in secrets_ if s in data}
+    return found
+
+
+async def test_destroyed_keys_are_in_no_file_the_node_keeps(tmp_path, eventually):
+    """Issue 14: after delivery, expiry or revocation a key's bytes are in no file of the data
+    directory, the write-ahead log included."""
+    import os
+
+    clock = Clock()
+    store = NodeStore(open_tables(tmp_path / "k.db", clock=clock), checkpoint_every_s=0.05)
+    keys = [NewKey(str(uuid.uuid4()), "B", os.urandom(32), "sae1", "sae2") for _ in range(6)]
+    await store.keys.add(keys[:2], "destination", ttl_s=10)
+    await store.keys.add(keys[2:], "destination")
+    await store.keys.deliver([keys[2].key_id], "destination", "sae1", "sae2")
+    await store.keys.revoke([keys[3].key_id], "test")
+    clock.now += 11
+    assert await store.keys.expire() == 2
+    destroyed, held = {k.material for k in keys[:4]}, {k.material for k in keys[4:]}
+    await eventually(lambda: not _files_holding(tmp_path, destroyed), 30, "destroyed keys gone from every file")
+    assert _files_holding(tmp_path, held) == held  # still there, durably
+    await store.close()
+
+
+def test_destroyed_keys_are_gone_after_a_crash_and_restart(tmp_path):
+    """A node killed right after delivering: at the next start the log is emptied before use."""
+    import os
+    import subprocess
+    import sys
+
+    material = os.urandom(32)
+    script = (
+        "import os, sys, uuid\n"
+        "from node.keystore.app_store import NewKey\n"
+        "from node.keystore.store import open_tables\n"
+        f"t = open_tables({str(tmp_path / 'k.db')!r})\n"
+        f"k = NewKey(str(uuid.uuid4()), 'B', bytes.fromhex({material.hex()!r}), 'sae1', 'sae2')\n"
+        "t.keys.add([k], 'destination')\n"
+        "t.keys.deliver([k.key_id], 'destination', 'sae1', 'sae2')\n"
+        "os._exit(0)\n")  # no close, no checkpoint: as a SIGKILL leaves it
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert _files_holding(tmp_path, {material}) == {material}  # the log still has the delivered key
+    NodeStore.open(tmp_path / "k.db")
+    assert not _files_holding(tmp_path, {material})
+
+
+def test_comparison_digests_are_salted_and_never_given_for_short_keys(tmp_path):
+    store = open_tables(tmp_path / "k.db").keys
+    long_key, short_key = NewKey(str(uuid.uuid4()), "B", bytes(range(32))), NewKey(str(uuid.uuid4()), "B", b"\x07")
+    store.add([long_key, short_key], "source")
+    first = {e.key_id: e.digest for e in store.listing("B", b"1" * 16)}
+    second = {e.key_id: e.digest for e in store.listing("B", b"2" * 16)}
+    assert first[long_key.key_id] and first[long_key.key_id] != second[long_key.key_id]
+    assert first[short_key.key_id] == b"" == second[short_key.key_id]  # any digest would reveal 8 bits
+    assert long_key.material not in first[long_key.key_id]
+    with pytest.raises(InvalidRequest):
+        store.listing("B", b"short")
+
+
+def test_a_failed_commit_leaves_memory_and_disk_consistent(tmp_path):
+    """Issue 14: a commit the database refuses (here: it may not grow, as on a full disk) is a
+    StoreFailure; the audit chain verifies and the count of held keys matches the disk."""
+    tables = open_tables(tmp_path / "k.db")
+    store = tables.keys
+    store.add(_keys(3), "destination")
+    pages = tables.db.conn.execute("pragma page_count").fetchone()[0]
+    tables.db.conn.execute(f"pragma max_page_count = {pages}")
+    with pytest.raises(StoreFailure):
+        for _ in range(200):  # until a page more is needed
+            store.add(_keys(20), "destination")
+    held = tables.db.conn.execute("select count(*) from app_keys where state = 'relayed'").fetchone()[0]
+    assert store.room == store.max_keys - held and store.count_waiting() == held
+    assert tables.audit.verify() is None
+    tables.db.conn.execute(f"pragma max_page_count = {10 * pages + 1000}")
+    store.add(_keys(2), "destination")  # the chain goes on where the disk says it ends
+    assert tables.audit.verify() is None and store.count_waiting() == held + 2
