@@ -53,7 +53,9 @@ class NodeStatus:
 
 @dataclass(frozen=True)
 class KeyEntry:
-    """An end-to-end key as a node lists it: its ID and SHA-256 digest, never the key."""
+    """An end-to-end key as a node lists it for comparison: its ID and HMAC-SHA256(salt, key) for
+    the salt the comparer chose (empty for keys no longer held or shorter than 128 bits), never
+    the key."""
 
     key_id: str
     peer: str

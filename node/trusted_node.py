@@ -5,7 +5,7 @@ the durable store and a factory of peer clients (the RPC layer supplies ``GrpcPe
 supply in-process peers). The relay engine exists from the start and sees the links through
 ``LinkSet``; ``configure`` fills that set, restores each pool from the store and reconciles it
 with the neighbour, then starts the BB84 engines. Key material stays here: status and key
-listings carry counts, IDs and SHA-256 digests only.
+listings carry counts, IDs and salted digests only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Callable
 
 from node.errors import Conflict, InvalidRequest, NotFound
-from node.keystore.app_store import KeyRecord
 from node.keystore.link_pool import LinkKeyPool
 from node.keystore.store import NodeStore
 from node.link_runtime import FrameForPeer, LinkRuntime
@@ -23,7 +22,7 @@ from node.pool_keeper import PoolKeeper
 from node.relay.engine import RelayEngine
 from node.routing import RoutePlanner, RoutingState, make_strategy
 from node.settings import LinkSettings, NodeSettings
-from node.status import NodeStatus
+from node.status import KeyEntry, NodeStatus
 
 PeerFactory = Callable[[str], Peer]  # peer address -> client
 
@@ -126,8 +125,9 @@ class TrustedNode:
                           keys_read_whole=self.relay.exposure.keys_read_whole,
                           shares_read=self.relay.exposure.shares_read, kme_url=kme_url)
 
-    async def list_keys(self, peer: str = "") -> list[KeyRecord]:
-        return await self.store.keys.records(peer)
+    async def list_keys(self, peer: str, salt: bytes) -> list[KeyEntry]:
+        """Keys for comparison with the other end (salted digests, never keys)."""
+        return await self.store.keys.listing(peer, salt)
 
     async def revoke(self, key_ids: list[str], reason: str) -> None:
         await self.store.keys.revoke(key_ids, reason)

@@ -64,6 +64,10 @@ def format_relay(result: RelayResult, key_bits: int, most: int = 20) -> str:
     return "\n".join(lines)
 
 
+def _digest(digest: bytes) -> str:
+    return f"hmac {digest.hex()[:16]}..." if digest else "(no longer held, or too short to compare)"
+
+
 def format_keys(keys: list[KeyEntry]) -> str:
-    lines = [f"{k.key_id}  {k.peer:<10} {k.bits:>5} bits  sha256 {k.digest.hex()[:16]}..." for k in keys]
+    lines = [f"{k.key_id}  {k.peer:<10} {k.bits:>5} bits  {_digest(k.digest)}" for k in keys]
     return "\n".join(lines + [f"{len(keys)} key(s)"])

@@ -39,6 +39,11 @@ from orchestrator.node_client import NodeClient
 from orchestrator.topology import Link, Topology
 
 Progress = Callable[[str], None]
+
+
+def comparison_salt() -> bytes:
+    """A fresh salt for one comparison of two nodes' keys."""
+    return secrets.token_bytes(16)
 BOOTSTRAP_SECRET_BYTES = 4096
 ROUTING_REFRESH_S = 2.0  # how often the live view is published to the nodes' KMEs
 LINK_KEY_POLL_S = 0.25
@@ -254,8 +259,10 @@ class Network:
                 raise
         return dict(await asyncio.gather(*(one(h) for h in self.nodes.values())))
 
-    async def list_keys(self, node: str, peer: str = "") -> list[KeyEntry]:
-        return await self.client(node).list_keys(peer)
+    async def list_keys(self, node: str, peer: str = "", *, salt: bytes) -> list[KeyEntry]:
+        """``node``'s keys (shared with ``peer``, or all) with digests salted for one comparison:
+        list both ends with the same fresh salt (``comparison_salt()``)."""
+        return await self.client(node).list_keys(peer, salt)
 
     async def exposure(self, node: str) -> ExposureReport:
         """What ``node`` decrypted as an intermediate (key IDs and share indices, never keys)."""

@@ -78,8 +78,9 @@ class NodeClient:
                                       NodeFailure(f"{self.name}: {exc or 'no answer in time'}"))
         return convert.result_from_pb(reply)
 
-    async def list_keys(self, peer: str = "") -> list[KeyEntry]:
-        reply = await self._call(self._control.ListKeys, pb.ListKeysRequest(peer=peer))
+    async def list_keys(self, peer: str, salt: bytes) -> list[KeyEntry]:
+        """Keys for comparison: HMAC-SHA256(salt, key) per key (see ``node.status.KeyEntry``)."""
+        reply = await self._call(self._control.ListKeys, pb.ListKeysRequest(peer=peer, salt=salt))
         return [KeyEntry(k.key_id, k.peer, k.digest, k.bits) for k in reply.keys]
 
     async def set_link_down(self, peer: str) -> None:

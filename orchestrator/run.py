@@ -3,7 +3,7 @@
 Layer: control plane. The summary holds per link the length, QBER, sifted and secret rates
 (per emulated second), pool level and accounting, and per pair the keys delivered, hops,
 latency p50/p99, link key consumed and whether both ends hold identical keys (compared by
-SHA-256 digests: the orchestrator never sees a key).
+digests salted for this comparison: the orchestrator never sees a key).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import networkx as nx
 
 from node.routing import key_path
 from orchestrator.errors import NoKeyPath, TopologyError
-from orchestrator.network import Network
+from orchestrator.network import Network, comparison_salt
 from orchestrator.stats import percentile
 from orchestrator.summary import PairSummary, RunSummary, link_summaries
 from orchestrator.topology import Topology
@@ -93,8 +93,9 @@ async def _relay_pair(network: Network, pair: tuple[str, str], path: list[str], 
         if (index + 1) % max(1, keys // 5) == 0:
             progress(f"{source}->{destination}: {index + 1}/{keys} keys relayed")
     elapsed = time.monotonic() - started
-    at_source = {k.key_id: k.digest for k in await network.list_keys(source, destination)}
-    at_destination = {k.key_id: k.digest for k in await network.list_keys(destination, source)}
+    salt = comparison_salt()
+    at_source = {k.key_id: k.digest for k in await network.list_keys(source, destination, salt=salt)}
+    at_destination = {k.key_id: k.digest for k in await network.list_keys(destination, source, salt=salt)}
     identical = bool(key_ids) and all(at_source.get(k) == at_destination.get(k) is not None for k in key_ids)
     return PairSummary(source=source, destination=destination, hops=len(path) - 1, path=path,
                        requested=keys, delivered=len(key_ids), identical_at_both_ends=identical,

@@ -91,11 +91,11 @@ class NetworkStatus:
 
 
 def key_entry_to_json(entry: KeyEntry) -> dict[str, Any]:
-    return {"key_id": entry.key_id, "peer": entry.peer, "bits": entry.bits, "sha256": entry.digest.hex()}
+    return {"key_id": entry.key_id, "peer": entry.peer, "bits": entry.bits, "hmac": entry.digest.hex()}
 
 
 def key_entry_from_json(data: dict[str, Any]) -> KeyEntry:
-    return KeyEntry(data["key_id"], data["peer"], bytes.fromhex(data["sha256"]), data["bits"])
+    return KeyEntry(data["key_id"], data["peer"], bytes.fromhex(data["hmac"]), data["bits"])
 
 
 SCHEMA_VERSION = 1

@@ -5,7 +5,7 @@ session; it brings the nodes up (they die with it), writes ``network.json`` into
 directory and answers ``status``, ``relay``, ``keys``, ``revoke`` and ``down`` requests on the
 Unix socket ``control.sock`` there: one JSON object per line in, one per line out (the client
 is ``orchestrator.supervisor_client``). Key material never passes here; ``keys`` lists IDs and
-SHA-256 digests.
+salted digests.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from node.relay.result import RelayResult
 from node.routing import DEFAULT_STRATEGY, RouteRequest, StrategySpec
 from orchestrator import certs as pki
 from orchestrator.errors import QkdnetError
-from orchestrator.network import Network
+from orchestrator.network import Network, comparison_salt
 from orchestrator.router import Router
 from orchestrator.state import StateDir
 from orchestrator.summary import (
@@ -54,7 +54,8 @@ class Supervisor:
         if op == "keys":
             node, peer = str(request.get("node", "")), str(request.get("peer", ""))
             self._known(node)
-            return {"keys": [key_entry_to_json(k) for k in await self.network.list_keys(node, peer)]}
+            salt = comparison_salt()  # one listing: its digests compare within it, with nothing else
+            return {"keys": [key_entry_to_json(k) for k in await self.network.list_keys(node, peer, salt=salt)]}
         if op == "revoke":
             node, key_ids = str(request.get("node", "")), request.get("key_ids")
             self._known(node)

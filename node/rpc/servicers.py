@@ -114,8 +114,8 @@ class ControlServicer(rpc.ControlServicer):
         return convert.result_to_pb(result)
 
     async def ListKeys(self, request: pb.ListKeysRequest, context: Context) -> pb.KeyList:
-        return pb.KeyList(keys=[pb.KeyEntry(key_id=r.key_id, peer=r.peer, digest=r.digest, bits=r.bits)
-                                for r in await self.node.list_keys(request.peer)])
+        return pb.KeyList(keys=[pb.KeyEntry(key_id=k.key_id, peer=k.peer, digest=k.digest, bits=k.bits)
+                                for k in await self.node.list_keys(request.peer, request.salt)])
 
     async def SetLinkState(self, request: pb.LinkStateRequest, context: Context) -> pb.Ack:
         if request.up:

@@ -422,10 +422,12 @@ class RelayResult(_message.Message):
     def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., link_bits_consumed: _Optional[int] = ..., call_id: _Optional[int] = ..., latency_s: _Optional[float] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., source: _Optional[str] = ..., destination: _Optional[str] = ..., paths: _Optional[_Iterable[_Union[Route, _Mapping]]] = ...) -> None: ...
 
 class ListKeysRequest(_message.Message):
-    __slots__ = ("peer",)
+    __slots__ = ("peer", "salt")
     PEER_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     peer: str
-    def __init__(self, peer: _Optional[str] = ...) -> None: ...
+    salt: bytes
+    def __init__(self, peer: _Optional[str] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class KeyEntry(_message.Message):
     __slots__ = ("key_id", "peer", "digest", "bits")

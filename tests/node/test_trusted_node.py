@@ -37,9 +37,12 @@ async def test_two_nodes_grow_the_same_key_report_it_and_relay_over_it(tmp_path)
         await configure_line(nodes)
         await eventually(lambda: _key_on_both_ends(nodes, "A", "B"), 120, "link key at both ends")
         keys = await nodes["A"].relay.relay(Route.of([["A", "B"]]), 2, 256, 5.0)
-        at_a = {r.key_id: r.digest for r in await nodes["A"].list_keys()}
-        at_b = {r.key_id: r.digest for r in await nodes["B"].list_keys("A")}
-        assert at_a == at_b and set(at_a) == {k.key_id for k in keys}
+        salt = bytes(range(16))
+        at_a = {r.key_id: r.digest for r in await nodes["A"].list_keys("", salt)}
+        at_b = {r.key_id: r.digest for r in await nodes["B"].list_keys("A", salt)}
+        assert at_a == at_b and set(at_a) == {k.key_id for k in keys} and all(at_a.values())
+        other = {r.key_id: r.digest for r in await nodes["A"].list_keys("", bytes(16))}
+        assert not set(other.values()) & set(at_a.values())  # another comparison, other digests
 
         status = await nodes["A"].status("https://kme")
         (link,) = status.links

@@ -48,7 +48,7 @@ def test_commands_print_what_the_client_returns():
     assert "topology line-2: 2 nodes, supervisor pid 42" in text and "FAILED: exited" in text and "n0-n1" in text
     assert client.calls[1] == ("relay", "n0", "n1", 2, 128)
     assert "2 key(s) of 128 bits n0->n1 via n0-n1 in 12.3 ms" in text
-    assert "k1  n1" in text and "sha256 abababababababab..." in text and "1 key(s)" in text
+    assert "k1  n1" in text and "hmac abababababababab..." in text and "1 key(s)" in text
 
 
 def test_mistakes_print_one_line_and_the_shell_goes_on():

@@ -43,7 +43,7 @@ class FakeNetwork:
         return RelayResult(source, destination, route.paths, tuple(f"k{i}" for i in range(count)), 0.01,
                            count * key_bits * route.hops)
 
-    async def list_keys(self, node, peer=""):
+    async def list_keys(self, node, peer="", *, salt):
         return [KeyEntry("k0", "n1", bytes(32), 256)]
 
     async def revoke(self, node, key_ids, reason=""):

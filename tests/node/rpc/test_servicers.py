@@ -52,7 +52,7 @@ async def test_control_calls_reach_the_node(served):
     assert (status.name, status.links, status.app_keys) == ("A", (), 0)
     await client.set_routing(RoutingState("shortest_fibre"))
     assert node.routing.strategy.name == "shortest_fibre"
-    assert await client.list_keys() == []
+    assert await client.list_keys("", bytes(16)) == []
     assert (await client.exposure()).keys_read_whole == 0
     await client.shutdown()
     assert stop.is_set()
