@@ -2,7 +2,7 @@
 
 Layer: node domain; no grpc, no aiohttp. Every error a node reports derives from ``NodeError``
 (a ``QkdnetError``, the root the orchestrator's errors share too) through one of five kinds:
-invalid request, not found, conflict, unavailable, unauthenticated. ``STATUS`` maps each kind to its gRPC status code name and its HTTP status under ETSI GS QKD 014
+invalid request, not found, conflict, unavailable, unauthenticated, permission denied. ``STATUS`` maps each kind to its gRPC status code name and its HTTP status under ETSI GS QKD 014
 (which knows only 400, 401 and 503); the RPC adapter, the KME and the clients all read it. A
 client rebuilds the exact class from its name (``error_class``), so a ``RelayError`` raised three
 hops away arrives as a ``RelayError`` with its failed hop.
@@ -44,7 +44,11 @@ class Unavailable(NodeError):
 
 
 class Unauthenticated(NodeError):
-    """The caller did not prove who it is, or is not allowed to make this call."""
+    """The caller did not prove who it is."""
+
+
+class PermissionDenied(NodeError):
+    """The caller is known but may not make this call (on this link, for this key)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ STATUS: dict[type[NodeError], Status] = {
     Conflict: Status("FAILED_PRECONDITION", 400),
     Unavailable: Status("UNAVAILABLE", 503),
     Unauthenticated: Status("UNAUTHENTICATED", 401),
+    PermissionDenied: Status("PERMISSION_DENIED", 401),  # ETSI GS QKD 014 has no 403
     NodeError: Status("INTERNAL", 500),
 }
 _BY_CODE = {status.grpc_code: kind for kind, status in STATUS.items()}

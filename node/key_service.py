@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 import uuid
@@ -29,6 +30,8 @@ from node.trusted_node import TrustedNode
 RELAY_TIMEOUT_S = 10.0
 EXPIRY_SWEEP_S = 5.0
 
+log = logging.getLogger("node")
+
 
 @dataclass(frozen=True)
 class PairStatus:
@@ -39,9 +42,12 @@ class PairStatus:
 
 class KeyService:
     def __init__(self, name: str, kme: KmeSettings, sae_nodes: Mapping[str, str], keys: AsyncKeys,
-                 relay: RelayEngine, links: RelayLinks, routing: Callable[[], RoutePlanner]) -> None:
-        """``routing`` gives the node's current planner (it changes as the orchestrator publishes)."""
+                 relay: RelayEngine, links: RelayLinks, routing: Callable[[], RoutePlanner],
+                 relay_timeout_s: float = RELAY_TIMEOUT_S) -> None:
+        """``routing`` gives the node's current planner (it changes as the orchestrator publishes);
+        ``relay_timeout_s``: how long a request may wait for link key on the way."""
         self.name = name
+        self.relay_timeout_s = relay_timeout_s
         self.kme = kme
         self._sae_nodes = dict(sae_nodes)
         self._keys = keys
@@ -103,7 +109,7 @@ class KeyService:
             route = Route.of(paths)
             started = time.perf_counter()
             try:
-                keys = await self._relay.relay(route, number, size_bits, RELAY_TIMEOUT_S, master_sae, slave_sae)
+                keys = await self._relay.relay(route, number, size_bits, self.relay_timeout_s, master_sae, slave_sae)
             except NodeError as exc:
                 return RelayResult.failed(self.name, target, paths, exc)
             delivered.extend(keys)
@@ -112,7 +118,8 @@ class KeyService:
 
         result = await self._routing().relay(RouteRequest(self.name, target, size_bits, number), send)
         if not result.ok:
-            raise Unavailable(f"keys could not be relayed to {target}: {result.error}")
+            log.info("keys for %s at KME %s not relayed (%s): %s", slave_sae, target, result.outcome, result.error)
+            raise Unavailable(_unavailable(target, result))
         return [(k.key_id, k.material) for k in delivered]
 
     async def fetch_keys(self, master_sae: str, slave_sae: str, key_ids: list[str]) -> list[tuple[str, bytes]]:
@@ -129,6 +136,16 @@ class KeyService:
         while True:
             await asyncio.sleep(EXPIRY_SWEEP_S)
             await self._keys.expire()
+
+
+def _unavailable(target: str, result: RelayResult) -> str:
+    """What an SAE is told when keys cannot be supplied: what is missing, never internal link-key
+    IDs or the route (those go to the node's log)."""
+    if result.outcome == "blocked":
+        return f"no usable route to KME {target} now"
+    if result.failure is not None and result.failure.failed_hop:
+        return f"a link on the way to KME {target} is short of key or out of service; try again later"
+    return f"keys could not be relayed to KME {target} now; try again later"
 
 
 __all__ = ["KeyNotAvailable", "KeyService", "PairStatus"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from node.errors import NodeError, status_of
 from node.key_service import KeyService
 
 MAX_BODY_BYTES = 64 * 1024
+DIGITS = re.compile(r"[0-9]{1,9}")
 BODY_TIMEOUT_S = 10.0
 TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that stalls its handshake loses the connection
 KEEPALIVE_TIMEOUT_S = 30.0  # idle keep-alive connections close, and so do ones trickling request headers
@@ -64,10 +66,12 @@ class KmeApi:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
         app.add_routes([
-            web.get("/api/v1/keys/{slave}/status", self.status),
-            web.get("/api/v1/keys/{slave}/enc_keys", self.enc_keys),
+            # No HEAD: aiohttp would answer it by running the GET handler, and a HEAD must never
+            # draw keys (it answers 400, method not allowed).
+            web.get("/api/v1/keys/{slave}/status", self.status, allow_head=False),
+            web.get("/api/v1/keys/{slave}/enc_keys", self.enc_keys, allow_head=False),
             web.post("/api/v1/keys/{slave}/enc_keys", self.enc_keys),
-            web.get("/api/v1/keys/{master}/dec_keys", self.dec_keys),
+            web.get("/api/v1/keys/{master}/dec_keys", self.dec_keys, allow_head=False),
             web.post("/api/v1/keys/{master}/dec_keys", self.dec_keys),
         ])
         return app
@@ -171,7 +175,7 @@ class KmeApi:
     @staticmethod
     def _int_query(request: web.Request, name: str) -> int:
         text = request.query[name]
-        if not text.isdigit() or len(text) > 9:
+        if not DIGITS.fullmatch(text):  # str.isdigit() would take "²", which int() refuses
             raise ApiError(400, f"{name} must be a positive integer")
         return int(text)
 
@@ -187,7 +191,7 @@ class KmeApi:
             raise ApiError(400, f"request body larger than {MAX_BODY_BYTES} bytes") from None
         try:
             body = json.loads(raw) if raw else {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # nesting too deep: RecursionError
             raise ApiError(400, "request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ApiError(400, "request body must be a JSON object")

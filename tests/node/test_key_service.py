@@ -3,7 +3,7 @@ delivered once at the slave's KME; bad requests are one-line errors of the right
 
 import pytest
 
-from node.errors import InvalidRequest, KeyNotAvailable, Unavailable
+from node.errors import InvalidRequest, KeyNotAvailable, PermissionDenied, Unavailable
 from node.key_service import KeyService
 from node.routing import LinkState, LiveState, RoutePlanner, make_strategy
 from node.settings import KmeSettings
@@ -36,8 +36,10 @@ async def test_keys_reach_the_slave_kme_once_over_the_planned_route(tmp_path):
         assert len(keys) == 3 and all(len(material) == 32 for _, material in keys)
         assert line.engines["B"].relays_forwarded == 3 and line.engines["D"].relays_forwarded == 0
         ids = [key_id for key_id, _ in keys]
-        with pytest.raises(KeyNotAvailable):
+        with pytest.raises(PermissionDenied):
             await service("C").fetch_keys("sae-a", "sae-a2", ids)  # not the slave named at enc_keys
+        with pytest.raises(PermissionDenied):
+            await service("A").fetch_keys("sae-a", "sae-c", ids)  # the master, at its own KME
         assert await service("C").fetch_keys("sae-a", "sae-c", ids) == keys
         with pytest.raises(KeyNotAvailable):
             await service("C").fetch_keys("sae-a", "sae-c", ids[:1])  # once only
@@ -67,7 +69,7 @@ async def test_no_route_is_unavailable_and_bad_requests_are_invalid(tmp_path):
             await service("A").request_keys("sae-a", "sae-nobody", 1, 256)
         for u, v in (("A", "B"), ("A", "D")):
             planner.live.mark_down(u, v)
-        with pytest.raises(Unavailable, match="could not be relayed to C"):
+        with pytest.raises(Unavailable, match="no usable route to KME C"):
             await service("A").request_keys("sae-a", "sae-c", 1, 256)
         assert service("A").status("sae-a", "sae-c").stored_key_count == 0
         local = await service("A").request_keys("sae-a", "sae-a2", 2, 128)  # both SAEs at A: no relay
