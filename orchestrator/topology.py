@@ -15,6 +15,7 @@ import pathlib
 import re
 from dataclasses import dataclass
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 import networkx as nx
 import yaml
@@ -28,7 +29,10 @@ from orchestrator.errors import TopologyError
 BUILTIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "topologies"
 DEFAULT_TOPOLOGY = "default"
 GENERATED = re.compile(r"^(line|ring|star|grid):(\d+)(?:x(\d+))?$")
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# A name starts with a letter or digit, so that "." and ".." (or a leading "-") never name one:
+# node names become directory names under the state directory.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_NODES = 1000
 # Fast defaults for emulation: symmetric bases let 200k-detection blocks give key at eps 1e-10.
 EMULATION_LINK_DEFAULTS = {"p_z_alice": 0.5, "p_z_bob": 0.5, "length_km": 25.0}
 EMULATION_PROCESSING = {"block_detections": 200_000}
@@ -104,8 +108,10 @@ def load(spec: str) -> Topology:
             return _from_yaml(str(path), text)
         if suffix == ".json":
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TopologyError(f"{path}: expected a node-link JSON object with 'nodes' and 'links'")
             return _from_graph(str(path), nx.node_link_graph(data, edges="links" if "links" in data else "edges"),
-                               data.get("graph", {}))
+                               data.get("graph") or {})
         if suffix == ".graphml":
             graph = nx.read_graphml(path)
             return _from_graph(str(path), graph, dict(graph.graph))
@@ -116,7 +122,7 @@ def load(spec: str) -> Topology:
         raise
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise TopologyError(f"{path}: not valid {suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
-    except (nx.NetworkXError, KeyError, TypeError, ValueError) as exc:
+    except (nx.NetworkXError, KeyError, TypeError, ValueError, AttributeError, IndexError, ParseError) as exc:
         raise TopologyError(f"{path}: cannot read graph: {exc}") from None
     raise TopologyError(f"{path}: unknown topology format {suffix!r} (use .yaml, .json, .graphml or .gml)")
 
@@ -125,8 +131,10 @@ def _from_generated(spec: str, match: re.Match) -> Topology:
     kind, a, b = match.group(1), int(match.group(2)), match.group(3)
     if kind == "grid" and b is None:
         raise TopologyError(f"{spec}: grid needs rows and columns, e.g. grid:3x3")
-    if a < 2 and kind != "grid" or a > 1000:
-        raise TopologyError(f"{spec}: size must be between 2 and 1000")
+    if a < 2 and kind != "grid" or a > MAX_NODES:
+        raise TopologyError(f"{spec}: size must be between 2 and {MAX_NODES}")
+    if kind == "grid" and not (1 <= a and 1 <= int(b) and 2 <= a * int(b) <= MAX_NODES):
+        raise TopologyError(f"{spec}: a grid needs 2 to {MAX_NODES} nodes")
     graph = {"line": lambda: nx.path_graph(a), "ring": lambda: nx.cycle_graph(a),
              "star": lambda: nx.star_graph(a - 1), "grid": lambda: nx.grid_2d_graph(a, int(b))}[kind]()
     names = {n: (f"n{n[0]}_{n[1]}" if isinstance(n, tuple) else f"n{n}") for n in graph.nodes}
@@ -141,7 +149,7 @@ def _from_yaml(source: str, text: str) -> Topology:
     unknown = set(data) - {"name", "description", "sources", "defaults", "processing", "nodes", "links",
                            "pool_capacity_bits", "time_scale", "saes", "routing"}
     if unknown:
-        raise TopologyError(f"{source}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+        raise TopologyError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
     nodes = data.get("nodes")
     if not isinstance(nodes, list) or not nodes:
         raise TopologyError(f"{source}: 'nodes' must be a non-empty list")
@@ -174,28 +182,54 @@ def _from_yaml(source: str, text: str) -> Topology:
 
 
 def _from_graph(source: str, graph: nx.Graph, attrs: dict) -> Topology:
+    """Node-link JSON, GraphML or GML: graph attributes may carry what a YAML file's top level
+    does (``defaults``, ``processing``, ``saes``, ``routing`` as objects, or as JSON text where the
+    format only has strings)."""
+    if not isinstance(attrs, dict):
+        raise TopologyError(f"{source}: graph attributes must be a mapping")
     if graph.is_directed() or graph.is_multigraph():
         graph = nx.Graph(graph)
     graph = nx.relabel_nodes(graph, {n: str(n) for n in graph.nodes})
-    defaults = attrs.get("defaults") or {}
-    if isinstance(defaults, str):
-        defaults = json.loads(defaults)
-    processing = attrs.get("processing") or {}
-    if isinstance(processing, str):
-        processing = json.loads(processing)
+    unknown = set(attrs) - {"name", "description", "sources", "defaults", "processing", "pool_capacity_bits",
+                            "time_scale", "saes", "routing", "node_default", "edge_default"}  # GraphML's own
+    if unknown:
+        raise TopologyError(f"{source}: unknown graph attribute(s): {', '.join(sorted(map(str, unknown)))}")
+    structured = {key: _json_or_value(source, key, attrs[key]) for key in ("defaults", "processing", "saes", "routing")
+                  if key in attrs}
+    defaults = structured.get("defaults") or {}
+    processing = structured.get("processing") or {}
+    for key, value in (("defaults", defaults), ("processing", processing)):
+        if not isinstance(value, dict):
+            raise TopologyError(f"{source}: '{key}' must be a mapping")
     extras = {k: attrs[k] for k in ("pool_capacity_bits", "time_scale") if k in attrs}
+    extras.update({k: structured[k] for k in ("saes", "routing") if k in structured})
     for _u, _v, data in graph.edges(data=True):
         for key in [k for k in data if k in ("id", "key", "label", "note", "link")]:
             del data[key]
     return _build(source, str(attrs.get("name") or pathlib.Path(source).stem), graph, defaults, processing, extras)
 
 
+def _json_or_value(source: str, key: str, value: Any) -> Any:
+    if not isinstance(value, str) or key == "routing" and not value.lstrip().startswith(("{", "[")):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise TopologyError(f"{source}: graph attribute '{key}' is not valid JSON") from None
+
+
 def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: dict, extras: dict) -> Topology:
     if graph.number_of_nodes() == 0:
         raise TopologyError(f"{source}: no nodes")
+    if graph.number_of_nodes() > MAX_NODES:
+        raise TopologyError(f"{source}: {graph.number_of_nodes()} nodes; at most {MAX_NODES}")
+    for key, value in (("defaults", defaults), ("processing", processing)):
+        if not isinstance(value, dict):
+            raise TopologyError(f"{source}: '{key}' must be a mapping")
     for node in graph.nodes:
         if not NAME.match(node):
-            raise TopologyError(f"{source}: node name {node!r} must be 1-64 letters, digits, '_', '.' or '-'")
+            raise TopologyError(f"{source}: node name {node!r} must be 1-64 letters, digits, '_', '.' or '-', "
+                                "starting with a letter or digit")
     if nx.number_of_selfloops(graph):
         raise TopologyError(f"{source}: self-loop at node {next(nx.selfloop_edges(graph))[0]!r}")
     try:

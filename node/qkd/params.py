@@ -100,6 +100,14 @@ class LinkParams:
         return dataclasses.replace(self, **changes)
 
 
+MAX_EPSILON = 1e-3
+MAX_BLOCK_DETECTIONS = 100_000_000  # a block's arrays must fit in memory
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class ProcessingParams:
     """Post-processing and security settings for one block."""
@@ -115,14 +123,15 @@ class ProcessingParams:
     def __post_init__(self) -> None:
         for name in ("epsilon_sec", "epsilon_cor"):
             value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ParameterError(f"{name} must be in (0, 1), got {value}")
+            # A security parameter above 1e-3 promises almost nothing (1e-10 is usual).
+            if not (isinstance(value, (int, float)) and 0.0 < value <= MAX_EPSILON):
+                raise ParameterError(f"{name} must be in (0, {MAX_EPSILON:g}], got {value!r}")
         if not 0.0 < self.qber_abort_threshold < 0.5:
             raise ParameterError("qber_abort_threshold must be in (0, 0.5)")
-        if self.block_detections < 1000:
-            raise ParameterError("block_detections must be at least 1000")
-        if not 1 <= self.cascade_passes <= 16:
-            raise ParameterError("cascade_passes must be in [1, 16]")
+        if not _whole(self.block_detections) or not 1000 <= self.block_detections <= MAX_BLOCK_DETECTIONS:
+            raise ParameterError(f"block_detections must be a whole number from 1000 to {MAX_BLOCK_DETECTIONS}")
+        if not _whole(self.cascade_passes) or not 1 <= self.cascade_passes <= 16:
+            raise ParameterError("cascade_passes must be a whole number in [1, 16]")
 
 
 # Gobby, Yuan, Shields, APL 84, 3762 (2004), as tabulated by Lo, Ma, Chen, PRL 94, 230504 (2005).

@@ -6,6 +6,7 @@ Layer: orchestrator. Times in the file are emulated seconds (``duration_s``, ``w
 
 from __future__ import annotations
 
+import math
 import pathlib
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +77,11 @@ def load_config(path: pathlib.Path) -> ExperimentConfig:
         value = data.get(key, default)
         if value is None:
             raise ConfigError(f"{where}: {key} is required")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                math.isfinite(value) and kind is int and value != int(value)):
             raise ConfigError(f"{where}: {key} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: {key} must be finite, got {value!r}")
         if value < 0 or (positive and value == 0):
             raise ConfigError(f"{where}: {key} must be {'positive' if positive else 'non-negative'}, got {value!r}")
         return kind(value)
@@ -135,7 +139,7 @@ def _demand(where: str, base: pathlib.Path, demand: Any, topology: Topology):
         if src == dst:
             raise ConfigError(f"{where}: demand {src}->{dst} has the same source and destination")
         rate, bits = entry.get("rate_per_s"), entry.get("key_bits", 256)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
             raise ConfigError(f"{where}: demand {src}->{dst}: rate_per_s must be a positive number")
         if isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0 or bits % 8:
             raise ConfigError(f"{where}: demand {src}->{dst}: key_bits must be a positive multiple of 8")
@@ -152,8 +156,10 @@ def _known_node(where: str, node: Any, topology: Topology) -> str:
 
 
 def _cut(where: str, event: Any, topology: Topology) -> LinkCut:
-    if not (isinstance(event, dict) and isinstance(event.get("cut"), list) and len(event["cut"]) == 2
-            and isinstance(event.get("at_s"), (int, float))):
+    if not (isinstance(event, dict) and set(event) == {"at_s", "cut"} and isinstance(event["cut"], list)
+            and len(event["cut"]) == 2 and all(isinstance(end, str) for end in event["cut"])
+            and isinstance(event["at_s"], (int, float)) and not isinstance(event["at_s"], bool)
+            and math.isfinite(event["at_s"]) and event["at_s"] >= 0):
         raise ConfigError(f"{where}: an event is {{at_s: SECONDS, cut: [NODE, NODE]}}, got {event!r}")
     u, v = event["cut"]
     if not topology.graph.has_edge(u, v):
