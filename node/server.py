@@ -23,9 +23,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from node.errors import InvalidRequest, QkdnetError
 from node.keystore.store import NodeStore
-from node.rpc.errors import NodeErrorInterceptor
+from node.rpc.errors import NodeInterceptor
 from node.rpc.peer_client import CHANNEL_OPTIONS, GrpcPeer
 from node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
+from node.rpc.tls import TlsIdentity, server_credentials
 from node.settings import NodeSettings
 from node.trusted_node import TrustedNode
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
@@ -80,18 +81,28 @@ class KmeHolder:
             await self._server.close()
 
 
-async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0) -> None:
+async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0,
+                identity: TlsIdentity | None = None) -> None:
+    """``identity``: the node's certificate, key and CA (mutual TLS on every call, each caller
+    authorised); None only for a development node started with ``--insecure``."""
     stop = asyncio.Event()
     store = NodeStore.open(data_dir / "keys.db")
-    node = TrustedNode(name, GrpcPeer, store)
+
+    def peer(peer_name: str, address: str) -> GrpcPeer:
+        return GrpcPeer(peer_name, address, identity)
+
+    node = TrustedNode(name, peer, store)
     kme = KmeHolder(node)
-    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[NodeErrorInterceptor()])
+    policy = NodeInterceptor(node.neighbours if identity is not None else None)
+    server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[policy])
     rpc.add_LinkServicer_to_server(LinkServicer(node), server)
     rpc.add_RelayServicer_to_server(RelayServicer(node.relay), server)
     rpc.add_ControlServicer_to_server(ControlServicer(node, stop, kme), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    bound = (server.add_secure_port(address, server_credentials(identity)) if identity is not None
+             else server.add_insecure_port(address))
     if bound == 0:
         raise SystemExit(f"node {name}: cannot bind {host}:{port}")
     await server.start()
@@ -118,14 +129,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=pathlib.Path,
                         help="durable key store directory (default: a temporary one, removed at exit)")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--cert", type=pathlib.Path, help="the node's certificate (PEM; common name = --name)")
+    parser.add_argument("--key", type=pathlib.Path, help="its private key")
+    parser.add_argument("--ca", type=pathlib.Path, help="the network's CA: every caller must present a certificate "
+                                                         "it issued")
+    parser.add_argument("--insecure", action="store_true",
+                        help="no TLS and no authorisation (development only; anyone local may call anything)")
     args = parser.parse_args(argv)
+    given = [args.cert, args.key, args.ca]
+    if args.insecure == any(given) or (not args.insecure and not all(given)):
+        parser.error("give --cert, --key and --ca (mutual TLS), or --insecure")
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
     die_with_parent()
     data_dir = args.data_dir or pathlib.Path(tempfile.mkdtemp(prefix=f"qkdnet-{args.name}-"))
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        asyncio.run(serve(args.name, data_dir, args.host, args.port))
+        identity = None if args.insecure else TlsIdentity.load(args.cert, args.key, args.ca)
+        asyncio.run(serve(args.name, data_dir, args.host, args.port, identity))
     except KeyboardInterrupt:
         pass
     except QkdnetError as exc:  # e.g. a store whose audit log does not verify: one line, no start

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 
 from node.errors import Conflict, InvalidRequest, NotFound
+from node.identity import check_neighbour
 from node.keystore.link_pool import LinkKeyPool
 from node.keystore.store import NodeStore
 from node.link_runtime import FrameForPeer, LinkRuntime
@@ -24,7 +25,7 @@ from node.routing import RoutePlanner, RoutingState, make_strategy
 from node.settings import LinkSettings, NodeSettings
 from node.status import KeyEntry, NodeStatus
 
-PeerFactory = Callable[[str], Peer]  # peer address -> client
+PeerFactory = Callable[[str, str], Peer]  # (peer name, peer address) -> client
 
 
 class TrustedNode:
@@ -54,7 +55,7 @@ class TrustedNode:
             if await self.keeper.open(link.peer, link.link_id, pool):
                 restored.add(link.peer)
             self.links.add(LinkEnd(link, pool, LinkRuntime(link, pool, settings.time_scale),
-                                   self._peer_factory(link.peer_address)))
+                                   self._peer_factory(link.peer, link.peer_address)))
         await asyncio.gather(*(self.keeper.reconcile_with(end.settings.peer, end.peer, end.settings.peer in restored)
                                for end in self.links))
         for end in self.links:
@@ -74,8 +75,14 @@ class TrustedNode:
             if end.cut:  # what this node knows first-hand overrides a view that may be older
                 self.routing.live.mark_down(self.name, end.settings.peer)
 
+    def neighbours(self) -> frozenset[str]:
+        """The peers configured now: the only nodes that may call this one's Link and Relay."""
+        return frozenset(end.settings.peer for end in self.links)
+
     async def on_reconcile(self, link_id: str, inventory: dict) -> dict:
-        return await self.keeper.on_reconcile(self.links.by_id(link_id).settings.peer, inventory)
+        peer = self.links.by_id(link_id).settings.peer
+        check_neighbour(peer, f"reconcile link {link_id}")
+        return await self.keeper.on_reconcile(peer, inventory)
 
     async def reset_link(self, link: LinkSettings) -> None:
         """The peer restarted: run the link afresh (new authentication secret); the pool stays,
@@ -107,6 +114,7 @@ class TrustedNode:
     # -- link engine entry points (receiver side) -----------------------------------------
     def _runtime(self, link_id: str) -> LinkRuntime:
         end = self.links.by_id(link_id)
+        check_neighbour(end.settings.peer, f"run link {link_id}")
         if end.cut:
             raise NotFound(f"link {link_id!r} is out of service at {self.name}")
         return end.runtime

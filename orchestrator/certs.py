@@ -1,8 +1,11 @@
-"""A development PKI for the ETSI GS QKD 014 endpoints: one CA, a certificate per KME and SAE.
+"""The network's development PKI: one CA, and a certificate for every identity that talks.
 
-Layer: control plane. The certificate's common name is the identity the KME checks (node name
-for a KME, SAE ID for an SAE); KME certificates name 127.0.0.1 and localhost. For emulation
-and tests only: keys are unencrypted PEM files readable by their owner alone.
+Layer: control plane. Identities are common names: each node (``node/<name>``: its gRPC server
+and its client to its neighbours, DNS name = node name, which clients check), the controller
+(``controller``, common name ``qkdnet:controller``, a name no node can have), each KME
+(``kme/<node>``, serving ETSI GS QKD 014; names 127.0.0.1 and localhost) and each SAE
+(``sae/<SAE>``). For emulation and tests only: keys are unencrypted PEM files readable by their
+owner alone.
 """
 
 from __future__ import annotations
@@ -18,24 +21,28 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from node.identity import CONTROLLER
 from orchestrator.errors import QkdnetError
 from orchestrator.files import write_atomically
 from orchestrator.topology import Topology
 
 VALID_DAYS = 365
+Pair = tuple[pathlib.Path, pathlib.Path]  # (certificate, private key)
 
 
 @dataclass(frozen=True)
 class CertPaths:
     ca_file: pathlib.Path
-    kme: dict[str, tuple[pathlib.Path, pathlib.Path]]  # node -> (cert, key)
-    sae: dict[str, tuple[pathlib.Path, pathlib.Path]]  # SAE ID -> (cert, key)
+    kme: dict[str, Pair]  # node -> its ETSI 014 server identity
+    sae: dict[str, Pair]  # SAE ID -> its client identity
+    node: dict[str, Pair]  # node -> its gRPC identity (server and client)
+    controller: Pair  # the orchestrator's gRPC client identity
 
 
 def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
-    """Write ca.pem, kme/<node>.{pem,key} and sae/<SAE>.{pem,key}; existing files are replaced."""
+    """Write ca.pem, node/, kme/, sae/ and controller.{pem,key}; existing files are replaced."""
     try:
-        for sub in ("kme", "sae"):
+        for sub in ("kme", "sae", "node"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise QkdnetError(f"{directory}: cannot create ({exc.strerror})") from None
@@ -51,9 +58,14 @@ def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
                .sign(ca_key, hashes.SHA256()))
     write_atomically(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     write_atomically(directory / "ca.key", _key_pem(ca_key), 0o600)
-    kme = {node: _leaf(directory / "kme" / node, node, ca_cert, ca_key, now, server=True) for node in topology.nodes}
-    sae = {sae: _leaf(directory / "sae" / sae, sae, ca_cert, ca_key, now, server=False) for sae in topology.saes}
-    return CertPaths(directory / "ca.pem", kme, sae)
+    kme = {node: _leaf(directory / "kme" / node, node, ca_cert, ca_key, now, server=True, client=False,
+                       names=LOOPBACK) for node in topology.nodes}
+    sae = {sae: _leaf(directory / "sae" / sae, sae, ca_cert, ca_key, now, server=False, client=True)
+           for sae in topology.saes}
+    node = {name: _leaf(directory / "node" / name, name, ca_cert, ca_key, now, server=True, client=True,
+                        names=[x509.DNSName(name)]) for name in topology.nodes}
+    controller = _leaf(directory / "controller", CONTROLLER, ca_cert, ca_key, now, server=False, client=True)
+    return CertPaths(directory / "ca.pem", kme, sae, node, controller)
 
 
 def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
@@ -63,27 +75,30 @@ def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
     ca_file = directory / "ca.pem"
     ca_cert = _read_cert(ca_file)
     now = datetime.datetime.now(datetime.UTC)
-    paths: dict[str, dict[str, tuple[pathlib.Path, pathlib.Path]]] = {}
-    for kind, names in (("kme", topology.nodes), ("sae", topology.saes)):
-        paths[kind] = {}
-        for name in names:
-            cert_path, key_path = directory / kind / f"{name}.pem", directory / kind / f"{name}.key"
-            cert = _read_cert(cert_path)
-            if not key_path.is_file():
-                raise QkdnetError(f"{key_path}: missing (the {kind.upper()} {name!r} needs its private key)")
-            common_names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-            if common_names != [name]:
-                raise QkdnetError(f"{cert_path}: issued to {common_names[0] if common_names else 'nobody'!r}, "
-                                  f"not {name!r}")
-            try:
-                cert.verify_directly_issued_by(ca_cert)
-            except (ValueError, TypeError, InvalidSignature):
-                raise QkdnetError(f"{cert_path}: not issued by the CA in {ca_file}") from None
-            if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-                raise QkdnetError(f"{cert_path}: not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
-                                  f"{cert.not_valid_after_utc:%Y-%m-%d})")
-            paths[kind][name] = (cert_path, key_path)
-    return CertPaths(ca_file, paths["kme"], paths["sae"])
+    paths: dict[str, dict[str, Pair]] = {}
+    for kind, names in (("kme", topology.nodes), ("sae", topology.saes), ("node", topology.nodes)):
+        paths[kind] = {name: _checked(directory / kind / name, name, kind, ca_cert, ca_file, now) for name in names}
+    controller = _checked(directory / "controller", CONTROLLER, "controller", ca_cert, ca_file, now)
+    return CertPaths(ca_file, paths["kme"], paths["sae"], paths["node"], controller)
+
+
+def _checked(stem: pathlib.Path, name: str, kind: str, ca_cert: x509.Certificate, ca_file: pathlib.Path,
+             now: datetime.datetime) -> Pair:
+    cert_path, key_path = stem.with_suffix(".pem"), stem.with_suffix(".key")
+    cert = _read_cert(cert_path)
+    if not key_path.is_file():
+        raise QkdnetError(f"{key_path}: missing (the {kind.upper()} {name!r} needs its private key)")
+    common_names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if common_names != [name]:
+        raise QkdnetError(f"{cert_path}: issued to {common_names[0] if common_names else 'nobody'!r}, not {name!r}")
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        raise QkdnetError(f"{cert_path}: not issued by the CA in {ca_file}") from None
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise QkdnetError(f"{cert_path}: not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+                          f"{cert.not_valid_after_utc:%Y-%m-%d})")
+    return cert_path, key_path
 
 
 def _read_cert(path: pathlib.Path) -> x509.Certificate:
@@ -97,9 +112,14 @@ def _read_cert(path: pathlib.Path) -> x509.Certificate:
         raise QkdnetError(f"{path}: not a PEM certificate") from None
 
 
-def _leaf(stem: pathlib.Path, name: str, ca_cert: x509.Certificate, ca_key, now: datetime.datetime,
-          server: bool) -> tuple[pathlib.Path, pathlib.Path]:
+LOOPBACK = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+
+
+def _leaf(stem: pathlib.Path, name: str, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
+          now: datetime.datetime, server: bool, client: bool, names: list[x509.GeneralName] | None = None) -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
+    usages = [oid for oid, wanted in ((ExtendedKeyUsageOID.SERVER_AUTH, server), (ExtendedKeyUsageOID.CLIENT_AUTH,
+                                                                                   client)) if wanted]
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
                .issuer_name(ca_cert.subject).public_key(key.public_key())
@@ -107,11 +127,9 @@ def _leaf(stem: pathlib.Path, name: str, ca_cert: x509.Certificate, ca_key, now:
                .not_valid_before(now - datetime.timedelta(minutes=5))
                .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
-                                                     else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
-    if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     cert_path, key_path = stem.with_suffix(".pem"), stem.with_suffix(".key")
     write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)

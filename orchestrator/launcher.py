@@ -45,7 +45,10 @@ class Launcher(Protocol):
 
 
 def _node_env() -> dict[str, str]:
-    return dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    # GRPC_VERBOSITY: a refused TLS handshake (a caller without the right certificate) is not
+    # worth a line on every node's stderr.
+    return dict(os.environ, PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                GRPC_VERBOSITY=os.environ.get("GRPC_VERBOSITY", "ERROR"))
 
 
 class ExecLauncher:

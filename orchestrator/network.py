@@ -30,6 +30,7 @@ import numpy as np
 from node.errors import NodeError, QkdnetError
 from node.relay.result import RelayResult
 from node.routing import LiveState, key_path
+from node.rpc.tls import TlsIdentity
 from node.settings import KmeSettings, LinkSettings, NodeSettings, Role
 from node.status import ExposureReport, KeyEntry, NodeStatus
 from orchestrator import certs as pki
@@ -80,6 +81,7 @@ class Network:
         self.live = LiveState.of(topology)  # what the nodes' KMEs route on
         self._settings: dict[str, NodeSettings] = {}
         self._launcher = default_launcher()
+        self._controller: TlsIdentity | None = None
 
     async def __aenter__(self) -> Network:
         await self.start()
@@ -106,8 +108,10 @@ class Network:
             progress(f"{len(self.nodes)} nodes up and configured in {time.monotonic() - started:.1f} s")
 
     async def _launch_all(self, progress: Progress | None) -> None:
-        if self.kme and self.certs is None:
+        if self.certs is None:  # every channel is mutual TLS: the network always has its PKI
             self.certs = await asyncio.to_thread(pki.create, self.topology, self.data_dir / "certs")
+        cert, key = self.certs.controller
+        self._controller = TlsIdentity.load(cert, key, self.certs.ca_file)
         for name in self.topology.nodes:
             self.nodes[name] = NodeHandle(name, await self._spawn(name))
         pending = list(self.nodes.values())
@@ -118,8 +122,12 @@ class Network:
         await asyncio.gather(*(self._client(h).wait_serving() for h in pending))
 
     async def _spawn(self, name: str, port: int = 0) -> NodeProcess:
+        if self.certs is None:
+            raise NodeFailure("the network's PKI is not there")
+        cert, key = self.certs.node[name]
         return await self._launcher.spawn(["--name", name, "--log-level", self.log_level, "--port", str(port),
-                                           "--data-dir", str(self.data_dir / "nodes" / name)])
+                                           "--data-dir", str(self.data_dir / "nodes" / name), "--cert", str(cert),
+                                           "--key", str(key), "--ca", str(self.certs.ca_file)])
 
     async def _await_ready(self, handle: NodeHandle) -> None:
         line = await handle.process.stdout.readline()
@@ -127,7 +135,9 @@ class Network:
             err = (await handle.process.stderr.read()).decode(errors="replace").strip().splitlines()
             raise NodeFailure(f"node {handle.name} exited before it was ready: {err[-1] if err else 'no output'}")
         handle.address = json.loads(line)["address"]
-        handle.client = NodeClient(handle.name, handle.address)
+        if self._controller is None:
+            raise NodeFailure("the controller's identity is not loaded")
+        handle.client = NodeClient(handle.name, handle.address, self._controller)
         self._tasks.append(asyncio.create_task(self._watch(handle)))
 
     async def _watch(self, handle: NodeHandle) -> None:

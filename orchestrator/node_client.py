@@ -20,6 +20,7 @@ from node.routing.live_state import RoutingState
 from node.rpc import convert
 from node.rpc.errors import ERROR_KIND_KEY, node_error
 from node.rpc.streams import StreamBroken, StreamMux
+from node.rpc.tls import TlsIdentity, secure_channel
 from node.settings import LinkSettings, NodeSettings
 from node.status import ExposureEntry, ExposureReport, KeyEntry, NodeStatus
 from orchestrator.errors import NodeFailure
@@ -35,10 +36,12 @@ Reply = TypeVar("Reply")
 
 
 class NodeClient:
-    def __init__(self, name: str, address: str) -> None:
+    def __init__(self, name: str, address: str, identity: TlsIdentity) -> None:
+        """``identity``: the controller's certificate, key and CA; the node must prove it is
+        ``name`` (mutual TLS)."""
         self.name = name
         self.address = address
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = secure_channel(address, identity, name)
         self._control = rpc.ControlStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._relays = StreamMux(self._control.RelayStream, pb.RelayRequests)  # relay orders share one stream

@@ -33,6 +33,7 @@ from node.errors import (
     RelayError,
     StoreError,
 )
+from node.identity import check_neighbour
 from node.keystore.app_store import NewKey
 from node.keystore.link_pool import LinkKeyPool
 from node.keystore.store import NodeStore
@@ -214,6 +215,7 @@ class RelayEngine:
             raise InvalidRequest(f"node {self.name} is not hop {hop} of {list(path)}")
         if len(set(path)) != len(path):
             raise InvalidRequest("relay path visits a node twice")
+        check_neighbour(path[hop - 1], f"forward as hop {hop - 1} of {list(path)}")
         previous = self._links.pool_in_service(path[hop - 1])
         try:
             pads = previous.take_many([item.link_key for item in items])
@@ -352,6 +354,7 @@ class RelayEngine:
         """
         if not 1 <= hop < len(path) or path[hop] != self.name:
             raise InvalidRequest(f"node {self.name} is not hop {hop} of {list(path)}")
+        check_neighbour(path[hop - 1], f"abort as hop {hop - 1} of {list(path)}")
         if hop < len(path) - 1:
             await self._links.neighbour(path[hop + 1]).abort(path, hop + 1, key_ids)
             return

@@ -1,20 +1,25 @@
-"""Node errors on gRPC: the server side turns them into status codes, the client side back.
+"""The node's gRPC policy: who the caller is, whether it may call, and errors as status codes.
 
-Layer: RPC adapter. Both directions read ``node.errors.STATUS``. On the server, one interceptor
-catches a ``NodeError`` escaping any servicer method and aborts the call with its code, naming
-the error's class in the trailing metadata ``qkdnet-error``; servicers catch nothing. On the
-client, ``node_error`` rebuilds that class (or the kind of the bare status code, for a call that
-failed before reaching a servicer: a dead peer, a deadline).
+Layer: RPC adapter. One server interceptor runs before every servicer method: it reads the
+caller's identity from its TLS certificate (the common name), checks it against
+``node.identity.PLANES`` (the controller calls Control and health, neighbours call Link and
+Relay), makes it the call's ``node.identity.caller``, and maps any ``NodeError`` escaping the
+method to its status code (``node.errors.STATUS``), naming the error's class in the trailing
+metadata ``qkdnet-error``; servicers catch nothing and never see certificates. On the client,
+``node_error`` rebuilds that class (or the kind of the bare status code, for a call that failed
+before reaching a servicer: a dead peer, a refused handshake, a deadline).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from node.errors import NodeError, Unavailable, error_class, status_of
+from node.identity import authorise, caller
 
 ERROR_KIND_KEY = "qkdnet-error"
 
@@ -38,30 +43,74 @@ async def _abort(context: grpc.aio.ServicerContext, error: NodeError) -> None:
     await context.abort(grpc_code(error), str(error), trailing_metadata=((ERROR_KIND_KEY, type(error).__name__),))
 
 
-class NodeErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps a ``NodeError`` from any unary or streaming servicer method to its status code."""
+def _identity(context: grpc.aio.ServicerContext) -> str:
+    names = context.auth_context().get("x509_common_name") or []
+    return names[0].decode() if names else ""
+
+
+class NodeInterceptor(grpc.aio.ServerInterceptor):
+    """Authorisation (when given the node's neighbours) and error mapping for every method."""
+
+    def __init__(self, neighbours: Callable[[], frozenset[str]] | None = None) -> None:
+        """``neighbours``: the peers configured now. None: no authorisation (a server without
+        TLS, for in-process tests only)."""
+        self._neighbours = neighbours
+
+    def _admit(self, service: str, context: grpc.aio.ServicerContext) -> None:
+        identity = _identity(context)
+        if self._neighbours is not None:
+            authorise(service, identity, self._neighbours())
+        caller.set(identity)
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
                                 handler_call_details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        service = handler_call_details.method.lstrip("/").split("/", 1)[0]
+        admit = self._admit
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 try:
+                    admit(service, context)
                     return await inner(request, context)
                 except NodeError as error:
                     await _abort(context, error)
 
             return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer,
                                                        handler.response_serializer)
+        if handler.unary_stream is not None:
+            inner_out = handler.unary_stream
+            if not inspect.isasyncgenfunction(inner_out):  # it writes with context.write (health Watch)
+
+                async def writing(request: Any, context: grpc.aio.ServicerContext) -> None:
+                    try:
+                        admit(service, context)
+                        await inner_out(request, context)
+                    except NodeError as error:
+                        await _abort(context, error)
+
+                return grpc.unary_stream_rpc_method_handler(writing, handler.request_deserializer,
+                                                            handler.response_serializer)
+
+            async def out_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    admit(service, context)
+                    async for reply in inner_out(request, context):
+                        yield reply
+                except NodeError as error:
+                    await _abort(context, error)
+
+            return grpc.unary_stream_rpc_method_handler(out_stream, handler.request_deserializer,
+                                                        handler.response_serializer)
         if handler.stream_stream is not None:
             inner_stream = handler.stream_stream
 
             async def streaming(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 try:
+                    admit(service, context)
                     async for reply in inner_stream(requests, context):
                         yield reply
                 except NodeError as error:
@@ -69,4 +118,4 @@ class NodeErrorInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.stream_stream_rpc_method_handler(streaming, handler.request_deserializer,
                                                          handler.response_serializer)
-        return handler
+        raise NodeError(f"{handler_call_details.method}: no policy for this kind of method")

@@ -14,6 +14,7 @@ from node.relay.result import Path, RelayItem
 from node.rpc import convert
 from node.rpc.errors import node_error
 from node.rpc.streams import StreamBroken, StreamMux
+from node.rpc.tls import TlsIdentity, secure_channel
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
@@ -25,9 +26,13 @@ ABORT_TIMEOUT_S = 30.0
 
 
 class GrpcPeer:
-    def __init__(self, address: str) -> None:
+    def __init__(self, name: str, address: str, identity: TlsIdentity | None) -> None:
+        """``identity``: this node's, presented to the neighbour ``name`` over mutual TLS (None:
+        a plaintext channel, for in-process tests only)."""
+        self.name = name
         self.address = address
-        self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._channel = (secure_channel(address, identity, name, CHANNEL_OPTIONS) if identity is not None
+                         else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._link = rpc.LinkStub(self._channel)
         relay = rpc.RelayStub(self._channel)
         self._forward = StreamMux(relay.ForwardStream, pb.ForwardRequests)

@@ -57,7 +57,7 @@ def link_pair(u: str, v: str, capacity_bits: int = 10**7, seed: int = 1) -> tupl
 def nodes_in(directory: pathlib.Path, names: str) -> dict[str, TrustedNode]:
     nodes: dict[str, TrustedNode] = {}
     for name in names:
-        nodes[name] = TrustedNode(name, lambda address: InProcessPeer(nodes, address.split(":", 1)[1]),
+        nodes[name] = TrustedNode(name, lambda peer, address: InProcessPeer(nodes, peer),
                                   NodeStore.open(directory / f"{name}.db"))
     return nodes
 

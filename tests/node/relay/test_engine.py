@@ -15,7 +15,7 @@ SALT = bytes(range(16))  # one comparison's salt
 
 async def test_a_full_store_refuses_before_touching_any_link(tmp_path):
     store = NodeStore.open(tmp_path / "k.db", max_keys=2)
-    node = TrustedNode("A", lambda address: None, store)  # no links at all: a pad draw would fail differently
+    node = TrustedNode("A", lambda name, address: None, store)  # no links at all: a pad draw would fail differently
     try:
         with pytest.raises(RelayError, match="key store full"):
             await node.relay.relay(Route.of([["A", "B"]]), 3, 256, 1.0)
