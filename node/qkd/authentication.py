@@ -1,78 +1,230 @@
-"""Wegman-Carter authentication of the classical channel, keyed from the link's own key.
+"""Wegman-Carter authentication of the classical channel with addressed one-time keys.
 
-Layer: sans-I/O kernel. A tag is Poly1305 evaluated with a per-block hash key r and a fresh
-one-time pad s per message: tag = (poly_r(message) + s) mod 2^128. Poly1305 with a one-time
-(r, s) is an information-theoretic one-time MAC (Bernstein 2005: forgery probability at most
-8 ceil(L/16) / 2^106 per attempt for an L-byte message); keeping r for one block while every
-message takes a fresh s is the Wegman-Carter construction. Both r and every s come from an
-``AuthKeyPool`` filled first from a pre-shared secret, then from each block's secret key, and
-every bit taken is counted so the link can be charged for it. Taken bits are zeroed.
+Layer: sans-I/O kernel. A tag is Poly1305 with a hash key r for the whole block and a fresh
+one-time pad s per message: tag = (poly_r(index header + message) + s) mod 2^128. Poly1305's
+polynomial is almost-delta-universal, so with every s used once this is the Wegman-Carter
+construction: each forgery attempt succeeds with probability at most 8 ceil(L/16) / 2^106 for
+an L-byte message (Bernstein 2005). Every tagged message names its keys (r's and s's index).
+
+Keys are 16-byte units addressed by ``AuthKeyIndex`` (origin, seq): origin 0 is the installer's
+pre-shared secret, any other origin the frame whose verified key refilled the store. Even
+sequence numbers belong to the transmitter (Alice), odd ones to the receiver (Bob), so the two
+ends never tag with the same pad, whatever is lost, delayed or repeated. Bob, who speaks first
+in a block, draws r from his units; Alice takes the one his first message names. Taking a unit
+erases it, the sender's copy when it tags and the receiver's when it checks, so a repeated
+message finds its pad gone; r is erased at both ends when the block ends. After a loss the two
+ends intersect their inventories and go on with what both still hold; an intersection only
+removes units, so a forged inventory could stall a link but never make a pad serve twice.
 """
 
 from __future__ import annotations
 
+import bisect
 import hmac
+import struct
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from .errors import AuthenticationError, AuthKeyExhausted
+from .errors import AuthenticationError, AuthKeyExhausted, UnknownAuthKey
 
 TAG_BYTES = 16
-HASH_KEY_BYTES = 16
-PAD_BYTES = 16
+KEY_BYTES = 16  # one unit: a hash key r or a pad s
+KEY_BITS = 8 * KEY_BYTES
+BOOTSTRAP_ORIGIN = 0
+SENDERS = ("alice", "bob")
+_INDEX = struct.Struct("<QI")
+INDEX_BYTES = _INDEX.size
+TRAILER_BYTES = 2 * INDEX_BYTES + TAG_BYTES  # r's index, s's index, tag
 
 
-class AuthKeyPool:
-    """Shared secret bits both ends take in the same order; each bit is used once."""
+class AuthKeyIndex(NamedTuple):
+    """Where a one-time key came from and its place there; names the same key at both ends."""
 
-    def __init__(self, initial: bytes) -> None:
-        self._buffer = bytearray(initial)
-        self._offset = 0
-        self.consumed_bits = 0
+    origin: int
+    seq: int
 
     @property
-    def available_bytes(self) -> int:
-        return len(self._buffer) - self._offset
+    def sender(self) -> str:
+        """The only end that may tag with this key."""
+        return SENDERS[self.seq % 2]
 
-    def take(self, n_bytes: int) -> bytes:
-        if self.available_bytes < n_bytes:
-            raise AuthKeyExhausted(f"authentication pool holds {self.available_bytes} bytes, "
-                                   f"{n_bytes} needed")
-        start = self._offset
-        out = bytes(self._buffer[start:start + n_bytes])
-        self._buffer[start:start + n_bytes] = bytes(n_bytes)
-        self._offset += n_bytes
-        self.consumed_bits += 8 * n_bytes
-        if self._offset > 1 << 16:  # drop the used, zeroed prefix
-            del self._buffer[:self._offset]
-            self._offset = 0
-        return out
+    def to_bytes(self) -> bytes:
+        return _INDEX.pack(self.origin, self.seq)
 
-    def refill(self, key_bytes: bytes) -> None:
-        self._buffer.extend(key_bytes)
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AuthKeyIndex:
+        origin, seq = _INDEX.unpack(data)
+        return cls(origin, seq)
+
+    def __str__(self) -> str:
+        return f"{self.origin}:{self.seq}"
+
+
+class AuthKeyRange(NamedTuple):
+    """``units`` consecutive sequence numbers of one origin: how inventories travel."""
+
+    origin: int
+    first: int
+    units: int
+
+
+class KeyUse(NamedTuple):
+    """One use of a key, for accounting: who used it, and whether to tag or to check."""
+
+    owner: str
+    purpose: str  # "tag" or "check"
+    unit: AuthKeyIndex
+
+
+class AuthKeyStore:
+    """The one-time authentication keys one end holds, by index; each is used once."""
+
+    def __init__(self, owner: str, preshared_secret: bytes, ledger: list[KeyUse] | None = None) -> None:
+        """``ledger``: when given, every use is appended to it (tests audit the accounting)."""
+        if owner not in SENDERS:
+            raise ValueError("owner must be 'alice' or 'bob'")
+        self.owner = owner
+        self._held: dict[AuthKeyIndex, bytearray] = {}
+        self.ledger = ledger
+        self.consumed_bits = 0
+        self.erased_bits = 0  # dropped because the peer no longer held them
+        keys = len(preshared_secret) // KEY_BYTES
+        self.add(BOOTSTRAP_ORIGIN, preshared_secret, keys - keys // 2, keys // 2)
+
+    # -- filling ------------------------------------------------------------------------
+    def add(self, origin: int, material: bytes, alice_keys: int, bob_keys: int) -> None:
+        """File ``alice_keys`` then ``bob_keys`` keys cut from ``material`` under ``origin``.
+
+        The pre-shared secret alternates (both ends hold all of it); a refill gives Alice the
+        first keys and Bob the next ones. Both ends call this with identical arguments."""
+        if KEY_BYTES * (alice_keys + bob_keys) > len(material):
+            raise ValueError("not enough material for the keys asked")
+        if origin == BOOTSTRAP_ORIGIN:
+            seqs = list(range(alice_keys + bob_keys))
+        else:
+            seqs = [2 * k for k in range(alice_keys)] + [2 * k + 1 for k in range(bob_keys)]
+        for n, seq in enumerate(seqs):
+            index = AuthKeyIndex(origin, seq)
+            if index in self._held:
+                raise ValueError(f"authentication key {index} is filed already")
+            self._held[index] = bytearray(material[n * KEY_BYTES:(n + 1) * KEY_BYTES])
+
+    # -- using --------------------------------------------------------------------------
+    def next_index(self, sender: str) -> AuthKeyIndex:
+        """The key ``sender`` tags with next: QKD refills first (oldest first), the pre-shared
+        secret only when they are used up."""
+        mine = [i for i in self._held if i.sender == sender]
+        if not mine:
+            raise AuthKeyExhausted(f"no authentication key left for {sender}")
+        return min(mine, key=lambda i: (i.origin == BOOTSTRAP_ORIGIN, i.origin, i.seq))
+
+    def take(self, index: AuthKeyIndex, purpose: str) -> bytes:
+        """The key at ``index``, erased here. ``UnknownAuthKey`` if this end does not hold it
+        (used already, dropped at a resynchronisation, or never shared)."""
+        stored = self._held.pop(index, None)
+        if stored is None:
+            raise UnknownAuthKey(f"authentication key {index} is used or unknown here")
+        key = bytes(stored)
+        stored[:] = bytes(len(stored))
+        self.consumed_bits += KEY_BITS
+        if self.ledger is not None:
+            self.ledger.append(KeyUse(self.owner, purpose, index))
+        return key
+
+    def held(self, sender: str, *, refills_only: bool = False) -> int:
+        """How many keys of ``sender`` this end holds (QKD refills only, if asked)."""
+        return sum(1 for i in self._held
+                   if i.sender == sender and not (refills_only and i.origin == BOOTSTRAP_ORIGIN))
+
+    # -- resynchronisation ----------------------------------------------------------------
+    def inventory(self) -> tuple[AuthKeyRange, ...]:
+        """Every key held, as runs of consecutive sequence numbers."""
+        runs: list[AuthKeyRange] = []
+        for index in sorted(self._held):
+            last = runs[-1] if runs else None
+            if last is not None and last.origin == index.origin and last.first + last.units == index.seq:
+                runs[-1] = last._replace(units=last.units + 1)
+            else:
+                runs.append(AuthKeyRange(index.origin, index.seq, 1))
+        return tuple(runs)
+
+    def keep_only(self, peer_inventory: Iterable[AuthKeyRange]) -> int:
+        """Erase every key the peer does not hold; returns how many were erased."""
+        starts: dict[int, list[tuple[int, int]]] = {}
+        for run in peer_inventory:
+            starts.setdefault(run.origin, []).append((run.first, run.first + run.units))
+        for runs in starts.values():
+            runs.sort()
+
+        def peer_holds(index: AuthKeyIndex) -> bool:
+            runs = starts.get(index.origin, [])
+            at = bisect.bisect_right(runs, (index.seq, float("inf"))) - 1
+            return at >= 0 and runs[at][0] <= index.seq < runs[at][1]
+
+        dropped = [i for i in self._held if not peer_holds(i)]
+        for index in dropped:
+            stored = self._held.pop(index)
+            stored[:] = bytes(len(stored))
+        self.erased_bits += KEY_BITS * len(dropped)
+        return len(dropped)
 
 
 class MessageAuthenticator:
-    """Tags outgoing and checks incoming messages; one pad per message, in channel order."""
+    """Tags this end's messages and checks the peer's: the block's r, a fresh addressed s each."""
 
-    def __init__(self, pool: AuthKeyPool) -> None:
-        self._pool = pool
-        self._hash_key: bytes | None = None
+    def __init__(self, store: AuthKeyStore) -> None:
+        self.store = store
+        self._hash_key: tuple[AuthKeyIndex, bytearray] | None = None
 
-    def start_block(self) -> None:
-        """A fresh hash key r for the block (both ends call this at the same point)."""
-        self._hash_key = self._pool.take(HASH_KEY_BYTES)
+    @property
+    def hash_key_index(self) -> AuthKeyIndex | None:
+        return None if self._hash_key is None else self._hash_key[0]
 
-    def _key(self) -> bytes:
+    def new_hash_key(self) -> None:
+        """Bob, opening a block: draw r from his own units."""
+        if self.store.owner != "bob":
+            raise AuthenticationError("only Bob opens a block")
+        self.end_block()
+        index = self.store.next_index(self.store.owner)
+        self._hash_key = (index, bytearray(self.store.take(index, "tag")))
+
+    def end_block(self) -> None:
+        """Erase the block's r."""
+        if self._hash_key is not None:
+            self._hash_key[1][:] = bytes(KEY_BYTES)
+            self._hash_key = None
+
+    def one_time_key(self, pad_index: AuthKeyIndex, purpose: str) -> bytes:
+        """Poly1305's key: the block's r and the pad at ``pad_index`` (taken, so erased)."""
         if self._hash_key is None:
-            self.start_block()
-        assert self._hash_key is not None
-        return self._hash_key + self._pool.take(PAD_BYTES)
+            raise AuthenticationError("no hash key: the block has not opened")
+        return bytes(self._hash_key[1]) + self.store.take(pad_index, purpose)
 
     def tag(self, payload: bytes) -> bytes:
-        return Poly1305.generate_tag(self._key(), payload)
+        """The trailer for ``payload``: r's index, s's index, then the tag."""
+        if self._hash_key is None:
+            raise AuthenticationError("no hash key: the block has not opened")
+        pad = self.store.next_index(self.store.owner)
+        header = self._hash_key[0].to_bytes() + pad.to_bytes()
+        return header + Poly1305.generate_tag(self.one_time_key(pad, "tag"), header + payload)
 
-    def verify(self, payload: bytes, tag: bytes) -> None:
-        expected = Poly1305.generate_tag(self._key(), payload)
+    def verify(self, payload: bytes, trailer: bytes, *, opens_block: bool = False) -> None:
+        """Check the peer's message; ``opens_block``: its first of a block, which names the
+        block's r (Alice takes it). Any other message must name the r in use."""
+        if len(trailer) != TRAILER_BYTES:
+            raise AuthenticationError("authentication trailer of the wrong size")
+        header, tag = trailer[:2 * INDEX_BYTES], trailer[2 * INDEX_BYTES:]
+        hash_index = AuthKeyIndex.from_bytes(header[:INDEX_BYTES])
+        pad = AuthKeyIndex.from_bytes(header[INDEX_BYTES:])
+        if pad.sender == self.store.owner or hash_index.sender != "bob":
+            raise AuthenticationError("message names keys its sender may not choose")
+        if opens_block:
+            self.end_block()
+            self._hash_key = (hash_index, bytearray(self.store.take(hash_index, "check")))
+        elif self.hash_key_index != hash_index:
+            raise UnknownAuthKey(f"message of another block (hash key {hash_index})")
+        expected = Poly1305.generate_tag(self.one_time_key(pad, "check"), header + payload)
         if not hmac.compare_digest(expected, tag):
             raise AuthenticationError("classical message failed authentication")

@@ -1,11 +1,12 @@
 """One end of a QKD link: authentication state, envelopes, and the per-block result.
 
 Layer: sans-I/O. A ``LinkEndpoint`` lives as long as the link; each block of pulses gets a
-session (``AliceSession``/``BobSession``) that borrows the endpoint's authenticator. Messages
-travel as envelopes: the encoded message plus its Wegman-Carter tag, except the Cascade rounds,
-which are covered by one tag over the whole Cascade transcript (sent with ReconciliationDone)
-so that hundreds of round trips do not each burn 128 bits of key. Nothing derived from an
-unverified message reaches the final key.
+session (``AliceSession``/``BobSession``) that borrows the endpoint's authentication keys.
+Messages travel as envelopes: the encoded message, the index of its one-time key and its
+Wegman-Carter tag, except the Cascade rounds, which are covered by one tag over the whole
+Cascade transcript (sent with ReconciliationDone, under a key Alice names in Reconcile) so that
+hundreds of round trips do not each burn a key. Nothing derived from an unverified message
+reaches the final key.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from .authentication import TAG_BYTES, AuthKeyPool, MessageAuthenticator
-from .bits import SecretBits, os_secret_bits
+from .authentication import KEY_BITS, SENDERS, TRAILER_BYTES, AuthKeyIndex, AuthKeyStore, KeyUse, MessageAuthenticator
+from .bits import SecretBits, os_secret_bits, pack
 from .errors import AuthenticationError, ProtocolError
 from .estimation import DecoyEstimate
 from .messages import MESSAGE_TYPES, TRANSCRIPT_TYPES, Message, decode, encode
@@ -44,6 +45,7 @@ class BlockResult:
     verification_bits: int = 0
     amplified_bits: int = 0
     auth_bits: int = 0
+    auth_refill_bits: int = 0
     cascade_rounds: int = 0
     estimate: DecoyEstimate | None = None
     gain_per_intensity: tuple[float, ...] = ()
@@ -54,14 +56,21 @@ class BlockResult:
         return int(self.key.size)
 
 
+AUTH_RESERVE_KEYS = 12
+"""Authentication units of QKD origin kept in hand for each end: a block uses five of each
+(Bob's r and four pads, Alice's five pads), so a failed block or two still leaves the
+pre-shared secret untouched."""
+
+
 class LinkEndpoint:
-    """Long-lived state of one side of a link: parameters, authentication pool, counters."""
+    """Long-lived state of one side of a link: parameters, authentication keys, counters."""
 
     def __init__(self, role: str, params: LinkParams, processing: ProcessingParams,
                  preshared_secret: bytes, rng: np.random.Generator,
-                 secret_bits: SecretBits = os_secret_bits) -> None:
+                 secret_bits: SecretBits = os_secret_bits, auth_ledger: list[KeyUse] | None = None) -> None:
         """``rng``: seeded, for public choices (hash keys and seeds, Cascade permutations);
-        ``secret_bits``: the device's secret randomness (the OS CSPRNG)."""
+        ``secret_bits``: the device's secret randomness (the OS CSPRNG); ``auth_ledger``: a
+        list that records every authentication-key use (for tests)."""
         if role not in ("alice", "bob"):
             raise ValueError("role must be 'alice' or 'bob'")
         if len(preshared_secret) < 1024:
@@ -71,8 +80,8 @@ class LinkEndpoint:
         self.processing = processing
         self.rng = rng
         self.secret_bits = secret_bits
-        self.auth_pool = AuthKeyPool(preshared_secret)
-        self.authenticator = MessageAuthenticator(self.auth_pool)
+        self.auth_keys = AuthKeyStore(role, preshared_secret, auth_ledger)
+        self.authenticator = MessageAuthenticator(self.auth_keys)
         self._transcript: Poly1305 | None = None
 
     # -- envelopes ----------------------------------------------------------------------
@@ -83,7 +92,9 @@ class LinkEndpoint:
             return payload
         return payload + self.authenticator.tag(payload)
 
-    def open(self, envelope: bytes) -> Message:
+    def open(self, envelope: bytes, *, opens_block: bool = False) -> Message:
+        """Decode the peer's envelope after checking its tag; ``opens_block``: the block's first
+        message, which names the block's hash key."""
         if not envelope:
             raise ProtocolError("empty message")
         cls = MESSAGE_TYPES.get(envelope[0])
@@ -94,16 +105,39 @@ class LinkEndpoint:
                 raise ProtocolError("Cascade message outside the reconciliation phase")
             self._add_to_transcript(b"R", envelope)
             return decode(envelope)
-        if len(envelope) < 1 + TAG_BYTES:
+        if len(envelope) < 1 + TRAILER_BYTES:
             raise ProtocolError("message too short for its tag")
-        payload, tag = envelope[:-TAG_BYTES], envelope[-TAG_BYTES:]
-        self.authenticator.verify(payload, tag)
+        payload, trailer = envelope[:-TRAILER_BYTES], envelope[-TRAILER_BYTES:]
+        self.authenticator.verify(payload, trailer, opens_block=opens_block)
         return decode(payload)
 
+    # -- authentication keys -------------------------------------------------------------
+    def refill_wanted(self) -> tuple[int, int]:
+        """Keys (Alice's, Bob's) a block's key should refill so both ends keep their reserve
+        of QKD origin; Alice decides and announces it, so both ends refill alike."""
+        alice, bob = (max(0, AUTH_RESERVE_KEYS - self.auth_keys.held(sender, refills_only=True))
+                      for sender in SENDERS)
+        return alice, bob
+
+    def refill(self, frame_id: int, key: np.ndarray, alice_keys: int, bob_keys: int) -> np.ndarray:
+        """File the announced keys from the front of a verified block key; returns the rest."""
+        bits = KEY_BITS * (alice_keys + bob_keys)
+        if bits:
+            self.auth_keys.add(frame_id, pack(key[:bits]), alice_keys, bob_keys)
+        return key[bits:]
+
     # -- Cascade transcript -------------------------------------------------------------
-    def begin_transcript(self) -> None:
-        key = self.auth_pool.take(32)
-        self._transcript = Poly1305(key)
+    def open_transcript(self) -> AuthKeyIndex:
+        """Alice: start the transcript under the block's r and her next pad; Reconcile names it."""
+        index = self.auth_keys.next_index("alice")
+        self._transcript = Poly1305(self.authenticator.one_time_key(index, "tag"))
+        return index
+
+    def join_transcript(self, index: AuthKeyIndex) -> None:
+        """Bob: start the transcript under the pad Alice named."""
+        if index.sender != "alice":
+            raise AuthenticationError(f"transcript pad {index} is not one Alice may choose")
+        self._transcript = Poly1305(self.authenticator.one_time_key(index, "check"))
 
     def _add_to_transcript(self, direction: bytes, payload: bytes) -> None:
         if self._transcript is None:

@@ -17,5 +17,10 @@ class AuthenticationError(ProtocolError):
     """A classical message failed its Wegman-Carter tag check."""
 
 
+class UnknownAuthKey(ProtocolError):
+    """A message names an authentication key this end does not hold: a repeat, a stale
+    message, or a key lost to a desynchronisation. Ignored; nothing of the message is used."""
+
+
 class AuthKeyExhausted(QkdError):
     """The authentication key pool cannot pay for another message."""

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .analytic import gain
 from .attacks import Attack
+from .authentication import KeyUse
 from .channel import transmit
 from .endpoint import BlockResult, LinkEndpoint
 from .params import LinkParams, ProcessingParams
 from .sessions import AliceSession, BobSession
 
-Tamper = Callable[[str, int, bytes], bytes]
-"""(sender role, message index in the block, envelope) -> envelope actually delivered."""
+Tamper = Callable[[str, int, bytes], "bytes | list[bytes]"]
+"""(sender role, message index in the block, envelope) -> what is delivered instead: another
+envelope, or a list of them (empty: the message is lost; two copies: it is repeated)."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,14 @@ def pulses_for_detections(params: LinkParams, detections: int) -> int:
 
 
 def make_endpoints(params: LinkParams, processing: ProcessingParams, seed: int | np.random.SeedSequence,
-                   preshared_secret: bytes | None = None) -> tuple[LinkEndpoint, LinkEndpoint, np.random.Generator]:
+                   preshared_secret: bytes | None = None, auth_ledger: list[KeyUse] | None = None,
+                   ) -> tuple[LinkEndpoint, LinkEndpoint, np.random.Generator]:
     """Alice, Bob and the channel ("nature"), each with an independent stream of one seed."""
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     alice_seq, bob_seq, nature_seq, secret_seq = root.spawn(4)
     secret = preshared_secret if preshared_secret is not None else np.random.default_rng(secret_seq).bytes(1 << 16)
-    alice = LinkEndpoint("alice", params, processing, secret, np.random.default_rng(alice_seq))
-    bob = LinkEndpoint("bob", params, processing, secret, np.random.default_rng(bob_seq))
+    alice = LinkEndpoint("alice", params, processing, secret, np.random.default_rng(alice_seq), auth_ledger=auth_ledger)
+    bob = LinkEndpoint("bob", params, processing, secret, np.random.default_rng(bob_seq), auth_ledger=auth_ledger)
     return alice, bob, np.random.default_rng(nature_seq)
 
 
@@ -54,17 +57,31 @@ class InMemoryLink:
 
     def __init__(self, params: LinkParams, processing: ProcessingParams | None = None,
                  seed: int | np.random.SeedSequence = 0,
-                 attack: Attack | None = None, clock: Callable[[], float] | None = None) -> None:
+                 attack: Attack | None = None, clock: Callable[[], float] | None = None,
+                 auth_ledger: list[KeyUse] | None = None) -> None:
         self.params = params
         self.processing = processing or ProcessingParams()
         self.attack = attack
-        self.alice, self.bob, self._nature = make_endpoints(params, self.processing, seed)
+        self.alice, self.bob, self._nature = make_endpoints(params, self.processing, seed, auth_ledger=auth_ledger)
+        self._unsynced = False  # the last block did not end accepted at both ends
+        self.resyncs = 0
         self._frame = 0
         self._clock = clock
         self.stage_seconds: dict[str, float] = defaultdict(float)
 
-    def run_block(self, n_pulses: int | None = None, tamper: Tamper | None = None) -> BlockPair:
+    def resync(self) -> None:
+        """What the link runtimes do over RPC after an unclean block: each end keeps only the
+        authentication keys the other still holds."""
+        self.bob.auth_keys.keep_only(self.alice.auth_keys.inventory())
+        self.alice.auth_keys.keep_only(self.bob.auth_keys.inventory())
+        self.resyncs += 1
+
+    def run_block(self, n_pulses: int | None = None, tamper: Tamper | None = None,
+                  late: Sequence[tuple[str, bytes]] = ()) -> BlockPair:
+        """One block. ``late``: (sender, envelope) of earlier blocks, arriving first."""
         n_pulses = n_pulses or pulses_for_detections(self.params, self.processing.block_detections)
+        if self._unsynced:
+            self.resync()
         self._frame += 1
         t0 = self._now()
         alice_record, bob_record, _ = transmit(self.params, n_pulses, self._nature, self.attack,
@@ -73,24 +90,23 @@ class InMemoryLink:
         alice = AliceSession(self.alice, self._frame, alice_record)
         bob = BobSession(self.bob, self._frame, bob_record)
         t0 = self._now()
-        in_flight = [("bob", envelope) for envelope in bob.begin()]
+        in_flight = [*late, *(("bob", envelope) for envelope in bob.begin())]
         self._charge("sifting", t0)
         index = 0
         while in_flight:
             sender, envelope = in_flight.pop(0)
-            if tamper is not None:
-                envelope = tamper(sender, index, envelope)
+            delivered = [envelope] if tamper is None else tamper(sender, index, envelope)
             index += 1
             receiver = alice if sender == "bob" else bob
-            t0 = self._now()
-            replies = receiver.handle(envelope)
-            self._charge(_stage_of(envelope[0]), t0)
-            in_flight.extend((receiver.role, r) for r in replies)
-        if alice.result is None or bob.result is None:  # the peer fell silent: end both sides
-            for side in (alice, bob):
-                if side.result is None:
-                    side._end("peer stopped answering")
+            for copy in [delivered] if isinstance(delivered, bytes) else delivered:
+                t0 = self._now()
+                replies = receiver.handle(copy)
+                self._charge(_stage_of(copy[0]), t0)
+                in_flight.extend((receiver.role, r) for r in replies)
+        for side in (alice, bob):  # one end fell silent: the other gives up
+            side.abandon("peer stopped answering")
         assert alice.result is not None and bob.result is not None
+        self._unsynced = not (alice.result.accepted and bob.result.accepted)
         return BlockPair(alice=alice.result, bob=bob.result, n_pulses=n_pulses)
 
     def _now(self) -> float:

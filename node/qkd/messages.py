@@ -55,12 +55,15 @@ class TestBits(Message):
 
 @dataclass(frozen=True)
 class Reconcile(Message):
-    """Alice -> Bob: estimation passed; Cascade block sizes and the public permutation seed."""
+    """Alice -> Bob: estimation passed; Cascade block sizes, the public permutation seed, and the
+    authentication key (an ``AuthKeyIndex``) that will tag the whole Cascade transcript."""
 
     type_code: ClassVar[int] = 4
     qber_estimate: float
     block_sizes: np.ndarray  # int64
     seed: int
+    transcript_key_origin: int
+    transcript_key_seq: int
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,16 @@ class ReconciliationDone(Message):
 
 @dataclass(frozen=True)
 class Amplify(Message):
-    """Alice -> Bob: verification hash and tag, final key length and the Toeplitz seed."""
+    """Alice -> Bob: verification hash and tag, final key length, the Toeplitz seed, and how many
+    authentication keys for each end the final key refills first (the rest is link key)."""
 
     type_code: ClassVar[int] = 8
     hash_key: bytes
     tag: bytes
     key_bits: int
     toeplitz_seed: bytes
+    auth_refill_alice: int
+    auth_refill_bob: int
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,15 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.type_code: cls for cls in (Detections, SiftReply, TestBits, Reconcile, ParityQuery,
                                    ParityReply, ReconciliationDone, Amplify, Confirm, Finish, Abort)}
 TRANSCRIPT_TYPES = (ParityQuery, ParityReply)
+
+
+def frame_of(envelope: bytes) -> int | None:
+    """The frame an envelope says it belongs to (unauthenticated), or None if unreadable."""
+    try:
+        (frame_id,) = struct.unpack_from("<q", envelope, 1)  # every message starts with its frame
+    except struct.error:
+        return None
+    return int(frame_id)
 
 
 def encode(message: Message) -> bytes:

@@ -4,7 +4,9 @@ Layer: sans-I/O protocol. ``BobSession.begin()`` returns Bob's first envelope; a
 side's ``handle(envelope)`` returns the envelopes it sends in answer (possibly none) until its
 ``result`` is set. Each side computes only from its own detector or source record and the
 messages it receives. Any protocol or authentication failure ends the block with a recorded
-reason and, where the peer still waits, an authenticated Abort.
+reason and, where the peer still waits, an authenticated Abort. A message for another frame, or
+one naming an authentication key this end no longer holds (a repeat, or a stale message after a
+resynchronisation), is ignored: nothing of it is used and the block goes on.
 
 Order: Detections (B) -> SiftReply (A) -> TestBits (B) -> Reconcile | Abort (A) ->
 [ParityQuery (B) -> ParityReply (A)]* -> ReconciliationDone (B) -> Amplify | Abort (A) ->
@@ -19,10 +21,11 @@ import numpy as np
 
 from . import cascade
 from .amplification import toeplitz_hash
+from .authentication import KEY_BITS, AuthKeyIndex
 from .bits import pack, random_bits, unpack
 from .channel import AliceRecord, BobRecord
 from .endpoint import BlockResult, LinkEndpoint
-from .errors import AuthenticationError, AuthKeyExhausted, ProtocolError
+from .errors import AuthenticationError, AuthKeyExhausted, ProtocolError, UnknownAuthKey
 from .estimation import BasisCounts, estimate, secret_key_length
 from .messages import (
     Abort,
@@ -37,6 +40,7 @@ from .messages import (
     ReconciliationDone,
     SiftReply,
     TestBits,
+    frame_of,
 )
 from .sifting import counts_per_intensity, sift
 from .verification import (
@@ -57,30 +61,38 @@ class _Session:
         self.endpoint = endpoint
         self.frame_id = frame_id
         self.result: BlockResult | None = None
-        self._auth_start = endpoint.auth_pool.consumed_bits
+        self._auth_start = endpoint.auth_keys.consumed_bits
+        self._refill = (0, 0)  # authentication keys (Alice's, Bob's) the final key refills
+        self.ignored_messages = 0
         self._stats: dict = {}
         self._deferred_end: tuple[str | None, np.ndarray] | None = None
-        self._after_seal: list = []  # pool takes that must follow the reply's own pad
         self._expect: type[Message] | Any = Message
+
+    @property
+    def _opens_block(self) -> bool:
+        """Whether the next message from the peer is its first of the block (names r)."""
+        return False
 
     @property
     def done(self) -> bool:
         return self.result is not None
 
     def handle(self, envelope: bytes) -> list[bytes]:
-        if self.done:
+        if self.done or frame_of(envelope) != self.frame_id:
+            self.ignored_messages += 1
             return []
         try:
-            message = self.endpoint.open(envelope)
+            try:
+                message = self.endpoint.open(envelope, opens_block=self._opens_block)
+            except UnknownAuthKey:
+                self.ignored_messages += 1
+                return []
             if message.frame_id != self.frame_id:
                 raise ProtocolError(f"message for frame {message.frame_id} in frame {self.frame_id}")
             if isinstance(message, Abort):
                 self._end(f"peer aborted: {message.reason}")
                 return []
             out = [self.endpoint.seal(m) for m in self._on(message)]
-            for action in self._after_seal:
-                action()
-            self._after_seal.clear()
             if self._deferred_end is not None:
                 self._end(*self._deferred_end)
             return out
@@ -93,24 +105,26 @@ class _Session:
 
     def _abort(self, reason: str) -> list[bytes]:
         self.endpoint.abandon_transcript()
-        self._end(reason)
         try:
-            return [self.endpoint.seal(Abort(frame_id=self.frame_id, reason=reason))]
-        except AuthKeyExhausted:
-            return []
+            out = [self.endpoint.seal(Abort(frame_id=self.frame_id, reason=reason))]
+        except (AuthKeyExhausted, AuthenticationError):  # no pad left, or the block never opened
+            out = []
+        self._end(reason)
+        return out
 
     def _end(self, reason: str | None, key: np.ndarray = _EMPTY) -> None:
         self.endpoint.abandon_transcript()
+        self.endpoint.authenticator.end_block()
         accepted = reason is None
-        auth_bits = self.endpoint.auth_pool.consumed_bits - self._auth_start
+        auth_bits = self.endpoint.auth_keys.consumed_bits - self._auth_start
+        refill_bits = 0
         if accepted:
-            # Pay back the authentication key this block used, from its own key.
-            refill = min(key.size // 8, (auth_bits + 7) // 8)
-            self.endpoint.auth_pool.refill(pack(key[:refill * 8]))
-            key = key[refill * 8:]
+            # The authentication keys Alice announced come first out of the block's own key.
+            refill_bits = KEY_BITS * sum(self._refill)
+            key = self.endpoint.refill(self.frame_id, key, *self._refill)
         self.result = BlockResult(frame_id=self.frame_id, role=self.role, accepted=accepted,
                                   abort_reason=reason, key=key if accepted else _EMPTY,
-                                  auth_bits=auth_bits, **self._stats)
+                                  auth_bits=auth_bits, auth_refill_bits=refill_bits, **self._stats)
 
     def abandon(self, reason: str) -> None:
         """End the block unfinished (the peer stopped answering); nothing of it is kept."""
@@ -137,10 +151,9 @@ class AliceSession(_Session):
         self._record = record
         self._expect = Detections
 
-    def handle(self, envelope: bytes) -> list[bytes]:
-        if self._expect is Detections and not self.done:
-            self.endpoint.authenticator.start_block()  # Bob did the same before sealing
-        return super().handle(envelope)
+    @property
+    def _opens_block(self) -> bool:
+        return self._expect is Detections
 
     def _on_Detections(self, m: Detections) -> list[Message]:
         ep = self.endpoint
@@ -190,9 +203,10 @@ class AliceSession(_Session):
         self._leak = 0
         self._rounds = 0
         self._expect = ParityQuery | ReconciliationDone
-        self._after_seal.append(ep.begin_transcript)  # Bob begins it after opening Reconcile
+        transcript_key = ep.open_transcript()
         return [Reconcile(frame_id=self.frame_id, qber_estimate=float(est.qber_x),
-                          block_sizes=np.asarray(plan.block_sizes, np.int64), seed=plan.seed)]
+                          block_sizes=np.asarray(plan.block_sizes, np.int64), seed=plan.seed,
+                          transcript_key_origin=transcript_key.origin, transcript_key_seq=transcript_key.seq)]
 
     def _on_ParityQuery(self, m: ParityQuery) -> list[Message]:
         parities = cascade.answer_parities(
@@ -219,9 +233,11 @@ class AliceSession(_Session):
         seed = random_bits(ep.rng, n + length - 1)
         self._final = toeplitz_hash(self._key, seed, length)
         self._stats["amplified_bits"] = length
+        self._refill = _affordable(ep.refill_wanted(), length)
         self._expect = Confirm
         return [Amplify(frame_id=self.frame_id, hash_key=hash_key, tag=key_tag(self._key, hash_key),
-                        key_bits=length, toeplitz_seed=pack(seed))]
+                        key_bits=length, toeplitz_seed=pack(seed), auth_refill_alice=self._refill[0],
+                        auth_refill_bob=self._refill[1])]
 
     def _on_Confirm(self, m: Confirm) -> list[Message]:
         if not m.ok:
@@ -245,14 +261,18 @@ class BobSession(_Session):
         super().__init__(endpoint, frame_id)
         self._record = record
         self._expect = SiftReply
-        endpoint.authenticator.start_block()
 
     def begin(self) -> list[bytes]:
         ep, rec = self.endpoint, self._record
         gaps = np.diff(rec.slots, prepend=0).astype(np.uint32) if rec.slots.size else np.empty(0, np.uint32)
         self._stats.update(n_pulses=rec.n_pulses, detections=int(rec.slots.size))
-        return [ep.seal(Detections(frame_id=self.frame_id, n_pulses=rec.n_pulses,
-                                   slot_gaps=gaps, bases=pack(rec.basis)))]
+        try:
+            ep.authenticator.new_hash_key()
+            return [ep.seal(Detections(frame_id=self.frame_id, n_pulses=rec.n_pulses,
+                                       slot_gaps=gaps, bases=pack(rec.basis)))]
+        except AuthKeyExhausted as exc:
+            self._end(f"authentication key exhausted: {exc}")
+            return []
 
     def _on_SiftReply(self, m: SiftReply) -> list[Message]:
         rec = self._record
@@ -267,7 +287,7 @@ class BobSession(_Session):
         sizes = tuple(int(s) for s in m.block_sizes)
         if not sizes or any(s < 2 or s & (s - 1) for s in sizes) or len(sizes) > 16:
             raise ProtocolError("Cascade block sizes must be powers of two")
-        self.endpoint.begin_transcript()
+        self.endpoint.join_transcript(AuthKeyIndex(m.transcript_key_origin, m.transcript_key_seq))
         self._stats["qber_x"] = m.qber_estimate
         self._corrector = cascade.CascadeCorrector(self._key, cascade.CascadePlan(self._key.size, sizes, m.seed))
         return self._next_round()
@@ -296,6 +316,10 @@ class BobSession(_Session):
         n = self._key.size
         if not 0 < m.key_bits <= n:
             raise ProtocolError("final key length out of range")
+        if min(m.auth_refill_alice, m.auth_refill_bob) < 0 or \
+                KEY_BITS * (m.auth_refill_alice + m.auth_refill_bob) > m.key_bits:
+            raise ProtocolError("authentication refill out of range")
+        self._refill = (m.auth_refill_alice, m.auth_refill_bob)
         self._stats.update(verification_bits=TAG_BITS, amplified_bits=m.key_bits)
         if not tags_match(key_tag(self._key, m.hash_key), m.tag):
             self._expect = Finish
@@ -313,3 +337,14 @@ class BobSession(_Session):
         else:
             self._end("verification failed: keys differ after Cascade")
         return []
+
+
+def _affordable(wanted: tuple[int, int], key_bits: int) -> tuple[int, int]:
+    """The refill Alice announces: what is wanted, cut down (larger share first) to fit the key."""
+    alice, bob = wanted
+    while KEY_BITS * (alice + bob) > key_bits:
+        if alice >= bob:
+            alice -= 1
+        else:
+            bob -= 1
+    return alice, bob

@@ -1,30 +1,110 @@
+"""Addressed Wegman-Carter authentication: every unit is used once, at one end's choice, and a
+repeated, stale or misaddressed message is refused without using anything else."""
+
 import pytest
 
-from node.qkd.authentication import AuthKeyPool, MessageAuthenticator
-from node.qkd.errors import AuthenticationError, AuthKeyExhausted
+from node.qkd.authentication import (
+    KEY_BYTES,
+    AuthKeyIndex,
+    AuthKeyRange,
+    AuthKeyStore,
+    MessageAuthenticator,
+)
+from node.qkd.errors import AuthenticationError, AuthKeyExhausted, UnknownAuthKey
+
+SECRET = bytes(range(256)) * 4  # 64 units: 32 for each end
 
 
-def test_each_pad_is_used_once_and_erased():
-    secret = bytes(range(256)) * 4
-    pool = AuthKeyPool(secret)
-    first = pool.take(16)
-    second = pool.take(16)
-    assert first != second and first == secret[:16]
-    assert pool.consumed_bits == 256 and pool.available_bytes == len(secret) - 32
+def _pair(secret=SECRET):
+    alice, bob = MessageAuthenticator(AuthKeyStore("alice", secret)), MessageAuthenticator(AuthKeyStore("bob", secret))
+    bob.new_hash_key()
+    return alice, bob
+
+
+def _open_block(alice, bob, payload=b"detections"):
+    """Bob's first message names the block's hash key; Alice adopts it."""
+    alice.verify(payload, bob.tag(payload), opens_block=True)
+
+
+def test_each_unit_is_used_once_and_erased():
+    store = AuthKeyStore("alice", SECRET)
+    first = store.next_index("alice")
+    assert first == AuthKeyIndex(0, 0) and store.take(first, "tag") == SECRET[:KEY_BYTES]
+    with pytest.raises(UnknownAuthKey):
+        store.take(first, "tag")
+    assert store.next_index("alice") == AuthKeyIndex(0, 2)  # Alice's units are the even ones
+    assert store.next_index("bob") == AuthKeyIndex(0, 1)
+    assert store.consumed_bits == 8 * KEY_BYTES and store.held("alice") == 31 and store.held("bob") == 32
+
+
+def test_qkd_refills_are_used_before_the_preshared_secret():
+    store = AuthKeyStore("alice", SECRET)
+    store.add(500, bytes(range(5 * KEY_BYTES)), 2, 3)
+    assert [store.next_index("alice"), store.next_index("bob")] == [AuthKeyIndex(500, 0), AuthKeyIndex(500, 1)]
+    assert store.take(AuthKeyIndex(500, 2), "tag") == bytes(range(KEY_BYTES, 2 * KEY_BYTES))
+    assert store.take(AuthKeyIndex(500, 5), "tag") == bytes(range(4 * KEY_BYTES, 5 * KEY_BYTES))
+    assert store.held("alice", refills_only=True) == 1 and store.held("bob", refills_only=True) == 2
+    with pytest.raises(ValueError, match="filed already"):
+        store.add(500, bytes(KEY_BYTES), 1, 0)
 
 
 def test_tag_round_trip_and_tamper_detection():
-    secret = bytes(range(256)) * 4
-    sender, receiver = MessageAuthenticator(AuthKeyPool(secret)), MessageAuthenticator(AuthKeyPool(secret))
-    sender.start_block(), receiver.start_block()
-    receiver.verify(b"hello", sender.tag(b"hello"))
-    tag = sender.tag(b"world")
-    with pytest.raises(AuthenticationError):
-        receiver.verify(b"worle", tag)
+    alice, bob = _pair()
+    _open_block(alice, bob)
+    bob.verify(b"hello", alice.tag(b"hello"))
+    trailer = alice.tag(b"world")
+    with pytest.raises(AuthenticationError, match="failed"):
+        bob.verify(b"worle", trailer)
 
 
-def test_exhausted_pool_refuses():
-    pool = AuthKeyPool(bytes(40))
-    pool.take(32)
+def test_a_repeated_message_finds_its_pad_gone_and_uses_nothing():
+    alice, bob = _pair()
+    _open_block(alice, bob)
+    trailer = alice.tag(b"sift reply")
+    bob.verify(b"sift reply", trailer)
+    held = bob.store.held("alice")
+    with pytest.raises(UnknownAuthKey):
+        bob.verify(b"sift reply", trailer)
+    assert bob.store.held("alice") == held
+    bob.verify(b"next", alice.tag(b"next"))  # the block goes on
+
+
+def test_a_message_of_another_block_is_unknown_here():
+    alice, bob = _pair()
+    _open_block(alice, bob)
+    stale = bob.tag(b"old block")
+    bob.new_hash_key()  # Bob opens the next block
+    _open_block(alice, bob, b"new detections")
+    with pytest.raises(UnknownAuthKey, match="another block"):
+        alice.verify(b"old block", stale)
+
+
+def test_keys_chosen_by_the_wrong_end_are_refused():
+    alice, bob = _pair()
+    _open_block(alice, bob)
+    own = alice.tag(b"to bob")
+    with pytest.raises(AuthenticationError, match="may not choose"):
+        alice.verify(b"to bob", own)  # Alice's pad presented back to Alice
+    with pytest.raises(AuthenticationError, match="only Bob"):
+        alice.new_hash_key()
+
+
+def test_inventories_intersect_to_what_both_hold():
+    alice, bob = AuthKeyStore("alice", SECRET), AuthKeyStore("bob", SECRET)
+    alice.take(AuthKeyIndex(0, 0), "tag")  # a message Bob never received: Bob still holds 0:0
+    bob.take(AuthKeyIndex(0, 3), "tag")  # a reply Alice never received
+    alice.add(7, bytes(4 * KEY_BYTES), 2, 2)  # a block only Alice kept
+    assert alice.inventory() == (AuthKeyRange(0, 1, 63), AuthKeyRange(7, 0, 4))
+    assert bob.keep_only(alice.inventory()) == 1 and alice.keep_only(bob.inventory()) == 5
+    assert alice.inventory() == bob.inventory() == (AuthKeyRange(0, 1, 2), AuthKeyRange(0, 4, 60))
+    assert alice.erased_bits == 5 * 8 * KEY_BYTES
+
+
+def test_an_exhausted_end_refuses_to_tag():
+    alice, bob = _pair(bytes(3 * KEY_BYTES))  # Alice's two units and Bob's one (his r)
     with pytest.raises(AuthKeyExhausted):
-        pool.take(16)
+        bob.tag(b"no pad left for Bob")
+    alice.store.take(AuthKeyIndex(0, 0), "tag")
+    alice.store.take(AuthKeyIndex(0, 2), "tag")
+    with pytest.raises(AuthKeyExhausted):
+        alice.store.next_index("alice")

@@ -5,9 +5,10 @@ import pytest
 
 from node.qkd import analytic
 from node.qkd.attacks import InterceptResend, PhotonNumberSplitting
+from node.qkd.authentication import INDEX_BYTES, TRAILER_BYTES
 from node.qkd.estimation import secret_key_length
 from node.qkd.link import InMemoryLink
-from node.qkd.messages import MESSAGE_TYPES
+from node.qkd.messages import MESSAGE_TYPES, TRANSCRIPT_TYPES
 from node.qkd.verification import TAG_BITS
 
 
@@ -23,7 +24,8 @@ def test_accepted_block_gives_identical_keys_within_the_formula_and_plob(small_l
     allowed = secret_key_length(alice.estimate, alice.leak_ec_bits + TAG_BITS,
                                 small_block.epsilon_sec, small_block.epsilon_cor)
     assert alice.amplified_bits == allowed
-    assert alice.net_key_bits + alice.auth_bits >= alice.amplified_bits  # auth paid from the key
+    assert alice.net_key_bits + alice.auth_refill_bits == alice.amplified_bits  # authentication refilled first
+    assert 0 < alice.auth_bits <= alice.auth_refill_bits  # the first block refills more than it used
     assert alice.amplified_bits / pair.n_pulses <= analytic.plob_bound_per_pulse(small_link)
     assert alice.amplified_bits / pair.n_pulses <= analytic.asymptotic_rate_per_pulse(small_link) * 1.05
     assert alice.leak_ec_bits == bob.leak_ec_bits and alice.auth_bits == bob.auth_bits
@@ -62,7 +64,8 @@ def test_consecutive_blocks_keep_authentication_in_step(small_link, small_block)
     for _ in range(3):
         pair = link.run_block()
         assert pair.alice.accepted and pair.bob.accepted, pair.alice.abort_reason
-        assert link.alice.auth_pool.available_bytes == link.bob.auth_pool.available_bytes
+        assert link.alice.auth_keys.inventory() == link.bob.auth_keys.inventory()
+    assert link.resyncs == 0
 
 
 def test_full_intercept_resend_gives_quarter_qber_and_aborts(small_link, small_block):
@@ -105,15 +108,18 @@ def test_decoy_bound_never_credits_photons_eve_touched(small_link, small_block):
     assert pair.alice.estimate.s_z1 <= untouched_singles
 
 
-def _flip_byte(target_type, occurrence=0):
+def _flip_byte(target_type, occurrence=0, where="message"):
+    """Flip one bit of the message body, or (``where="index"``) of the pad index it names."""
     seen = {"n": 0}
 
     def tamper(sender, index, envelope):
-        if MESSAGE_TYPES[envelope[0]].__name__ == target_type:
+        cls = MESSAGE_TYPES[envelope[0]]
+        if cls.__name__ == target_type:
             if seen["n"] == occurrence:
                 seen["n"] += 1
                 data = bytearray(envelope)
-                data[len(data) // 2] ^= 0x01
+                body = len(data) if issubclass(cls, TRANSCRIPT_TYPES) else len(data) - TRAILER_BYTES
+                data[body // 2 if where == "message" else body + INDEX_BYTES] ^= 0x01
                 return bytes(data)
             seen["n"] += 1
         return envelope
@@ -128,3 +134,15 @@ def test_tampered_message_is_rejected_and_the_block_yields_no_key(small_link, sm
     assert pair.alice.net_key_bits == 0 and pair.bob.net_key_bits == 0
     reasons = f"{pair.alice.abort_reason} | {pair.bob.abort_reason}"
     assert "authentication" in reasons or "Protocol" in reasons, reasons
+
+
+@pytest.mark.parametrize("target", ["Detections", "TestBits", "Amplify", "Finish"])
+def test_a_message_naming_a_pad_nobody_used_is_ignored_and_gives_no_key(small_link, small_block, target):
+    """A changed pad index points at a unit the receiver holds unused (or not at all): the message
+    is dropped unread, the block stalls, and the next block resynchronises and gives key."""
+    link = InMemoryLink(small_link, small_block, seed=1)
+    pair = link.run_block(tamper=_flip_byte(target, where="index"))
+    assert not pair.bob.accepted and pair.bob.net_key_bits == 0
+    assert pair.bob.abort_reason == "peer stopped answering" or pair.alice.abort_reason == "peer stopped answering"
+    after = link.run_block()
+    assert link.resyncs == 1 and after.alice.accepted and np.array_equal(after.alice.key, after.bob.key)

@@ -37,6 +37,7 @@ def test_a_block_ends_accepted_with_the_same_key_on_both_sides(small_link, small
 
 def test_an_unexpected_message_aborts_both_sides(small_link, small_block):
     alice, bob, bob_ep = _sessions(small_link, small_block)
+    bob_ep.authenticator.new_hash_key()  # as Bob's begin() does
     envelope = bob_ep.seal(Finish(frame_id=1, accepted=True))  # Bob's first message: authentic, out of order
     answer = alice.handle(envelope)
     assert alice.done and not alice.result.accepted
