@@ -5,6 +5,11 @@ each frame, keeps its own record, hands the receiver only what the receiver's de
 then exchanges classical envelopes until both sessions end. Kernels run in worker threads so
 the event loop keeps answering. Blocks are paced in emulated time (pulses / pulse rate divided
 by the time scale; 0 means as fast as possible) and generation pauses while the pool is full.
+
+A lost, late or repeated message never ends a link. After any block that did not end accepted
+with every answer received (and before the first), the transmitter resynchronises: the two ends
+keep only the authentication units both still hold, and a block the transmitter kept without
+hearing the receiver's last answer is kept only if the receiver holds it too.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from node.keystore.link_pool import LinkKeyPool
+from node.qkd.authentication import AuthKeyRange
 from node.qkd.bits import pack
 from node.qkd.channel import BobRecord, transmit
 from node.qkd.endpoint import BlockResult, LinkEndpoint
@@ -27,6 +34,18 @@ from node.settings import LinkSettings, Role
 from node.status import LinkStatus
 
 log = logging.getLogger(__name__)
+
+UNCONFIRMED = "block kept by the transmitter only (the receiver's last answer was lost)"
+
+
+@dataclass(frozen=True)
+class Resync:
+    """One end's half of a resynchronisation: the authentication units it holds, and block
+    frames (asked: those the transmitter holds unconfirmed; answered: those of them held)."""
+
+    link_id: str
+    auth_units: tuple[AuthKeyRange, ...]
+    frames: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,18 @@ class LinkPeer(Protocol):
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]: ...
     async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]: ...
     async def reconcile(self, link_id: str, inventory: dict) -> dict: ...
+    async def resync(self, request: Resync) -> Resync: ...
+
+
+async def _in_thread(function: Callable[..., list[bytes]], *args: object) -> list[bytes]:
+    """Run a session step in a worker thread. If the caller is cancelled meanwhile, wait for the
+    step to finish first, so nothing touches the session (or its keys) while it runs."""
+    step = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(step)
+    except asyncio.CancelledError:
+        await asyncio.wait({step})
+        raise
 
 
 def frame_to_record(frame: FrameForPeer) -> BobRecord:
@@ -68,6 +99,7 @@ class LinkRuntime:
                                      settings.bootstrap_secret, np.random.default_rng(endpoint_seq))
         self._nature = np.random.default_rng(nature_seq)
         self._sessions: dict[int, BobSession] = {}
+        self._last_frame_seen = 0  # receiver: frames only move forward
         # Frame IDs name link keys; starting from the clock keeps them unique across restarts.
         self._frame = time.time_ns() // 1000
         self.state = "starting"
@@ -77,9 +109,11 @@ class LinkRuntime:
         self.last_qber = 0.0
         self.sifted_bits = 0
         self.auth_bits = 0
+        self.resyncs = 0
         self.emulated_seconds = 0.0
+        self._unsynced = True  # the transmitter resynchronises before its next block
         self._task: asyncio.Task | None = None
-        self._lock = asyncio.Lock()  # one block at a time per link end
+        self._lock = asyncio.Lock()  # receiver: one message batch or resynchronisation at a time
 
     # -- transmitter ----------------------------------------------------------------------
     def start(self, peer: LinkPeer) -> None:
@@ -121,8 +155,19 @@ class LinkRuntime:
                 wall_needed = n_pulses / self.settings.params.pulse_rate_hz / self.time_scale
                 await asyncio.sleep(max(0.0, wall_needed - (time.monotonic() - started)))
 
+    async def resync(self, peer: LinkPeer) -> None:
+        """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""
+        keys = self.endpoint.auth_keys
+        reply = await peer.resync(Resync(self.settings.link_id, keys.inventory(), tuple(sorted(self.pool.unconfirmed))))
+        keys.keep_only(reply.auth_units)
+        self.pool.settle(set(reply.frames), UNCONFIRMED)
+        self.resyncs += 1
+        self._unsynced = False
+
     async def _one_block(self, peer: LinkPeer) -> int:
         s = self.settings
+        if self._unsynced:
+            await self.resync(peer)
         self._frame += 1
         frame_id = self._frame
         n_pulses = pulses_for_detections(s.params, s.processing.block_detections)
@@ -133,41 +178,68 @@ class LinkRuntime:
         frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps, pack(bob_rec.basis),
                              pack(bob_rec.bit), pack(bob_rec.double_click.astype(np.uint8)))
         del bob_rec  # what Bob's detectors saw now lives only at Bob
+        self._unsynced = True  # until this block ends accepted with every answer in
         incoming, _ = await peer.deliver_frame(frame)
-        while True:
-            outgoing: list[bytes] = []
-            for envelope in incoming:
-                outgoing += await asyncio.to_thread(session.handle, envelope)
-            if not outgoing:
-                break
-            incoming, _ = await peer.exchange(s.link_id, frame_id, outgoing)
-        if session.result is None:
-            session.abandon("peer stopped answering")
-        self._record(session.result, frame_id)
+        answered = False
+        try:
+            while True:
+                outgoing: list[bytes] = []
+                for envelope in incoming:
+                    outgoing += await _in_thread(session.handle, envelope)
+                if not outgoing:
+                    break
+                incoming, _ = await peer.exchange(s.link_id, frame_id, outgoing)
+            answered = True
+        finally:  # also when the exchange failed or the task was cancelled mid-block
+            session.abandon("peer stopped answering" if answered else "the exchange with the peer broke off")
+            self._record(session.result, frame_id, confirmed=answered)
+        self._unsynced = not (session.result is not None and session.result.accepted)
         return n_pulses
 
     # -- receiver -------------------------------------------------------------------------
     async def on_frame(self, frame: FrameForPeer) -> list[bytes]:
         record = await asyncio.to_thread(frame_to_record, frame)
-        session = BobSession(self.endpoint, frame.frame_id, record)
-        self._sessions = {frame.frame_id: session}  # an unfinished earlier frame is abandoned
-        self.state = "running"
-        return await asyncio.to_thread(session.begin)
+        async with self._lock:
+            if frame.frame_id <= self._last_frame_seen:
+                return []  # a late copy of an earlier frame: it must not use up units
+            self._last_frame_seen = frame.frame_id
+            self._drop_sessions("a new frame began")
+            session = BobSession(self.endpoint, frame.frame_id, record)
+            self._sessions = {frame.frame_id: session}
+            self.state = "running"
+            return await _in_thread(session.begin)
 
     async def on_exchange(self, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
-        session = self._sessions.get(frame_id)
-        if session is None:
-            return [], True
-        outgoing: list[bytes] = []
-        for envelope in envelopes:
-            outgoing += await asyncio.to_thread(session.handle, envelope)
-        if session.done:
-            del self._sessions[frame_id]
-            self._record(session.result, frame_id)
-        return outgoing, session.done
+        async with self._lock:
+            session = self._sessions.get(frame_id)
+            if session is None:
+                return [], True
+            outgoing: list[bytes] = []
+            for envelope in envelopes:
+                outgoing += await _in_thread(session.handle, envelope)
+            if session.done:
+                del self._sessions[frame_id]
+                self._record(session.result, frame_id)
+            return outgoing, session.done
+
+    async def on_resync(self, request: Resync) -> Resync:
+        """The transmitter lost track: end any open block, keep the units both ends hold, and
+        say which of its unconfirmed blocks this end holds."""
+        async with self._lock:  # after any batch in progress, so its units are accounted
+            self._drop_sessions("the transmitter resynchronised")
+            keys = self.endpoint.auth_keys
+            keys.keep_only(request.auth_units)
+            self.resyncs += 1
+            held = tuple(f for f in request.frames if self.pool.holds_block(f))
+            return Resync(self.settings.link_id, keys.inventory(), held)
+
+    def _drop_sessions(self, reason: str) -> None:
+        for session in self._sessions.values():
+            session.abandon(reason)  # erases the block's hash key; nothing of it is kept
+        self._sessions = {}
 
     # -- shared ---------------------------------------------------------------------------
-    def _record(self, result: BlockResult | None, frame_id: int) -> None:
+    def _record(self, result: BlockResult | None, frame_id: int, confirmed: bool = True) -> None:
         if result is None:
             return
         self.emulated_seconds += result.n_pulses / self.settings.params.pulse_rate_hz
@@ -179,7 +251,7 @@ class LinkRuntime:
             self.last_qber = result.qber_x
         if result.accepted:
             self.blocks_accepted += 1
-            self.pool.add_block(frame_id, result.key)
+            self.pool.add_block(frame_id, result.key, confirmed)
         else:
             self.blocks_aborted += 1
             self.last_abort_reason = result.abort_reason or ""
@@ -203,4 +275,4 @@ class LinkRuntime:
             consumed_bits=p.consumed_bits, discarded_bits=p.discarded_bits, emulated_seconds=emulated,
             sifted_bits_per_s=self.sifted_bits / emulated if emulated else 0.0,
             secret_bits_per_s=p.generated_bits / emulated if emulated else 0.0,
-            auth_bits=self.auth_bits, sendable_bits=p.sendable_bits)
+            auth_bits=self.auth_bits, sendable_bits=p.sendable_bits, resyncs=self.resyncs)

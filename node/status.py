@@ -30,6 +30,7 @@ class LinkStatus:
     secret_bits_per_s: float  # per emulated second
     auth_bits: int
     sendable_bits: int  # link key this end can still send with (its own half)
+    resyncs: int = 0  # resynchronisations after lost, late or repeated messages
 
     @property
     def balanced(self) -> bool:

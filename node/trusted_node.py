@@ -17,7 +17,7 @@ from node.errors import Conflict, InvalidRequest, NotFound
 from node.identity import check_neighbour
 from node.keystore.link_pool import LinkKeyPool
 from node.keystore.store import NodeStore
-from node.link_runtime import FrameForPeer, LinkRuntime
+from node.link_runtime import FrameForPeer, LinkRuntime, Resync
 from node.links import LinkEnd, LinkSet, Peer
 from node.pool_keeper import PoolKeeper
 from node.relay.engine import RelayEngine
@@ -124,6 +124,9 @@ class TrustedNode:
 
     async def on_exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
         return await self._runtime(link_id).on_exchange(frame_id, envelopes)
+
+    async def on_resync(self, request: Resync) -> Resync:
+        return await self._runtime(request.link_id).on_resync(request)
 
     # -- observation ----------------------------------------------------------------------
     async def status(self, kme_url: str = "") -> NodeStatus:

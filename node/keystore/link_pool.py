@@ -86,10 +86,15 @@ class LinkKeyPool:
         self._dirty: set[tuple[str, int]] = set()  # chunks changed since the last snapshot
         self._counters_dirty = False
         self.version = 0  # grows with every change: lets a writer know what is durable
+        self.unconfirmed: set[int] = set()  # blocks the peer may not hold
 
     # -- filling ------------------------------------------------------------------------
-    def add_block(self, frame_id: int, key_bits: np.ndarray) -> None:
-        """Both ends call this with the identical verified key of one block."""
+    def add_block(self, frame_id: int, key_bits: np.ndarray, confirmed: bool = True) -> None:
+        """Both ends call this with the identical verified key of one block. ``confirmed``:
+        False when this end cannot tell whether the peer kept the block too (its last answer
+        was lost); ``settle`` decides later."""
+        if not confirmed:
+            self.unconfirmed.add(frame_id)
         middle = key_bits.size // 2
         for half, part in (("a", key_bits[:middle]), ("b", key_bits[middle:])):
             if part.size:
@@ -252,6 +257,28 @@ class LinkKeyPool:
         self.consumed_bits -= n_bits
         self._account_discard(n_bits, reason)
         self.version += 1
+
+    def settle(self, held_by_peer: set[int], reason: str) -> int:
+        """Keep the unconfirmed blocks the peer holds too; discard the others' unused bits.
+        Returns the bits discarded."""
+        discarded = 0
+        for frame_id in self.unconfirmed - held_by_peer:
+            for name, half in self._halves.items():
+                chunk = half.pop(frame_id, None)
+                if chunk is None:
+                    continue
+                count = int((~chunk.used).sum())
+                chunk.bits[:] = 0
+                self._account_discard(count, reason)
+                self._touch((name, frame_id))
+                discarded += count
+        self.unconfirmed.clear()
+        if discarded:
+            self._notify()
+        return discarded
+
+    def holds_block(self, frame_id: int) -> bool:
+        return any(frame_id in half for half in self._halves.values())
 
     def discard_all(self, reason: str) -> int:
         """Erase every unused bit (the peer lost its copy); returns how many were discarded."""

@@ -16,7 +16,8 @@ import numpy as np
 
 from node.errors import InvalidRequest, NodeError
 from node.keystore.link_pool import LinkKeyId
-from node.link_runtime import FrameForPeer
+from node.link_runtime import FrameForPeer, Resync
+from node.qkd.authentication import AuthKeyRange
 from node.qkd.errors import ParameterError
 from node.relay.result import RelayFailure, RelayItem, RelayResult, Route
 from node.routing.live_state import LinkState, RoutingState
@@ -55,6 +56,15 @@ def inventory_to_pb(link_id: str, inventory: Inventory) -> pb.PoolInventory:
 def inventory_from_pb(msg: pb.PoolInventory) -> Inventory:
     return {(c.half, c.frame_id): np.unpackbits(np.frombuffer(c.unused, np.uint8), count=c.size).astype(bool)
             for c in msg.chunks}
+
+
+def resync_to_pb(resync: Resync) -> pb.AuthResync:
+    return pb.AuthResync(link_id=resync.link_id, frames=list(resync.frames), held=[
+        pb.AuthUnits(origin=r.origin, first=r.first, units=r.units) for r in resync.auth_units])
+
+
+def resync_from_pb(msg: pb.AuthResync) -> Resync:
+    return Resync(msg.link_id, tuple(AuthKeyRange(r.origin, r.first, r.units) for r in msg.held), tuple(msg.frames))
 
 
 # -- relay ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import grpc
 
 from node.errors import RelayError
-from node.link_runtime import FrameForPeer
+from node.link_runtime import FrameForPeer, Resync
 from node.relay.result import Path, RelayItem
 from node.rpc import convert
 from node.rpc.errors import node_error
@@ -60,6 +60,13 @@ class GrpcPeer:
         except grpc.aio.AioRpcError as exc:
             raise node_error(exc, self.address) from None
         return convert.inventory_from_pb(reply)
+
+    async def resync(self, request: Resync) -> Resync:
+        try:
+            reply = await self._link.Resync(convert.resync_to_pb(request), timeout=RECONCILE_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise node_error(exc, self.address) from None
+        return convert.resync_from_pb(reply)
 
     async def forward(self, path: Path, hop: int, items: list[RelayItem]) -> None:
         request = pb.ForwardRequest(path=path, hop=hop, items=convert.items_to_pb(items))

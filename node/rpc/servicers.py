@@ -55,6 +55,9 @@ class LinkServicer(rpc.LinkServicer):
         kept = await self.node.on_reconcile(request.link_id, convert.inventory_from_pb(request))
         return convert.inventory_to_pb(request.link_id, kept)
 
+    async def Resync(self, request: pb.AuthResync, context: Context) -> pb.AuthResync:
+        return convert.resync_to_pb(await self.node.on_resync(convert.resync_from_pb(request)))
+
 
 class RelayServicer(rpc.RelayServicer):
     def __init__(self, relay: Forwarder) -> None:

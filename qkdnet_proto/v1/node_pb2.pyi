@@ -46,6 +46,26 @@ class PoolInventory(_message.Message):
     chunks: _containers.RepeatedCompositeFieldContainer[PoolChunk]
     def __init__(self, link_id: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[PoolChunk, _Mapping]]] = ...) -> None: ...
 
+class AuthUnits(_message.Message):
+    __slots__ = ("origin", "first", "units")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    origin: int
+    first: int
+    units: int
+    def __init__(self, origin: _Optional[int] = ..., first: _Optional[int] = ..., units: _Optional[int] = ...) -> None: ...
+
+class AuthResync(_message.Message):
+    __slots__ = ("link_id", "held", "frames")
+    LINK_ID_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    link_id: str
+    held: _containers.RepeatedCompositeFieldContainer[AuthUnits]
+    frames: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, link_id: _Optional[str] = ..., held: _Optional[_Iterable[_Union[AuthUnits, _Mapping]]] = ..., frames: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class ClassicalBatch(_message.Message):
     __slots__ = ("link_id", "frame_id", "envelopes", "done")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -316,7 +336,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LinkStatus(_message.Message):
-    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits", "sendable_bits")
+    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits", "sendable_bits", "resyncs")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -336,6 +356,7 @@ class LinkStatus(_message.Message):
     SECRET_BITS_PER_S_FIELD_NUMBER: _ClassVar[int]
     AUTH_BITS_FIELD_NUMBER: _ClassVar[int]
     SENDABLE_BITS_FIELD_NUMBER: _ClassVar[int]
+    RESYNCS_FIELD_NUMBER: _ClassVar[int]
     link_id: str
     peer: str
     role: str
@@ -355,7 +376,8 @@ class LinkStatus(_message.Message):
     secret_bits_per_s: float
     auth_bits: int
     sendable_bits: int
-    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ...) -> None: ...
+    resyncs: int
+    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ..., resyncs: _Optional[int] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url", "keys_read_whole", "shares_read")

@@ -49,6 +49,11 @@ class LinkStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.FromString,
                 _registered_method=True)
+        self.Resync = channel.unary_unary(
+                '/qkdnet.v1.Link/Resync',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.AuthResync.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.AuthResync.FromString,
+                _registered_method=True)
 
 
 class LinkServicer:
@@ -77,6 +82,15 @@ class LinkServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Resync(self, request, context):
+        """After a lost, late or repeated message the transmitter sends the authentication units it
+        holds and the blocks it kept without hearing the last answer; the receiver ends any open
+        block, keeps only the units both hold and answers with its units and which blocks it holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LinkServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +108,11 @@ def add_LinkServicer_to_server(servicer, server):
                     servicer.ReconcilePool,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.SerializeToString,
+            ),
+            'Resync': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resync,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.AuthResync.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.AuthResync.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +196,33 @@ class Link:
             '/qkdnet.v1.Link/ReconcilePool',
             qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.PoolInventory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Link/Resync',
+            qkdnet__proto_dot_v1_dot_node__pb2.AuthResync.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.AuthResync.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,9 @@ class InProcessPeer:
     async def reconcile(self, link_id, inventory):
         return await self.nodes[self.name].on_reconcile(link_id, inventory)
 
+    async def resync(self, request):
+        return await self.nodes[self.name].on_resync(request)
+
     async def forward(self, path, hop, items):
         await self.nodes[self.name].relay.forward(path, hop, items)
 

@@ -22,8 +22,14 @@ class Receiver:
     async def exchange(self, link_id, frame_id, envelopes):
         return await self.runtime.on_exchange(frame_id, envelopes)
 
+    async def resync(self, request):
+        return await self.runtime.on_resync(request)
+
 
 class Unreachable:
+    async def resync(self, request):
+        raise Unavailable("peer down")
+
     async def deliver_frame(self, frame):
         raise Unavailable("peer down")
 
