@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from node import hold_points
 from node.errors import (
     BadLinkKey,
     InvalidRequest,
@@ -170,6 +171,7 @@ class RelayEngine:
                 raise RelayError("; ".join(str(f) for f in failed), hops[-1] if hops else None)
             if any(isinstance(r, BaseException) for r in results):  # cancelled from outside
                 raise asyncio.CancelledError
+        await hold_points.reached(hold_points.SOURCE_COMMIT)
         try:
             if batch.master_sae:
                 await self._keys.add_delivered(keys)

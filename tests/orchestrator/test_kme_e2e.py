@@ -8,6 +8,7 @@ import ssl
 import aiohttp
 import pytest
 
+from node import hold_points
 from node.keystore.store import open_tables
 from orchestrator.network import Network
 from orchestrator.topology import load
@@ -126,20 +127,20 @@ async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path
         assert not any(k in json.dumps(audit.entries()) for k in ("key\":", "material"))
 
 
-async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(tmp_path):
+async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(tmp_path, monkeypatch):
     """SIGKILL the master's KME while many enc_keys relays are in flight. After its restart the
     slave's KME holds exactly the keys the source KME committed (and every key the master SAE
     received is among them): a key the destination stored but the dead source never committed
     is aborted from the destination's store.
 
-    The source is stopped (SIGSTOP) before the kill, and killed only once the destination holds
-    a key the source has not committed: a relay caught between the two commits, for certain. If
-    no relay was past the source at the moment it stopped, it is let go on and stopped again.
+    The kill lands between the two commits on every run: the source's 20th relay batch to find
+    every share stored at the destination (and every later one) holds before its own commit
+    (``node.hold_points``), and the source is killed once one is held there.
     """
-    import os
-    import signal
     import sqlite3
 
+    held_marker = tmp_path / "held-before-source-commit"
+    monkeypatch.setenv(hold_points.ENV_VAR, f"{hold_points.SOURCE_COMMIT}@20:{held_marker}")
     network = Network(load("line:4"), time_scale=0, seed=9, data_dir=tmp_path)
     await network.start()
     received: list[str] = []
@@ -150,9 +151,6 @@ async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(t
             rows = db.execute("select key_id from app_keys" + (" where state = ?" if state else ""),
                               (state,) if state else ())
             return {r[0] for r in rows}
-
-    def orphan_at_destination():
-        return keys_at("n3", "relayed") - keys_at("n0")
 
     try:
         await network.wait_for_link_key(64 * 1024, 300)
@@ -168,22 +166,13 @@ async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(t
                     except aiohttp.ClientError:
                         return  # the KME is gone
             masters = [asyncio.create_task(master()) for _ in range(24)]
-            source_pid = network.nodes["n0"].process.pid
-            for _ in range(100):
-                flowing = len(received)
-                await eventually(lambda target=flowing + 48: len(received) >= target, 120, "relays flowing")
-                os.kill(source_pid, signal.SIGSTOP)
-                # Relays already past n0 still reach n3 and are stored there; n0 cannot commit them.
-                try:
-                    await eventually(orphan_at_destination, 3, "a key at n3 that n0 never committed")
-                    break
-                except AssertionError:  # every relay was still at n0 when it stopped: again
-                    os.kill(source_pid, signal.SIGCONT)
-            else:
-                raise AssertionError("never caught a relay between the two commits")
+            # Keys committed before the hold reach their master SAE; then no more can.
+            await eventually(lambda: held_marker.exists() and received, 120, "a relay held between the commits")
+            assert keys_at("n3", "relayed") - keys_at("n0"), "the held batch's keys are at n3 only"
             network.nodes["n0"].process.kill()
             await asyncio.gather(*masters)
         assert received  # the relays were running when the source died
+        monkeypatch.delenv(hold_points.ENV_VAR)
         await network.restart_node("n0")
 
         def unsettled():
