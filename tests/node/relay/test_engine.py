@@ -84,6 +84,18 @@ async def test_multipath_shares_reach_the_destination_and_no_intermediate_reads_
         await line.close()
 
 
+async def _late_share_leaves_the_key_at_neither_end(line, slow, eventually):
+    """Let the held share go on; the source's abort settles and neither A nor D holds the key."""
+    slow.forward_gate.open()
+    await eventually(lambda: slow.forwards_done == 1, 30, "the late share handled")
+
+    async def settled():
+        return not await line.stores["A"].outbox.unsettled()
+    await eventually(settled, 30, "the source's abort confirmed")
+    assert await line.stores["A"].keys.records() == []
+    assert await line.stores["D"].keys.count_waiting() == 0
+
+
 async def _diamond(tmp_path, ttl_s=60.0):
     from node.relay.shares import ShareAssembler
 
@@ -106,14 +118,7 @@ async def test_a_multipath_key_whose_share_is_too_slow_ends_at_neither_end(tmp_p
         slow.forward_gate.close()  # the second share waits at C
         with pytest.raises(RelayError, match="did not arrive"):
             await line.engines["A"].relay(Route.of([["A", "B", "D"], ["A", "C", "D"]]), 2, 256, 30.0)
-        slow.forward_gate.open()
-        await eventually(lambda: slow.forwards_done == 1, 30, "the late share handled")
-
-        async def settled():
-            return not await line.stores["A"].outbox.unsettled()
-        await eventually(settled, 30, "the source's abort confirmed")
-        assert await line.stores["A"].keys.records() == []
-        assert await line.stores["D"].keys.count_waiting() == 0
+        await _late_share_leaves_the_key_at_neither_end(line, slow, eventually)
         for here, there in (("B", "D"), ("D", "B"), ("C", "D"), ("D", "C")):
             pool = line.pool(here, there)
             assert pool.generated_bits == pool.recount_level_bits() + pool.consumed_bits + pool.discarded_bits
@@ -135,13 +140,6 @@ async def test_a_destination_restarted_between_shares_ends_with_the_key_at_neith
         line.node("D")  # ... and D starts again from its store, without the share it held in memory
         with pytest.raises(RelayError):
             await relay
-        slow.forward_gate.open()
-        await eventually(lambda: slow.forwards_done == 1, 30, "the late share handled")
-
-        async def settled():
-            return not await line.stores["A"].outbox.unsettled()
-        await eventually(settled, 30, "the source's abort confirmed")
-        assert await line.stores["A"].keys.records() == []
-        assert await line.stores["D"].keys.count_waiting() == 0
+        await _late_share_leaves_the_key_at_neither_end(line, slow, eventually)
     finally:
         await line.close()

@@ -22,7 +22,7 @@ from node.qkd.messages import MESSAGE_TYPES
 from node.rpc.errors import NodeInterceptor
 from node.rpc.peer_client import GrpcPeer
 from node.rpc.servicers import LinkServicer
-from node.rpc.tls import TlsIdentity, server_credentials
+from node.rpc.tls import server_credentials
 from node.settings import NodeSettings
 from node.trusted_node import TrustedNode
 from orchestrator import certs
@@ -32,6 +32,7 @@ from tests.helpers import eventually
 from tests.node.inprocess import link_pair
 from tests.node.qkd.test_link_faults import assert_no_unit_served_twice
 from tests.node.rpc.test_servicers import Unreachable
+from tests.node.rpc.test_servicers import _identity as identity
 
 STEPS = ["DeliverFrame", "SiftReply", "Reconcile", "ParityReply", "Amplify", "Finish"]
 CAPACITY_BITS = 10**8
@@ -88,11 +89,6 @@ class FaultyPeer:
         raise Unavailable("deadline exceeded")
 
 
-def _identity(pki, name):
-    cert, key = pki.node[name]
-    return TlsIdentity.load(cert, key, pki.ca_file)
-
-
 @pytest.fixture
 async def link_over_grpc(tmp_path):
     """n0's transmitting runtime in the test, n1 served over mutual TLS as its receiver."""
@@ -101,7 +97,7 @@ async def link_over_grpc(tmp_path):
     node = TrustedNode("n1", lambda name, address: Unreachable(), store)
     server = grpc.aio.server(interceptors=[NodeInterceptor(node.neighbours)])
     rpc.add_LinkServicer_to_server(LinkServicer(node), server)
-    port = server.add_secure_port("127.0.0.1:0", server_credentials(_identity(pki, "n1")))
+    port = server.add_secure_port("127.0.0.1:0", server_credentials(identity(pki, "node", "n1")))
     await server.start()
     tx_settings, rx_settings = link_pair("n0", "n1", CAPACITY_BITS)
     await node.configure(NodeSettings("n1", (rx_settings,), 0.0))
@@ -109,7 +105,7 @@ async def link_over_grpc(tmp_path):
     transmitter = LinkRuntime(tx_settings, LinkKeyPool("a", CAPACITY_BITS), 0.0)
     ledger: list[KeyUse] = []
     transmitter.endpoint.auth_keys.ledger = receiver.endpoint.auth_keys.ledger = ledger
-    grpc_peer = GrpcPeer("n1", f"127.0.0.1:{port}", _identity(pki, "n0"))
+    grpc_peer = GrpcPeer("n1", f"127.0.0.1:{port}", identity(pki, "node", "n0"))
     yield transmitter, receiver, FaultyPeer(grpc_peer), ledger
     await transmitter.stop()
     await grpc_peer.close()
