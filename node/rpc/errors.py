@@ -48,17 +48,6 @@ def _identity(context: grpc.aio.ServicerContext) -> str:
     return names[0].decode() if names else ""
 
 
-async def _replies(admit: Callable[[str, grpc.aio.ServicerContext], None], service: str,
-                   context: grpc.aio.ServicerContext, open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncIterator[Any]:
-    """A streaming method's replies, once the caller is admitted; a node error ends the call."""
-    try:
-        admit(service, context)
-        async for reply in open_stream():
-            yield reply
-    except NodeError as error:
-        await _abort(context, error)
-
-
 class NodeInterceptor(grpc.aio.ServerInterceptor):
     """Authorisation (when given the node's neighbours) and error mapping for every method."""
 
@@ -106,16 +95,26 @@ class NodeInterceptor(grpc.aio.ServerInterceptor):
                 return grpc.unary_stream_rpc_method_handler(writing, handler.request_deserializer,
                                                             handler.response_serializer)
 
-            def out_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                return _replies(admit, service, context, lambda: inner_out(request, context))
+            async def out_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    admit(service, context)
+                    async for reply in inner_out(request, context):
+                        yield reply
+                except NodeError as error:
+                    await _abort(context, error)
 
             return grpc.unary_stream_rpc_method_handler(out_stream, handler.request_deserializer,
                                                         handler.response_serializer)
         if handler.stream_stream is not None:
             inner_stream = handler.stream_stream
 
-            def streaming(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                return _replies(admit, service, context, lambda: inner_stream(requests, context))
+            async def streaming(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    admit(service, context)
+                    async for reply in inner_stream(requests, context):
+                        yield reply
+                except NodeError as error:
+                    await _abort(context, error)
 
             return grpc.stream_stream_rpc_method_handler(streaming, handler.request_deserializer,
                                                          handler.response_serializer)
