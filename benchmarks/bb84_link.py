@@ -14,9 +14,9 @@ import time
 
 from machine import describe
 
-from node.qkd.analytic import binary_entropy
-from node.qkd.link import InMemoryLink
-from node.qkd.params import STANDARD, ProcessingParams
+from qkdnet.node.qkd.analytic import binary_entropy
+from qkdnet.node.qkd.link import InMemoryLink
+from qkdnet.node.qkd.params import STANDARD, ProcessingParams
 
 
 def _rss_mb() -> float:

@@ -18,9 +18,9 @@ import time
 
 from machine import describe
 
-from orchestrator.experiment.config import load_config
-from orchestrator.experiment.report import write_results
-from orchestrator.experiment.runner import run_experiment
+from qkdnet.orchestrator.experiment.config import load_config
+from qkdnet.orchestrator.experiment.report import write_results
+from qkdnet.orchestrator.experiment.runner import run_experiment
 
 DEFAULT = pathlib.Path(__file__).resolve().parent.parent / "experiments" / "beijing_shanghai.yaml"
 

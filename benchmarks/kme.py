@@ -30,9 +30,9 @@ from pathlib import Path
 import aiohttp
 from machine import describe
 
-from orchestrator.network import Network
-from orchestrator.stats import percentile
-from orchestrator.topology import load
+from qkdnet.orchestrator.network import Network
+from qkdnet.orchestrator.stats import percentile
+from qkdnet.orchestrator.topology import load
 
 WARMUP_ROUNDS = 4  # unmeasured pairs per concurrent worker before each level
 LOW_WATERMARK_MARGIN = 4.4  # capacity / bits a link gives: the level stays above 3/4 of capacity

@@ -13,7 +13,7 @@ import platform
 import tempfile
 import time
 
-from orchestrator.stats import percentile
+from qkdnet.orchestrator.stats import percentile
 
 FSYNC_PROBES = 100
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from machine import describe
 
-from orchestrator.network import Network
-from orchestrator.stats import percentile
-from orchestrator.topology import load
+from qkdnet.orchestrator.network import Network
+from qkdnet.orchestrator.stats import percentile
+from qkdnet.orchestrator.topology import load
 
 LOW_WATERMARK_MARGIN = 4.4  # capacity / bits a link gives: the level stays above 3/4 of capacity
 

@@ -13,8 +13,8 @@ import time
 
 from machine import describe
 
-from orchestrator.network import Network
-from orchestrator.topology import load
+from qkdnet.orchestrator.network import Network
+from qkdnet.orchestrator.topology import load
 
 
 def _proc_mb(pid: int, file: str, field: str) -> float:

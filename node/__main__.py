@@ -1,5 +1,5 @@
 import sys
 
-from node.server import main
+from qkdnet.node.server import main
 
 sys.exit(main())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 
-from node.errors import PermissionDenied, Unauthenticated
+from qkdnet.node.errors import PermissionDenied, Unauthenticated
 
 CONTROLLER = "qkdnet:controller"  # a ":" keeps it apart from every node name
 

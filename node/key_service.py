@@ -18,14 +18,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from node.errors import InvalidRequest, KeyNotAvailable, NodeError, Unavailable
-from node.keystore.app_store import NewKey
-from node.keystore.store import AsyncKeys
-from node.relay.engine import RelayEngine, RelayLinks
-from node.relay.result import RelayResult, Route
-from node.routing import RoutePlanner, RouteRequest
-from node.settings import KmeSettings
-from node.trusted_node import TrustedNode
+from qkdnet.node.errors import InvalidRequest, KeyNotAvailable, NodeError, Unavailable
+from qkdnet.node.keystore.app_store import NewKey
+from qkdnet.node.keystore.store import AsyncKeys
+from qkdnet.node.relay.engine import RelayEngine, RelayLinks
+from qkdnet.node.relay.result import RelayResult, Route
+from qkdnet.node.routing import RoutePlanner, RouteRequest
+from qkdnet.node.settings import KmeSettings
+from qkdnet.node.trusted_node import TrustedNode
 
 RELAY_TIMEOUT_S = 10.0
 EXPIRY_SWEEP_S = 5.0

@@ -23,15 +23,15 @@ from typing import Protocol
 
 import numpy as np
 
-from node.keystore.link_pool import LinkKeyPool
-from node.qkd.authentication import AuthKeyRange
-from node.qkd.bits import pack
-from node.qkd.channel import BobRecord, transmit
-from node.qkd.endpoint import BlockResult, LinkEndpoint
-from node.qkd.link import pulses_for_detections
-from node.qkd.sessions import AliceSession, BobSession
-from node.settings import LinkSettings, Role
-from node.status import LinkStatus
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.qkd.authentication import AuthKeyRange
+from qkdnet.node.qkd.bits import pack
+from qkdnet.node.qkd.channel import BobRecord, transmit
+from qkdnet.node.qkd.endpoint import BlockResult, LinkEndpoint
+from qkdnet.node.qkd.link import pulses_for_detections
+from qkdnet.node.qkd.sessions import AliceSession, BobSession
+from qkdnet.node.settings import LinkSettings, Role
+from qkdnet.node.status import LinkStatus
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from node.errors import NotFound, RelayError
-from node.keystore.link_pool import LinkKeyPool
-from node.link_runtime import LinkPeer, LinkRuntime
-from node.relay.engine import RelayPeer
-from node.settings import LinkSettings
-from node.status import LinkStatus
+from qkdnet.node.errors import NotFound, RelayError
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.link_runtime import LinkPeer, LinkRuntime
+from qkdnet.node.relay.engine import RelayPeer
+from qkdnet.node.settings import LinkSettings
+from qkdnet.node.status import LinkStatus
 
 
 class Peer(LinkPeer, RelayPeer, Protocol):

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from node.keystore.link_pool import LinkKeyId, LinkKeyPool
-from node.keystore.store import AsyncLinkPools
-from node.link_runtime import LinkPeer
+from qkdnet.node.keystore.link_pool import LinkKeyId, LinkKeyPool
+from qkdnet.node.keystore.store import AsyncLinkPools
+from qkdnet.node.link_runtime import LinkPeer
 
 FLUSH_S = 1.0
 LEASE_BITS = 1 << 16  # a sender marks this much ahead as possibly sent: one synchronous write per lease

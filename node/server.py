@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from node.errors import InvalidRequest, QkdnetError
-from node.keystore.store import NodeStore
-from node.rpc.errors import NodeInterceptor
-from node.rpc.peer_client import CHANNEL_OPTIONS, GrpcPeer
-from node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
-from node.rpc.tls import TlsIdentity, server_credentials
-from node.settings import NodeSettings
-from node.trusted_node import TrustedNode
+from qkdnet.node.errors import InvalidRequest, QkdnetError
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.rpc.errors import NodeInterceptor
+from qkdnet.node.rpc.peer_client import CHANNEL_OPTIONS, GrpcPeer
+from qkdnet.node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
+from qkdnet.node.rpc.tls import TlsIdentity, server_credentials
+from qkdnet.node.settings import NodeSettings
+from qkdnet.node.trusted_node import TrustedNode
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
 if TYPE_CHECKING:
-    from node.key_service import KeyService
-    from node.kme.api import KmeServer
+    from qkdnet.node.key_service import KeyService
+    from qkdnet.node.kme.api import KmeServer
 
 log = logging.getLogger("node")
 
@@ -60,8 +60,8 @@ class KmeHolder:
         if settings.kme is None:
             return
         # Deferred: aiohttp is only needed with a KME.
-        from node.key_service import KeyService
-        from node.kme.api import server_ssl_context, start_kme
+        from qkdnet.node.key_service import KeyService
+        from qkdnet.node.kme.api import server_ssl_context, start_kme
 
         k = settings.kme
         service = KeyService.of(self.node, k)
@@ -122,7 +122,7 @@ async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m node", description="Run one qkdnet trusted node.")
+    parser = argparse.ArgumentParser(prog="python -m qkdnet.node", description="Run one qkdnet trusted node.")
     parser.add_argument("--name", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
-from node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
-from node.routing.live_state import RoutingState
+from qkdnet.node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
+from qkdnet.node.routing.live_state import RoutingState
 
 
 class Role(StrEnum):

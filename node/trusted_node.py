@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from node.errors import Conflict, InvalidRequest, NotFound
-from node.identity import check_neighbour
-from node.keystore.link_pool import LinkKeyPool
-from node.keystore.store import NodeStore
-from node.link_runtime import FrameForPeer, LinkRuntime, Resync
-from node.links import LinkEnd, LinkSet, Peer
-from node.pool_keeper import PoolKeeper
-from node.relay.engine import RelayEngine
-from node.routing import RoutePlanner, RoutingState, make_strategy
-from node.settings import LinkSettings, NodeSettings
-from node.status import KeyEntry, NodeStatus
+from qkdnet.node.errors import Conflict, InvalidRequest, NotFound
+from qkdnet.node.identity import check_neighbour
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.link_runtime import FrameForPeer, LinkRuntime, Resync
+from qkdnet.node.links import LinkEnd, LinkSet, Peer
+from qkdnet.node.pool_keeper import PoolKeeper
+from qkdnet.node.relay.engine import RelayEngine
+from qkdnet.node.routing import RoutePlanner, RoutingState, make_strategy
+from qkdnet.node.settings import LinkSettings, NodeSettings
+from qkdnet.node.status import KeyEntry, NodeStatus
 
 PeerFactory = Callable[[str, str], Peer]  # (peer name, peer address) -> client
 

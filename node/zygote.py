@@ -27,9 +27,9 @@ MAX_ORDER_BYTES = 1 << 16
 def _preload() -> None:
     import scipy.fft  # noqa: F401  (a node imports it at its first block otherwise)
 
-    import node.key_service  # noqa: F401
-    import node.kme.api  # noqa: F401
-    import node.server  # noqa: F401
+    import qkdnet.node.key_service  # noqa: F401
+    import qkdnet.node.kme.api  # noqa: F401
+    import qkdnet.node.server  # noqa: F401
 
     # The imported modules live as long as a node does: the collector need not scan them again
     # in every child (shorter full collections, and the pages stay shared after the fork).
@@ -52,9 +52,9 @@ def _child(argv: list[str], out_fd: int, err_fd: int, control: socket.socket, wa
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        from node.server import main
+        from qkdnet.node.server import main
 
-        sys.argv = ["python -m node", *argv]
+        sys.argv = ["python -m qkdnet.node", *argv]
         code = main(argv)
     except SystemExit as exc:
         if isinstance(exc.code, str):
@@ -122,7 +122,7 @@ def serve(control: socket.socket) -> None:
 
 
 def main() -> int:
-    from node.server import die_with_parent
+    from qkdnet.node.server import die_with_parent
 
     fd = int(sys.argv[1])
     die_with_parent()

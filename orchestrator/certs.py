@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from node.identity import CONTROLLER
-from orchestrator.errors import QkdnetError
-from orchestrator.files import write_atomically
-from orchestrator.topology import Topology
+from qkdnet.node.identity import CONTROLLER
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.files import write_atomically
+from qkdnet.orchestrator.topology import Topology
 
 VALID_DAYS = 365
 Pair = tuple[pathlib.Path, pathlib.Path]  # (certificate, private key)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from node.qkd.errors import QkdError
-from node.qkd.params import PRESETS, ProcessingParams, link_params_from_mapping, preset
+from qkdnet.node.qkd.errors import QkdError
+from qkdnet.node.qkd.params import PRESETS, ProcessingParams, link_params_from_mapping, preset
 
 from .errors import QkdnetError
 from .files import write_json
@@ -198,7 +198,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         from . import certs
         certs.load(topo, args.certs)  # every certificate present and right, or one line and exit 2
     state.prepare()
-    command = [sys.executable, "-m", "orchestrator.supervisor", args.topology, "--state-dir", str(state.path)]
+    command = [sys.executable, "-m", "qkdnet.orchestrator.supervisor", args.topology, "--state-dir", str(state.path)]
     if args.time_scale is not None:
         command += ["--time-scale", str(args.time_scale)]
     if args.seed is not None:
@@ -305,7 +305,7 @@ def _cmd_shell(args: argparse.Namespace) -> int:
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from node.keystore.audit import verify_file
+    from qkdnet.node.keystore.audit import verify_file
 
     path = _state(args).path / "nodes" / args.node / "keys.db"
     try:

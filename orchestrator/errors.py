@@ -4,7 +4,7 @@ Each is a user-facing one-line message; the CLI prints it and exits with status 
 node reports reach the orchestrator as the node's own classes (``node.errors``).
 """
 
-from node.errors import NoKeyPath, QkdnetError
+from qkdnet.node.errors import NoKeyPath, QkdnetError
 
 __all__ = ["NoKeyPath", "NodeFailure", "QkdnetError", "TopologyError"]
 

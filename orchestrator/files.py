@@ -11,7 +11,7 @@ import os
 import pathlib
 from typing import Any
 
-from orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.errors import QkdnetError
 
 
 def write_atomically(path: pathlib.Path, data: str | bytes, mode: int = 0o644) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from node.relay.result import RelayResult
-from node.status import KeyEntry
-from orchestrator.summary import LinkSummary, NetworkStatus, RunSummary
+from qkdnet.node.relay.result import RelayResult
+from qkdnet.node.status import KeyEntry
+from qkdnet.orchestrator.summary import LinkSummary, NetworkStatus, RunSummary
 
 
 def format_links(links: Iterable[LinkSummary]) -> list[str]:

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from node.qkd import analytic
-from node.qkd.link import InMemoryLink
-from node.qkd.params import LinkParams, ProcessingParams
-from orchestrator import files
+from qkdnet.node.qkd import analytic
+from qkdnet.node.qkd.link import InMemoryLink
+from qkdnet.node.qkd.params import LinkParams, ProcessingParams
+from qkdnet.orchestrator import files
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Layer: orchestrator process management. A fresh Python interpreter per node spends ~0.6 s of
 CPU importing numpy, grpc and aiohttp; on two cores that alone made a 100-node boot take 45 s.
-``ForkLauncher`` pays it once: ``python -m node.zygote`` imports everything and forks a child per
+``ForkLauncher`` pays it once: ``python -m qkdnet.node.zygote`` imports everything and forks a child per
 node. Each child is still its own OS process with its own pid, pipes and gRPC server.
 ``ExecLauncher`` is the plain way, kept for platforms without fork.
 """
@@ -18,7 +18,7 @@ import socket
 import sys
 from typing import Protocol
 
-from orchestrator.errors import NodeFailure
+from qkdnet.orchestrator.errors import NodeFailure
 
 
 class NodeProcess(Protocol):
@@ -54,7 +54,7 @@ def _node_env() -> dict[str, str]:
 class ExecLauncher:
     async def spawn(self, argv: list[str]) -> NodeProcess:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "node", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "qkdnet.node", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=_node_env())
         return ExecProcess(process)
 
@@ -138,7 +138,7 @@ class ForkLauncher:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             zygote = ExecProcess(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "node.zygote", str(theirs.fileno()), pass_fds=(theirs.fileno(),),
+                sys.executable, "-m", "qkdnet.node.zygote", str(theirs.fileno()), pass_fds=(theirs.fileno(),),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_node_env()))
         finally:
             theirs.close()

@@ -27,17 +27,17 @@ from types import TracebackType
 
 import numpy as np
 
-from node.errors import NodeError, QkdnetError
-from node.relay.result import RelayResult
-from node.routing import LiveState, key_path
-from node.rpc.tls import TlsIdentity
-from node.settings import KmeSettings, LinkSettings, NodeSettings, Role
-from node.status import ExposureReport, KeyEntry, NodeStatus
-from orchestrator import certs as pki
-from orchestrator.errors import NodeFailure
-from orchestrator.launcher import NodeProcess, default_launcher
-from orchestrator.node_client import NodeClient
-from orchestrator.topology import Link, Topology
+from qkdnet.node.errors import NodeError, QkdnetError
+from qkdnet.node.relay.result import RelayResult
+from qkdnet.node.routing import LiveState, key_path
+from qkdnet.node.rpc.tls import TlsIdentity
+from qkdnet.node.settings import KmeSettings, LinkSettings, NodeSettings, Role
+from qkdnet.node.status import ExposureReport, KeyEntry, NodeStatus
+from qkdnet.orchestrator import certs as pki
+from qkdnet.orchestrator.errors import NodeFailure
+from qkdnet.orchestrator.launcher import NodeProcess, default_launcher
+from qkdnet.orchestrator.node_client import NodeClient
+from qkdnet.orchestrator.topology import Link, Topology
 
 Progress = Callable[[str], None]
 

@@ -14,16 +14,16 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node.errors import NodeError
-from node.relay.result import RelayResult, Route
-from node.routing.live_state import RoutingState
-from node.rpc import convert
-from node.rpc.errors import ERROR_KIND_KEY, node_error
-from node.rpc.streams import StreamBroken, StreamMux
-from node.rpc.tls import TlsIdentity, secure_channel
-from node.settings import LinkSettings, NodeSettings
-from node.status import ExposureEntry, ExposureReport, KeyEntry, NodeStatus
-from orchestrator.errors import NodeFailure
+from qkdnet.node.errors import NodeError
+from qkdnet.node.relay.result import RelayResult, Route
+from qkdnet.node.routing.live_state import RoutingState
+from qkdnet.node.rpc import convert
+from qkdnet.node.rpc.errors import ERROR_KIND_KEY, node_error
+from qkdnet.node.rpc.streams import StreamBroken, StreamMux
+from qkdnet.node.rpc.tls import TlsIdentity, secure_channel
+from qkdnet.node.settings import LinkSettings, NodeSettings
+from qkdnet.node.status import ExposureEntry, ExposureReport, KeyEntry, NodeStatus
+from qkdnet.orchestrator.errors import NodeFailure
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 

@@ -7,9 +7,9 @@ and sends through ``Network.relay``.
 
 from __future__ import annotations
 
-from node.relay.result import RelayResult
-from node.routing import LiveState, RoutePlanner, RouteRequest, Strategy
-from orchestrator.network import Network
+from qkdnet.node.relay.result import RelayResult
+from qkdnet.node.routing import LiveState, RoutePlanner, RouteRequest, Strategy
+from qkdnet.orchestrator.network import Network
 
 
 class Router:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 import networkx as nx
 
-from node.routing import key_path
-from orchestrator.errors import NoKeyPath, TopologyError
-from orchestrator.network import Network, comparison_salt
-from orchestrator.stats import percentile
-from orchestrator.summary import PairSummary, RunSummary, link_summaries
-from orchestrator.topology import Topology
+from qkdnet.node.routing import key_path
+from qkdnet.orchestrator.errors import NoKeyPath, TopologyError
+from qkdnet.orchestrator.network import Network, comparison_salt
+from qkdnet.orchestrator.stats import percentile
+from qkdnet.orchestrator.summary import PairSummary, RunSummary, link_summaries
+from qkdnet.orchestrator.topology import Topology
 
 Progress = Callable[[str], None]
 ERRORS_BEFORE_GIVING_UP = 3

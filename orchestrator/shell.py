@@ -10,9 +10,9 @@ import cmd
 import json
 import shlex
 
-from orchestrator.errors import QkdnetError
-from orchestrator.formatting import format_keys, format_relay, format_status
-from orchestrator.supervisor_client import SupervisorClient
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.formatting import format_keys, format_relay, format_status
+from qkdnet.orchestrator.supervisor_client import SupervisorClient
 
 
 class NetworkShell(cmd.Cmd):

@@ -12,8 +12,8 @@ import json
 import os
 import pathlib
 
-from orchestrator.errors import QkdnetError
-from orchestrator.files import write_json
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.files import write_json
 
 STATE_ENV = "QKDNET_STATE_DIR"
 

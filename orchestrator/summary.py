@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from node.status import KeyEntry, NodeStatus
-from orchestrator.topology import Topology
+from qkdnet.node.status import KeyEntry, NodeStatus
+from qkdnet.orchestrator.topology import Topology
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The ``qkdnet up`` supervisor: a detached process that keeps a Network running for the CLI.
 
-Layer: control plane. ``qkdnet up`` starts ``python -m orchestrator.supervisor`` in its own
+Layer: control plane. ``qkdnet up`` starts ``python -m qkdnet.orchestrator.supervisor`` in its own
 session; it brings the nodes up (they die with it), writes ``network.json`` into the state
 directory and answers ``status``, ``relay``, ``keys``, ``revoke`` and ``down`` requests on the
 Unix socket ``control.sock`` there: one JSON object per line in, one per line out (the client
@@ -21,20 +21,20 @@ import sys
 import time
 from typing import Any
 
-from node.relay.result import RelayResult
-from node.routing import DEFAULT_STRATEGY, RouteRequest, StrategySpec
-from orchestrator import certs as pki
-from orchestrator.errors import QkdnetError
-from orchestrator.network import Network, comparison_salt
-from orchestrator.router import Router
-from orchestrator.state import StateDir
-from orchestrator.summary import (
+from qkdnet.node.relay.result import RelayResult
+from qkdnet.node.routing import DEFAULT_STRATEGY, RouteRequest, StrategySpec
+from qkdnet.orchestrator import certs as pki
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.network import Network, comparison_salt
+from qkdnet.orchestrator.router import Router
+from qkdnet.orchestrator.state import StateDir
+from qkdnet.orchestrator.summary import (
     NetworkStatus,
     NodeEndpoint,
     key_entry_to_json,
     link_summaries,
 )
-from orchestrator.topology import Topology, load
+from qkdnet.orchestrator.topology import Topology, load
 
 
 class Supervisor:
@@ -165,7 +165,7 @@ def _detach_output(log_path: pathlib.Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m qkdnet.orchestrator.supervisor")
     parser.add_argument("topology")
     parser.add_argument("--state-dir", type=pathlib.Path, required=True)
     parser.add_argument("--time-scale", type=float)

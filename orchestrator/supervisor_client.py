@@ -11,11 +11,11 @@ import json
 import socket
 from typing import Any
 
-from node.relay.result import RelayResult
-from node.status import KeyEntry
-from orchestrator.errors import QkdnetError
-from orchestrator.state import StateDir
-from orchestrator.summary import NetworkStatus, key_entry_from_json
+from qkdnet.node.relay.result import RelayResult
+from qkdnet.node.status import KeyEntry
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.state import StateDir
+from qkdnet.orchestrator.summary import NetworkStatus, key_entry_from_json
 
 REQUEST_TIMEOUT_S = 120.0
 

@@ -10,23 +10,25 @@ in their names (``length_km``, ``attenuation_db_per_km``, ...); omitted ones tak
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
 import pathlib
 import re
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
 import networkx as nx
 import yaml
 
-from node.errors import QkdnetError
-from node.qkd.errors import ParameterError
-from node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
-from node.routing import StrategySpec
-from orchestrator.errors import TopologyError
+from qkdnet.node.errors import QkdnetError
+from qkdnet.node.qkd.errors import ParameterError
+from qkdnet.node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
+from qkdnet.node.routing import StrategySpec
+from qkdnet.orchestrator.errors import TopologyError
 
-BUILTIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "topologies"
+BUILTIN = importlib.resources.files("qkdnet.topologies")  # package data, also from a wheel
 DEFAULT_TOPOLOGY = "default"
 GENERATED = re.compile(r"^(line|ring|star|grid):(\d+)(?:x(\d+))?$")
 # A name starts with a letter or digit, so that "." and ".." (or a leading "-") never name one:
@@ -89,10 +91,10 @@ def load(spec: str) -> Topology:
     match = GENERATED.match(spec)
     if match:
         return _from_generated(spec, match)
-    path = pathlib.Path(spec)
+    path: pathlib.Path | Traversable = pathlib.Path(spec)
     if not path.exists():
-        for candidate in (BUILTIN_DIR / spec, BUILTIN_DIR / f"{spec}.yaml"):
-            if candidate.exists():
+        for candidate in (BUILTIN / spec, BUILTIN / f"{spec}.yaml"):
+            if candidate.is_file() and candidate.name != "__init__.py":
                 path = candidate
                 break
         else:
@@ -102,7 +104,7 @@ def load(spec: str) -> Topology:
         text = path.read_text()
     except OSError as exc:
         raise TopologyError(f"{path}: cannot read ({exc.strerror})") from None
-    suffix = path.suffix.lower()
+    suffix = pathlib.PurePath(path.name).suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
             return _from_yaml(str(path), text)

@@ -15,13 +15,19 @@ ADAPTER_PACKAGES = ("node/rpc/", "node/kme/")
 TRANSPORTS = {"grpc", "grpc_health", "aiohttp", "qkdnet_proto"}
 
 
+def _top(module: str) -> str:
+    """The package a module belongs to: ``grpc`` for ``grpc.aio``, ``node`` for ``qkdnet.node.x``."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "qkdnet" and len(parts) > 1 else parts[0]
+
+
 def _imports(path: pathlib.Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {_top(alias.name) for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
+            names.add(_top(node.module))
     return names
 
 

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from node.errors import DuplicateKey, InvalidRequest, KeyNotAvailable, PermissionDenied, StoreFull
-from node.keystore.audit import AuditLog, Entry
-from node.keystore.database import Database
-from node.keystore.lifecycle import KeyState, check_transition
-from node.keystore.outbox_table import RelayOutboxTable
-from node.status import KeyEntry
+from qkdnet.node.errors import DuplicateKey, InvalidRequest, KeyNotAvailable, PermissionDenied, StoreFull
+from qkdnet.node.keystore.audit import AuditLog, Entry
+from qkdnet.node.keystore.database import Database
+from qkdnet.node.keystore.lifecycle import KeyState, check_transition
+from qkdnet.node.keystore.outbox_table import RelayOutboxTable
+from qkdnet.node.status import KeyEntry
 
 DEFAULT_MAX_KEYS = 100_000  # keys held awaiting delivery (the KME's max_key_count)
 MIN_COMPARABLE_BITS = 128  # shorter keys are never given a comparison digest

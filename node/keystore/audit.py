@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.keystore.database import Database
+from qkdnet.node.keystore.database import Database
 
 GENESIS = "0" * 64
 KEY_BYTES = 32

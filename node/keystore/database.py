@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from node.errors import StoreFailure
+from qkdnet.node.errors import StoreFailure
 
 SELECT_IN_SLICE = 500  # key IDs per "in (...)" query, well within SQLite's variable limit
 BUSY_TIMEOUT_MS = 5000

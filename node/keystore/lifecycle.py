@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from node.errors import LifecycleError
+from qkdnet.node.errors import LifecycleError
 
 
 class KeyState(StrEnum):

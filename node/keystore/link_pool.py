@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from node.errors import BadLinkKey, KeyPoolError, LinkKeyShortage
+from qkdnet.node.errors import BadLinkKey, KeyPoolError, LinkKeyShortage
 
 HALVES = ("a", "b")
 

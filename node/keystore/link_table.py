@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from node.keystore.database import Database
-from node.keystore.link_pool import ChunkRecord, PoolCounters
+from qkdnet.node.keystore.database import Database
+from qkdnet.node.keystore.link_pool import ChunkRecord, PoolCounters
 
 SCHEMA = """
 create table if not exists link_chunks(  -- one row per block half still holding key

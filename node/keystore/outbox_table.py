@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from node.keystore.audit import AuditLog
-from node.keystore.database import Database
-from node.keystore.lifecycle import KeyState
+from qkdnet.node.keystore.audit import AuditLog
+from qkdnet.node.keystore.database import Database
+from qkdnet.node.keystore.lifecycle import KeyState
 
 SCHEMA = """
 create table if not exists relay_outbox(

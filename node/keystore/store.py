@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.errors import StoreFailure
-from node.keystore.app_store import DEFAULT_MAX_KEYS, KeyRecord, KeyStore, NewKey
-from node.keystore.audit import AuditLog, load_or_create_key
-from node.keystore.database import Database
-from node.keystore.link_pool import ChunkRecord, PoolCounters
-from node.keystore.link_table import LinkPoolTable, SavedPool
-from node.keystore.outbox_table import Paths, RelayOutboxTable
-from node.keystore.worker import CHECKPOINT_EVERY_S, StoreWorker
-from node.status import KeyEntry
+from qkdnet.node.errors import StoreFailure
+from qkdnet.node.keystore.app_store import DEFAULT_MAX_KEYS, KeyRecord, KeyStore, NewKey
+from qkdnet.node.keystore.audit import AuditLog, load_or_create_key
+from qkdnet.node.keystore.database import Database
+from qkdnet.node.keystore.link_pool import ChunkRecord, PoolCounters
+from qkdnet.node.keystore.link_table import LinkPoolTable, SavedPool
+from qkdnet.node.keystore.outbox_table import Paths, RelayOutboxTable
+from qkdnet.node.keystore.worker import CHECKPOINT_EVERY_S, StoreWorker
+from qkdnet.node.status import KeyEntry
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from node.errors import StoreFailure
-from node.keystore.database import Database
+from qkdnet.node.errors import StoreFailure
+from qkdnet.node.keystore.database import Database
 
 CHECKPOINT_EVERY_S = 1.0
 CHECKPOINT_BUSY_TIMEOUT_MS = 100

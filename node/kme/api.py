@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from node.errors import NodeError, status_of
-from node.key_service import KeyService
+from qkdnet.node.errors import NodeError, status_of
+from qkdnet.node.key_service import KeyService
 
 MAX_BODY_BYTES = 64 * 1024
 DIGITS = re.compile(r"[0-9]{1,9}")

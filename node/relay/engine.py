@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from node import hold_points
-from node.errors import (
+from qkdnet.node import hold_points
+from qkdnet.node.errors import (
     BadLinkKey,
     InvalidRequest,
     KeyPoolError,
@@ -34,15 +34,15 @@ from node.errors import (
     RelayError,
     StoreError,
 )
-from node.identity import check_neighbour
-from node.keystore.app_store import NewKey
-from node.keystore.link_pool import LinkKeyPool
-from node.keystore.store import NodeStore
-from node.relay.coalescer import Coalescer
-from node.relay.otp import pad_each
-from node.relay.outbox import ABORT_REASON, RelayOutbox
-from node.relay.result import Path, RelayItem, RelayResult, Route
-from node.relay.shares import ExposureLog, ShareAssembler, split_key
+from qkdnet.node.identity import check_neighbour
+from qkdnet.node.keystore.app_store import NewKey
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.relay.coalescer import Coalescer
+from qkdnet.node.relay.otp import pad_each
+from qkdnet.node.relay.outbox import ABORT_REASON, RelayOutbox
+from qkdnet.node.relay.result import Path, RelayItem, RelayResult, Route
+from qkdnet.node.relay.shares import ExposureLog, ShareAssembler, split_key
 
 HOP_KEY_WAIT_S = 30.0  # how long an intermediate node waits for link key to the next hop
 ABORT_TIMEOUT_S = 10.0  # one attempt to carry an abort to the destination

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from node.keystore.store import AsyncOutbox
+from qkdnet.node.keystore.store import AsyncOutbox
 
 ABORT_REASON = "relay not committed at its source"
 RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # wait after each failed round (the last repeats)

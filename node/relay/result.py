@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from node.errors import InvalidRequest, NodeError, QkdnetError, RelayError, error_class
-from node.keystore.link_pool import LinkKeyId
+from qkdnet.node.errors import InvalidRequest, NodeError, QkdnetError, RelayError, error_class
+from qkdnet.node.keystore.link_pool import LinkKeyId
 
 Path = tuple[str, ...]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from node.status import ExposureEntry
+from qkdnet.node.status import ExposureEntry
 
 PARTIAL_KEY_TTL_S = 60.0  # shares of a key whose other shares never arrive are dropped after this
 EXPOSURE_LOG_SIZE = 100_000

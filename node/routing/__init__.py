@@ -6,11 +6,11 @@ from ``STRATEGIES`` over a ``LiveState``. Adding a strategy: a small module with
 has ``name`` and ``routes(graph, request)``, and a line in ``registry.STRATEGIES``.
 """
 
-from node.errors import NoKeyPath
-from node.routing.base import RouteRequest, Strategy, key_path
-from node.routing.live_state import LinkState, LiveState, RoutingState
-from node.routing.planner import RoutePlanner
-from node.routing.registry import (
+from qkdnet.node.errors import NoKeyPath
+from qkdnet.node.routing.base import RouteRequest, Strategy, key_path
+from qkdnet.node.routing.live_state import LinkState, LiveState, RoutingState
+from qkdnet.node.routing.planner import RoutePlanner
+from qkdnet.node.routing.registry import (
            DEFAULT_STRATEGY,
            STRATEGIES,
            StrategySpec,

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import networkx as nx
 
-from node.errors import NoKeyPath
+from qkdnet.node.errors import NoKeyPath
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 import networkx as nx
 
-from node.qkd.params import ProcessingParams
-from node.routing.base import RouteRequest
-from node.routing.registry import DEFAULT_STRATEGY
-from node.status import NodeStatus
+from qkdnet.node.qkd.params import ProcessingParams
+from qkdnet.node.routing.base import RouteRequest
+from qkdnet.node.routing.registry import DEFAULT_STRATEGY
+from qkdnet.node.status import NodeStatus
 
 DOWN_STATES = ("down", "cut")
 DEFAULT_QBER_THRESHOLD = ProcessingParams.qber_abort_threshold  # the engine's own default

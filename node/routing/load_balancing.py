@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from node.routing.base import RouteRequest, key_path
+from qkdnet.node.routing.base import RouteRequest, key_path
 
 
 class LoadBalancing:

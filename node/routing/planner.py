@@ -13,11 +13,11 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
-from node.errors import NoKeyPath
-from node.relay.result import RelayFailure, RelayResult, Route
-from node.routing.base import RouteRequest, Strategy
-from node.routing.live_state import LiveState, RoutingState
-from node.routing.registry import make_strategy
+from qkdnet.node.errors import NoKeyPath
+from qkdnet.node.relay.result import RelayFailure, RelayResult, Route
+from qkdnet.node.routing.base import RouteRequest, Strategy
+from qkdnet.node.routing.live_state import LiveState, RoutingState
+from qkdnet.node.routing.registry import make_strategy
 
 Send = Callable[[list[list[str]]], Awaitable[RelayResult]]  # paths -> what the relay did
 Refresh = Callable[[], Awaitable[None]]

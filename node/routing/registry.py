@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.errors import InvalidRequest
-from node.routing.base import Strategy
-from node.routing.fewest_hops import FewestHops
-from node.routing.load_balancing import LoadBalancing
-from node.routing.multipath import NodeDisjointMultipath
-from node.routing.shortest_fibre import ShortestFibre
-from node.routing.widest_path import WidestPath
+from qkdnet.node.errors import InvalidRequest
+from qkdnet.node.routing.base import Strategy
+from qkdnet.node.routing.fewest_hops import FewestHops
+from qkdnet.node.routing.load_balancing import LoadBalancing
+from qkdnet.node.routing.multipath import NodeDisjointMultipath
+from qkdnet.node.routing.shortest_fibre import ShortestFibre
+from qkdnet.node.routing.widest_path import WidestPath
 
 STRATEGIES: dict[str, type] = {
     "fewest_hops": FewestHops,

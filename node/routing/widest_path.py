@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from node.errors import NoKeyPath
-from node.routing.base import RouteRequest, check_endpoints, key_path
+from qkdnet.node.errors import NoKeyPath
+from qkdnet.node.routing.base import RouteRequest, check_endpoints, key_path
 
 METRICS = ("pool_bits", "secret_bits_per_s")
 

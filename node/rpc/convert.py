@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from node.errors import InvalidRequest, NodeError
-from node.keystore.link_pool import LinkKeyId
-from node.link_runtime import FrameForPeer, Resync
-from node.qkd.authentication import AuthKeyRange
-from node.qkd.errors import ParameterError
-from node.relay.result import RelayFailure, RelayItem, RelayResult, Route
-from node.routing.live_state import LinkState, RoutingState
-from node.settings import (
+from qkdnet.node.errors import InvalidRequest, NodeError
+from qkdnet.node.keystore.link_pool import LinkKeyId
+from qkdnet.node.link_runtime import FrameForPeer, Resync
+from qkdnet.node.qkd.authentication import AuthKeyRange
+from qkdnet.node.qkd.errors import ParameterError
+from qkdnet.node.relay.result import RelayFailure, RelayItem, RelayResult, Route
+from qkdnet.node.routing.live_state import LinkState, RoutingState
+from qkdnet.node.settings import (
     KmeSettings,
     LinkSettings,
     NodeSettings,
@@ -31,7 +31,7 @@ from node.settings import (
     processing_from_json,
     processing_to_json,
 )
-from node.status import LinkStatus, NodeStatus
+from qkdnet.node.status import LinkStatus, NodeStatus
 from qkdnet_proto.v1 import node_pb2 as pb
 
 Inventory = dict[tuple[str, int], np.ndarray]

@@ -18,8 +18,8 @@ from typing import Any
 
 import grpc
 
-from node.errors import NodeError, Unavailable, error_class, status_of
-from node.identity import authorise, caller
+from qkdnet.node.errors import NodeError, Unavailable, error_class, status_of
+from qkdnet.node.identity import authorise, caller
 
 ERROR_KIND_KEY = "qkdnet-error"
 

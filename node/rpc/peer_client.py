@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import grpc
 
-from node.errors import RelayError
-from node.link_runtime import FrameForPeer, Resync
-from node.relay.result import Path, RelayItem
-from node.rpc import convert
-from node.rpc.errors import node_error
-from node.rpc.streams import StreamBroken, StreamMux
-from node.rpc.tls import TlsIdentity, secure_channel
+from qkdnet.node.errors import RelayError
+from qkdnet.node.link_runtime import FrameForPeer, Resync
+from qkdnet.node.relay.result import Path, RelayItem
+from qkdnet.node.rpc import convert
+from qkdnet.node.rpc.errors import node_error
+from qkdnet.node.rpc.streams import StreamBroken, StreamMux
+from qkdnet.node.rpc.tls import TlsIdentity, secure_channel
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 import grpc
 
-from node.errors import NodeError
-from node.rpc import convert
-from node.rpc.streams import serve_multiplexed
-from node.trusted_node import TrustedNode
+from qkdnet.node.errors import NodeError
+from qkdnet.node.rpc import convert
+from qkdnet.node.rpc.streams import serve_multiplexed
+from qkdnet.node.trusted_node import TrustedNode
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from node.errors import InvalidRequest
+from qkdnet.node.errors import InvalidRequest
 
 
 @dataclass(frozen=True)

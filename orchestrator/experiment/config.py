@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from node.routing import StrategySpec
-from orchestrator.errors import QkdnetError
-from orchestrator.topology import Topology, load
+from qkdnet.node.routing import StrategySpec
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.topology import Topology, load
 
 
 class ConfigError(QkdnetError):

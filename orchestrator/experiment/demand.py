@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orchestrator.experiment.config import ConfigError, PoissonDemand
-from orchestrator.topology import Topology
+from qkdnet.orchestrator.experiment.config import ConfigError, PoissonDemand
+from qkdnet.orchestrator.topology import Topology
 
 
 @dataclass(frozen=True)

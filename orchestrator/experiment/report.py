@@ -12,10 +12,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from orchestrator.experiment.config import ExperimentConfig
-from orchestrator.experiment.runner import RunResult, as_rows
-from orchestrator.files import write_atomically, write_json
-from orchestrator.stats import percentile
+from qkdnet.orchestrator.experiment.config import ExperimentConfig
+from qkdnet.orchestrator.experiment.runner import RunResult, as_rows
+from qkdnet.orchestrator.files import write_atomically, write_json
+from qkdnet.orchestrator.stats import percentile
 
 
 def summarize(config: ExperimentConfig, results: list[RunResult]) -> dict:

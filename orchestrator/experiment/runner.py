@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from node.relay.result import RelayResult
-from node.routing import RouteRequest, StrategySpec
-from orchestrator.errors import QkdnetError
-from orchestrator.experiment.config import ExperimentConfig
-from orchestrator.experiment.demand import Arrival, poisson_arrivals, trace_arrivals
-from orchestrator.network import Network
-from orchestrator.router import Router
+from qkdnet.node.relay.result import RelayResult
+from qkdnet.node.routing import RouteRequest, StrategySpec
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.experiment.config import ExperimentConfig
+from qkdnet.orchestrator.experiment.demand import Arrival, poisson_arrivals, trace_arrivals
+from qkdnet.orchestrator.network import Network
+from qkdnet.orchestrator.router import Router
 
 Progress = Callable[[str], None]
 

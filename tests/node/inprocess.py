@@ -9,11 +9,11 @@ from __future__ import annotations
 import pathlib
 import secrets
 
-from node.keystore.store import NodeStore
-from node.qkd.params import STANDARD, ProcessingParams
-from node.routing import LinkState, RoutingState
-from node.settings import LinkSettings, NodeSettings, Role
-from node.trusted_node import TrustedNode
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.qkd.params import STANDARD, ProcessingParams
+from qkdnet.node.routing import LinkState, RoutingState
+from qkdnet.node.settings import LinkSettings, NodeSettings, Role
+from qkdnet.node.trusted_node import TrustedNode
 
 # Small blocks that still give key (as tests/node/qkd/conftest.py): a block takes a few seconds.
 LINK = STANDARD.with_changes(p_z_alice=0.5, p_z_bob=0.5, length_km=25.0)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from node import errors
-from node.errors import (
+from qkdnet.node import errors
+from qkdnet.node.errors import (
     STATUS,
     BadLinkKey,
     Conflict,
@@ -23,7 +23,7 @@ from node.errors import (
     error_class,
     status_of,
 )
-from orchestrator.errors import NodeFailure, TopologyError
+from qkdnet.orchestrator.errors import NodeFailure, TopologyError
 
 
 @pytest.mark.parametrize("error, grpc_code, http", [

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from node import hold_points
+from qkdnet.node import hold_points
 
 
 async def test_without_the_variable_every_point_returns_at_once():

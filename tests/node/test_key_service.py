@@ -3,10 +3,10 @@ delivered once at the slave's KME; bad requests are one-line errors of the right
 
 import pytest
 
-from node.errors import InvalidRequest, KeyNotAvailable, PermissionDenied, Unavailable
-from node.key_service import KeyService
-from node.routing import LinkState, LiveState, RoutePlanner, make_strategy
-from node.settings import KmeSettings
+from qkdnet.node.errors import InvalidRequest, KeyNotAvailable, PermissionDenied, Unavailable
+from qkdnet.node.key_service import KeyService
+from qkdnet.node.routing import LinkState, LiveState, RoutePlanner, make_strategy
+from qkdnet.node.settings import KmeSettings
 from tests.node.relay.wiring import Line
 
 SAES = {"sae-a": "A", "sae-a2": "A", "sae-c": "C"}

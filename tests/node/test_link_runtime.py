@@ -3,9 +3,9 @@ pauses generation; an unreachable peer is reported, not fatal."""
 
 import numpy as np
 
-from node.errors import Unavailable
-from node.keystore.link_pool import LinkKeyPool
-from node.link_runtime import LinkRuntime
+from qkdnet.node.errors import Unavailable
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.link_runtime import LinkRuntime
 from tests.helpers import eventually
 from tests.node.inprocess import link_pair
 

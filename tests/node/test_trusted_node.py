@@ -5,10 +5,10 @@ import dataclasses
 
 import pytest
 
-from node.errors import Conflict, InvalidRequest, NotFound, RelayError
-from node.relay.result import Route
-from node.routing import RoutingState
-from node.settings import NodeSettings
+from qkdnet.node.errors import Conflict, InvalidRequest, NotFound, RelayError
+from qkdnet.node.relay.result import Route
+from qkdnet.node.routing import RoutingState
+from qkdnet.node.settings import NodeSettings
 from tests.helpers import eventually
 from tests.node.inprocess import close_all, configure_line, link_pair, nodes_in
 

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from orchestrator import certs
-from orchestrator.errors import QkdnetError
-from orchestrator.topology import load
+from qkdnet.orchestrator import certs
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.topology import load
 
 
 def test_a_pki_made_for_the_topology_loads_with_every_kme_and_sae(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 
 def _qkdnet(*args):
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("args,needle", [

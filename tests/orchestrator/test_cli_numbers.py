@@ -17,7 +17,7 @@ import pytest
     (["run", "grid:1000x1000"], "a grid needs 2 to 1000 nodes"),
 ])
 def test_bad_numbers_exit_2_with_one_line(args, needle, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", *args], capture_output=True, text=True,
                             timeout=60, env={"QKDNET_STATE_DIR": str(tmp_path), "PATH": ""})
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from orchestrator.experiment.config import ConfigError, PoissonDemand, load_config
-from orchestrator.experiment.demand import poisson_arrivals, trace_arrivals
+from qkdnet.orchestrator.experiment.config import ConfigError, PoissonDemand, load_config
+from qkdnet.orchestrator.experiment.demand import poisson_arrivals, trace_arrivals
 
 GOOD = """
 name: t
@@ -51,7 +51,7 @@ def test_bad_files_name_the_problem(tmp_path, change, message):
 
 def test_the_cli_refuses_a_bad_file_with_exit_2_and_one_line(tmp_path):
     path = _write(tmp_path, GOOD.replace("rate_per_s: 3", "rate_per_s: 0"))
-    done = subprocess.run([sys.executable, "-m", "orchestrator", "experiment", str(path), "--out", str(tmp_path / "r")],
+    done = subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", "experiment", str(path), "--out", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "rate_per_s" in done.stderr and not (tmp_path / "r").exists()

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.errors import QkdnetError
-from orchestrator.experiment.config import load_config
-from orchestrator.topology import Topology, load
+from qkdnet.node.errors import QkdnetError
+from qkdnet.orchestrator.experiment.config import load_config
+from qkdnet.orchestrator.topology import Topology, load
 
 SCALARS = st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True) | st.text(max_size=12)
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(

@@ -8,10 +8,10 @@ import ssl
 import aiohttp
 import pytest
 
-from node import hold_points
-from node.keystore.store import open_tables
-from orchestrator.network import Network
-from orchestrator.topology import load
+from qkdnet.node import hold_points
+from qkdnet.node.keystore.store import open_tables
+from qkdnet.orchestrator.network import Network
+from qkdnet.orchestrator.topology import load
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow

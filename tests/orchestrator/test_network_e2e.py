@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from orchestrator.network import Network, comparison_salt
-from orchestrator.topology import load
+from qkdnet.orchestrator.network import Network, comparison_salt
+from qkdnet.orchestrator.topology import load
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow

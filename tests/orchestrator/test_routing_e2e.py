@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from node.routing import LiveState, RouteRequest, make_strategy
-from orchestrator.experiment.config import load_config
-from orchestrator.experiment.report import write_results
-from orchestrator.experiment.runner import run_experiment
-from orchestrator.network import Network, comparison_salt
-from orchestrator.router import Router
-from orchestrator.topology import load
+from qkdnet.node.routing import LiveState, RouteRequest, make_strategy
+from qkdnet.orchestrator.experiment.config import load_config
+from qkdnet.orchestrator.experiment.report import write_results
+from qkdnet.orchestrator.experiment.runner import run_experiment
+from qkdnet.orchestrator.network import Network, comparison_salt
+from qkdnet.orchestrator.router import Router
+from qkdnet.orchestrator.topology import load
 
 pytestmark = pytest.mark.slow
 

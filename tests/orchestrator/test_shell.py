@@ -3,11 +3,11 @@ command prints one error line and the shell goes on."""
 
 import io
 
-from node.relay.result import RelayResult
-from node.status import KeyEntry
-from orchestrator.errors import QkdnetError
-from orchestrator.shell import NetworkShell
-from orchestrator.summary import LinkSummary, NetworkStatus, NodeEndpoint
+from qkdnet.node.relay.result import RelayResult
+from qkdnet.node.status import KeyEntry
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.shell import NetworkShell
+from qkdnet.orchestrator.summary import LinkSummary, NetworkStatus, NodeEndpoint
 
 
 class FakeClient:

@@ -5,13 +5,13 @@ import os
 
 import pytest
 
-from node.relay.result import RelayResult, Route
-from node.status import KeyEntry, LinkStatus, NodeStatus
-from orchestrator.errors import QkdnetError
-from orchestrator.state import StateDir
-from orchestrator.supervisor import Supervisor
-from orchestrator.supervisor_client import SupervisorClient
-from orchestrator.topology import load
+from qkdnet.node.relay.result import RelayResult, Route
+from qkdnet.node.status import KeyEntry, LinkStatus, NodeStatus
+from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.state import StateDir
+from qkdnet.orchestrator.supervisor import Supervisor
+from qkdnet.orchestrator.supervisor_client import SupervisorClient
+from qkdnet.orchestrator.topology import load
 
 
 def _link(peer, role):

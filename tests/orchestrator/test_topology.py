@@ -1,7 +1,7 @@
 import pytest
 
-from orchestrator.errors import TopologyError
-from orchestrator.topology import load
+from qkdnet.orchestrator.errors import TopologyError
+from qkdnet.orchestrator.topology import load
 
 
 def _write(tmp_path, text, name="t.yaml"):

@@ -13,12 +13,12 @@ pytestmark = pytest.mark.slow
 
 
 def _qkdnet(state, *args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args, "--state-dir", str(state)],
+    return subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", *args, "--state-dir", str(state)],
                           capture_output=True, text=True, timeout=timeout)
 
 
 def _alive(pid):
-    from orchestrator.state import process_alive
+    from qkdnet.orchestrator.state import process_alive
 
     return process_alive(pid)
 
@@ -27,7 +27,7 @@ def test_up_status_relay_down(tmp_path):
     state = tmp_path / "s"
     endpoints = tmp_path / "endpoints.json"
     pki = tmp_path / "pki"  # made once, reused by `up`: SAE certificates stay valid across networks
-    made = subprocess.run([sys.executable, "-m", "orchestrator", "certs", "line:3", str(pki)], capture_output=True,
+    made = subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", "certs", "line:3", str(pki)], capture_output=True,
                           text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     up = _qkdnet(state, "up", "line:3", "--time-scale", "0", "--seed", "3", "--json", str(endpoints), "--quiet",

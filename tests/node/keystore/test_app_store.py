@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 
-from node.errors import InvalidRequest, KeyNotAvailable, PermissionDenied, StoreError, StoreFailure, StoreFull
-from node.keystore.app_store import NewKey
-from node.keystore.lifecycle import KeyState, LifecycleError, check_transition
-from node.keystore.store import NodeStore, open_tables
+from qkdnet.node.errors import InvalidRequest, KeyNotAvailable, PermissionDenied, StoreError, StoreFailure, StoreFull
+from qkdnet.node.keystore.app_store import NewKey
+from qkdnet.node.keystore.lifecycle import KeyState, LifecycleError, check_transition
+from qkdnet.node.keystore.store import NodeStore, open_tables
 
 
 class Clock:

@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 
-from node.errors import StoreFailure
-from node.keystore.app_store import NewKey
-from node.keystore.audit import anchor_path, key_path, verify_file
-from node.keystore.store import NodeStore, open_tables
+from qkdnet.node.errors import StoreFailure
+from qkdnet.node.keystore.app_store import NewKey
+from qkdnet.node.keystore.audit import anchor_path, key_path, verify_file
+from qkdnet.node.keystore.store import NodeStore, open_tables
 
 
 def _store_with_history(path, keys=4):
@@ -94,7 +94,7 @@ def test_qkdnet_audit_verify(tmp_path):
     path = _store_with_history(_node_dir(state, "A") / "keys.db")
 
     def audit(*args):
-        return subprocess.run([sys.executable, "-m", "orchestrator", "audit", "verify", *args, "--state-dir",
+        return subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", "audit", "verify", *args, "--state-dir",
                                str(state)], capture_output=True, text=True, timeout=60)
     result = audit("A")
     assert result.returncode == 0 and "6 entries, intact" in result.stdout

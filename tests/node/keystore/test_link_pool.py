@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.keystore.link_pool import KeyPoolError, LinkKeyId, LinkKeyPool
-from node.relay.otp import one_time_pad
+from qkdnet.node.keystore.link_pool import KeyPoolError, LinkKeyId, LinkKeyPool
+from qkdnet.node.relay.otp import one_time_pad
 
 
 def _pair(blocks):

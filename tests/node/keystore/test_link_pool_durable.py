@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from node.keystore.link_pool import LinkKeyPool
-from node.keystore.store import NodeStore, open_tables
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.keystore.store import NodeStore, open_tables
 
 
 def _pair(blocks=3, size=2000, seed=1):
@@ -58,7 +58,7 @@ def test_reconciliation_keeps_only_bits_both_ends_hold():
 
 
 async def test_a_restart_never_reallocates_a_pad_that_may_have_left(tmp_path):
-    from node.pool_keeper import LEASED, PoolKeeper
+    from qkdnet.node.pool_keeper import LEASED, PoolKeeper
 
     store = NodeStore.open(tmp_path / "k.db")
     keeper = PoolKeeper(store.links)

@@ -4,9 +4,9 @@ import asyncio
 import ssl
 import time
 
-from node.kme import api
-from orchestrator import certs
-from orchestrator.topology import load
+from qkdnet.node.kme import api
+from qkdnet.orchestrator import certs
+from qkdnet.orchestrator.topology import load
 
 
 async def _kme(tmp_path):

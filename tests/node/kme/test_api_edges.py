@@ -8,13 +8,13 @@ import ssl
 import aiohttp
 import pytest
 
-from node.errors import StoreFailure
-from node.key_service import KeyService
-from node.kme import api
-from node.routing import LinkState, LiveState, RoutePlanner, make_strategy
-from node.settings import KmeSettings
-from orchestrator import certs
-from orchestrator.topology import load
+from qkdnet.node.errors import StoreFailure
+from qkdnet.node.key_service import KeyService
+from qkdnet.node.kme import api
+from qkdnet.node.routing import LinkState, LiveState, RoutePlanner, make_strategy
+from qkdnet.node.settings import KmeSettings
+from qkdnet.orchestrator import certs
+from qkdnet.orchestrator.topology import load
 from tests.node.relay.wiring import Line
 
 SAES = {"sae-n0": "n0", "sae-n1": "n1", "sae-n2": "n2"}

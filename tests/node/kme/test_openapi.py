@@ -16,12 +16,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from node.key_service import KeyService
-from node.kme import api
-from node.routing import LinkState, LiveState, RoutePlanner, make_strategy
-from node.settings import KmeSettings
-from orchestrator import certs
-from orchestrator.topology import load
+from qkdnet.node.key_service import KeyService
+from qkdnet.node.kme import api
+from qkdnet.node.routing import LinkState, LiveState, RoutePlanner, make_strategy
+from qkdnet.node.settings import KmeSettings
+from qkdnet.orchestrator import certs
+from qkdnet.orchestrator.topology import load
 from tests.node.relay.wiring import Line
 
 DESCRIPTION = pathlib.Path(__file__).parents[3] / "docs" / "kme-openapi.yaml"

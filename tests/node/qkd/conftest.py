@@ -1,6 +1,6 @@
 import pytest
 
-from node.qkd.params import STANDARD, LinkParams, ProcessingParams
+from qkdnet.node.qkd.params import STANDARD, LinkParams, ProcessingParams
 
 # A link whose blocks are small enough for fast tests and still give key at epsilon_sec = 1e-10:
 # symmetric bases put a quarter of the detections in the test basis.

@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.qkd.amplification import toeplitz_hash, toeplitz_hash_direct
+from qkdnet.node.qkd.amplification import toeplitz_hash, toeplitz_hash_direct
 
 
 @settings(max_examples=60, deadline=None)

@@ -3,14 +3,14 @@ repeated, stale or misaddressed message is refused without using anything else."
 
 import pytest
 
-from node.qkd.authentication import (
+from qkdnet.node.qkd.authentication import (
     KEY_BYTES,
     AuthKeyIndex,
     AuthKeyRange,
     AuthKeyStore,
     MessageAuthenticator,
 )
-from node.qkd.errors import AuthenticationError, AuthKeyExhausted, UnknownAuthKey
+from qkdnet.node.qkd.errors import AuthenticationError, AuthKeyExhausted, UnknownAuthKey
 
 SECRET = bytes(range(256)) * 4  # 64 units: 32 for each end
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from node.qkd import cascade
-from node.qkd.analytic import binary_entropy
-from node.qkd.verification import key_tag, new_hash_key, tags_match
+from qkdnet.node.qkd import cascade
+from qkdnet.node.qkd.analytic import binary_entropy
+from qkdnet.node.qkd.verification import key_tag, new_hash_key, tags_match
 
 
 def _reconcile(alice_key, bob_key, qber, seed):

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from node.qkd import analytic
-from node.qkd.channel import transmit
-from node.qkd.params import STANDARD
+from qkdnet.node.qkd import analytic
+from qkdnet.node.qkd.channel import transmit
+from qkdnet.node.qkd.params import STANDARD
 
 Z_SIGMA = 5.0
 

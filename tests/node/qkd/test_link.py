@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from node.qkd import analytic
-from node.qkd.attacks import InterceptResend, PhotonNumberSplitting
-from node.qkd.authentication import INDEX_BYTES, TRAILER_BYTES
-from node.qkd.estimation import secret_key_length
-from node.qkd.link import InMemoryLink
-from node.qkd.messages import MESSAGE_TYPES, TRANSCRIPT_TYPES
-from node.qkd.verification import TAG_BITS
+from qkdnet.node.qkd import analytic
+from qkdnet.node.qkd.attacks import InterceptResend, PhotonNumberSplitting
+from qkdnet.node.qkd.authentication import INDEX_BYTES, TRAILER_BYTES
+from qkdnet.node.qkd.estimation import secret_key_length
+from qkdnet.node.qkd.link import InMemoryLink
+from qkdnet.node.qkd.messages import MESSAGE_TYPES, TRANSCRIPT_TYPES
+from qkdnet.node.qkd.verification import TAG_BITS
 
 
 def _block(params, processing, seed=1, attack=None, tamper=None):
@@ -34,8 +34,8 @@ def test_accepted_block_gives_identical_keys_within_the_formula_and_plob(small_l
 def test_single_photon_bound_holds_against_the_hidden_truth(small_link, small_block):
     link = InMemoryLink(small_link, small_block, seed=4)
     # Re-run the channel with the same nature stream to read the hidden photon numbers.
-    from node.qkd.channel import transmit
-    from node.qkd.link import make_endpoints, pulses_for_detections
+    from qkdnet.node.qkd.channel import transmit
+    from qkdnet.node.qkd.link import make_endpoints, pulses_for_detections
     _, _, nature = make_endpoints(small_link, small_block, 4)
     n = pulses_for_detections(small_link, small_block.block_detections)
     alice_rec, bob_rec, truth = transmit(small_link, n, nature)
@@ -96,8 +96,8 @@ def test_photon_number_splitting_is_caught_by_the_decoys(small_link, small_block
 
 def test_decoy_bound_never_credits_photons_eve_touched(small_link, small_block):
     """At 25 km Eve must let some single photons through; only those may count as secret."""
-    from node.qkd.channel import transmit
-    from node.qkd.link import make_endpoints, pulses_for_detections
+    from qkdnet.node.qkd.channel import transmit
+    from qkdnet.node.qkd.link import make_endpoints, pulses_for_detections
     attack = PhotonNumberSplitting()
     _, _, nature = make_endpoints(small_link, small_block, 1)
     n = pulses_for_detections(small_link, small_block.block_detections)

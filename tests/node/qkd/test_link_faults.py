@@ -5,9 +5,9 @@ resynchronises and gives identical key again, and no authentication unit serves 
 import numpy as np
 import pytest
 
-from node.qkd.authentication import KeyUse
-from node.qkd.link import InMemoryLink
-from node.qkd.messages import MESSAGE_TYPES
+from qkdnet.node.qkd.authentication import KeyUse
+from qkdnet.node.qkd.link import InMemoryLink
+from qkdnet.node.qkd.messages import MESSAGE_TYPES
 
 STEPS = ["Detections", "SiftReply", "TestBits", "Reconcile", "ParityQuery", "ParityReply",
          "ReconciliationDone", "Amplify", "Confirm", "Finish"]

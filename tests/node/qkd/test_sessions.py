@@ -3,10 +3,10 @@ every way a block ends early ends it on both sides with a reason and nothing kep
 
 import numpy as np
 
-from node.qkd.channel import transmit
-from node.qkd.link import make_endpoints, pulses_for_detections
-from node.qkd.messages import Finish
-from node.qkd.sessions import AliceSession, BobSession
+from qkdnet.node.qkd.channel import transmit
+from qkdnet.node.qkd.link import make_endpoints, pulses_for_detections
+from qkdnet.node.qkd.messages import Finish
+from qkdnet.node.qkd.sessions import AliceSession, BobSession
 
 
 def _sessions(small_link, small_block, seed=5):

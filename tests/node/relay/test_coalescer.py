@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from node.relay.coalescer import Coalescer
+from qkdnet.node.relay.coalescer import Coalescer
 from tests.helpers import eventually
 
 

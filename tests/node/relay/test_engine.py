@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from node.errors import InvalidRequest, RelayError
-from node.keystore.store import NodeStore
-from node.relay.result import Route
-from node.trusted_node import TrustedNode
+from qkdnet.node.errors import InvalidRequest, RelayError
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.relay.result import Route
+from qkdnet.node.trusted_node import TrustedNode
 from tests.node.relay.wiring import Line, line_abc
 
 SALT = bytes(range(16))  # one comparison's salt
@@ -97,7 +97,7 @@ async def _late_share_leaves_the_key_at_neither_end(line, slow, eventually):
 
 
 async def _diamond(tmp_path, ttl_s=60.0):
-    from node.relay.shares import ShareAssembler
+    from qkdnet.node.relay.shares import ShareAssembler
 
     line = Line(tmp_path)
     for name in ("A", "B", "C"):

@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from node.errors import RelayError
-from node.relay.result import Route
+from qkdnet.node.errors import RelayError
+from qkdnet.node.relay.result import Route
 from tests.helpers import eventually
 from tests.node.relay.wiring import Line, line_abc
 

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.relay.shares import ExposureLog, ShareAssembler, combine_shares, split_key
+from qkdnet.node.relay.shares import ExposureLog, ShareAssembler, combine_shares, split_key
 
 
 @given(st.binary(min_size=1, max_size=64), st.integers(min_value=2, max_value=6))

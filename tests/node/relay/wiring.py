@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from node.errors import RelayError
-from node.keystore.link_pool import LinkKeyPool
-from node.keystore.store import NodeStore
-from node.pool_keeper import PoolKeeper
-from node.relay.engine import RelayEngine
+from qkdnet.node.errors import RelayError
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.pool_keeper import PoolKeeper
+from qkdnet.node.relay.engine import RelayEngine
 
 BLOCK_BITS = 50_000
 

@@ -2,9 +2,9 @@
 
 import dataclasses
 
-from node.routing import LiveState, RouteRequest
-from node.status import LinkStatus, NodeStatus
-from orchestrator.topology import load
+from qkdnet.node.routing import LiveState, RouteRequest
+from qkdnet.node.status import LinkStatus, NodeStatus
+from qkdnet.orchestrator.topology import load
 
 
 def _link(**fields) -> LinkStatus:

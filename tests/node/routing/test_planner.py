@@ -1,8 +1,8 @@
 """The routed-relay loop: plan, send, and after a failed hop avoid it and try once more."""
 
-from node.errors import NoKeyPath, RelayError
-from node.relay.result import RelayResult, Route
-from node.routing import LinkState, LiveState, RoutePlanner, RouteRequest, make_strategy
+from qkdnet.node.errors import NoKeyPath, RelayError
+from qkdnet.node.relay.result import RelayResult, Route
+from qkdnet.node.routing import LinkState, LiveState, RoutePlanner, RouteRequest, make_strategy
 
 # s-a-t is the short way; s-b-c-t the long one.
 LINKS = [("s", "a"), ("a", "t"), ("s", "b"), ("b", "c"), ("c", "t")]

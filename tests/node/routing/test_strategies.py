@@ -3,8 +3,8 @@
 import networkx as nx
 import pytest
 
-from node.errors import NoKeyPath, QkdnetError
-from node.routing import RouteRequest, make_strategy
+from qkdnet.node.errors import NoKeyPath, QkdnetError
+from qkdnet.node.routing import RouteRequest, make_strategy
 
 
 def _diamond() -> nx.Graph:

@@ -5,13 +5,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from node.errors import InvalidRequest, RelayError
-from node.keystore.link_pool import LinkKeyId
-from node.relay.result import RelayFailure, RelayItem, RelayResult
-from node.routing import LinkState, RoutingState
-from node.rpc import convert
-from node.settings import KmeSettings, NodeSettings
-from node.status import LinkStatus, NodeStatus
+from qkdnet.node.errors import InvalidRequest, RelayError
+from qkdnet.node.keystore.link_pool import LinkKeyId
+from qkdnet.node.relay.result import RelayFailure, RelayItem, RelayResult
+from qkdnet.node.routing import LinkState, RoutingState
+from qkdnet.node.rpc import convert
+from qkdnet.node.settings import KmeSettings, NodeSettings
+from qkdnet.node.status import LinkStatus, NodeStatus
 from qkdnet_proto.v1 import node_pb2 as pb
 from tests.node.inprocess import link_pair
 

@@ -13,20 +13,20 @@ import grpc
 import numpy as np
 import pytest
 
-from node.errors import Unavailable
-from node.keystore.link_pool import LinkKeyPool
-from node.keystore.store import NodeStore
-from node.link_runtime import LinkRuntime
-from node.qkd.authentication import KeyUse
-from node.qkd.messages import MESSAGE_TYPES
-from node.rpc.errors import NodeInterceptor
-from node.rpc.peer_client import GrpcPeer
-from node.rpc.servicers import LinkServicer
-from node.rpc.tls import server_credentials
-from node.settings import NodeSettings
-from node.trusted_node import TrustedNode
-from orchestrator import certs
-from orchestrator.topology import load
+from qkdnet.node.errors import Unavailable
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.link_runtime import LinkRuntime
+from qkdnet.node.qkd.authentication import KeyUse
+from qkdnet.node.qkd.messages import MESSAGE_TYPES
+from qkdnet.node.rpc.errors import NodeInterceptor
+from qkdnet.node.rpc.peer_client import GrpcPeer
+from qkdnet.node.rpc.servicers import LinkServicer
+from qkdnet.node.rpc.tls import server_credentials
+from qkdnet.node.settings import NodeSettings
+from qkdnet.node.trusted_node import TrustedNode
+from qkdnet.orchestrator import certs
+from qkdnet.orchestrator.topology import load
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 from tests.helpers import eventually
 from tests.node.inprocess import link_pair

@@ -11,18 +11,18 @@ import asyncio
 import grpc
 import pytest
 
-from node.errors import Conflict, InvalidRequest, KeyNotAvailable, NotFound, Unavailable
-from node.keystore.store import NodeStore
-from node.routing import RoutingState
-from node.rpc.errors import NodeInterceptor
-from node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
-from node.rpc.tls import TlsIdentity, secure_channel, server_credentials
-from node.settings import NodeSettings
-from node.trusted_node import TrustedNode
-from orchestrator import certs
-from orchestrator.errors import NodeFailure
-from orchestrator.node_client import NodeClient
-from orchestrator.topology import load
+from qkdnet.node.errors import Conflict, InvalidRequest, KeyNotAvailable, NotFound, Unavailable
+from qkdnet.node.keystore.store import NodeStore
+from qkdnet.node.routing import RoutingState
+from qkdnet.node.rpc.errors import NodeInterceptor
+from qkdnet.node.rpc.servicers import ControlServicer, LinkServicer, RelayServicer
+from qkdnet.node.rpc.tls import TlsIdentity, secure_channel, server_credentials
+from qkdnet.node.settings import NodeSettings
+from qkdnet.node.trusted_node import TrustedNode
+from qkdnet.orchestrator import certs
+from qkdnet.orchestrator.errors import NodeFailure
+from qkdnet.orchestrator.node_client import NodeClient
+from qkdnet.orchestrator.topology import load
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 from tests.node.inprocess import link_pair

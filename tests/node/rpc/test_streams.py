@@ -5,9 +5,9 @@ import asyncio
 import grpc
 import pytest
 
-from node.errors import RelayError
-from node.rpc.servicers import RelayServicer
-from node.rpc.streams import StreamBroken, StreamMux
+from qkdnet.node.errors import RelayError
+from qkdnet.node.rpc.servicers import RelayServicer
+from qkdnet.node.rpc.streams import StreamBroken, StreamMux
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 from tests.helpers import eventually

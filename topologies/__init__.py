@@ -1,0 +1,1 @@
+"""Built-in topologies, shipped as package data and read with ``importlib.resources``."""
