@@ -92,7 +92,7 @@ def load(spec: str) -> Topology:
     if match:
         return _from_generated(spec, match)
     path: pathlib.Path | Traversable = pathlib.Path(spec)
-    if not path.exists():
+    if not pathlib.Path(spec).exists():
         for candidate in (BUILTIN / spec, BUILTIN / f"{spec}.yaml"):
             if candidate.is_file() and candidate.name != "__init__.py":
                 path = candidate
