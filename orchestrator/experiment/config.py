@@ -47,6 +47,7 @@ class ExperimentConfig:
     demand: tuple[PoissonDemand, ...] = ()
     trace: pathlib.Path | None = None
     warmup_s: float = 0.0
+    warmup_key_bits: int = 0  # and after warmup_s, until every link holds this much key
     poll_s: float = 5.0
     seeds: tuple[int, ...] = (1,)
     repetitions: int = 1
@@ -56,7 +57,7 @@ class ExperimentConfig:
 
 
 KNOWN = {"name", "description", "topology", "duration_s", "time_scale", "strategies", "demand", "warmup_s",
-         "poll_s", "seeds", "repetitions", "request_timeout_s", "retries", "events", "link_changes"}
+         "warmup_key_bits", "poll_s", "seeds", "repetitions", "request_timeout_s", "retries", "events", "link_changes"}
 
 
 def load_config(path: pathlib.Path) -> ExperimentConfig:
@@ -103,7 +104,8 @@ def load_config(path: pathlib.Path) -> ExperimentConfig:
     return ExperimentConfig(
         name=str(data.get("name", path.stem)), topology=topology, duration_s=number("duration_s"),
         time_scale=number("time_scale", topology.time_scale or 1.0), strategies=strategies, demand=demand,
-        trace=trace, warmup_s=number("warmup_s", 0.0, positive=False), poll_s=number("poll_s", 5.0),
+        trace=trace, warmup_s=number("warmup_s", 0.0, positive=False),
+        warmup_key_bits=number("warmup_key_bits", 0, positive=False, kind=int), poll_s=number("poll_s", 5.0),
         seeds=tuple(seeds), repetitions=number("repetitions", 1, kind=int),
         request_timeout_s=number("request_timeout_s", 2.0), retries=number("retries", 1, positive=False, kind=int),
         cuts=tuple(_cut(where, e, topology) for e in data.get("events") or []))

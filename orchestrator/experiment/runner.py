@@ -25,6 +25,7 @@ from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.router import Router
 
 Progress = Callable[[str], None]
+WARMUP_KEY_TIMEOUT_S = 600.0  # wall seconds for every link to reach warmup_key_bits
 
 
 @dataclass
@@ -71,6 +72,8 @@ async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repet
     try:
         t = clock()
         await asyncio.sleep(config.warmup_s / config.time_scale)
+        if config.warmup_key_bits:
+            await network.wait_for_link_key(config.warmup_key_bits, WARMUP_KEY_TIMEOUT_S)
         result.wall_s["warmup"] = clock() - t
         router = Router(network, spec.make(), retries=config.retries)
         await router.refresh()

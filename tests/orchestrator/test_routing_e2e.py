@@ -81,6 +81,7 @@ name: tiny
 topology: ring:4
 duration_s: 6
 warmup_s: 3
+warmup_key_bits: 4096
 time_scale: 1
 poll_s: 1
 demand:
