@@ -265,15 +265,11 @@ class LinkKeyPool:
         for frame_id in self.unconfirmed - held_by_peer:
             for name, half in self._halves.items():
                 chunk = half.pop(frame_id, None)
-                if chunk is None:
-                    continue
-                count = int((~chunk.used).sum())
-                chunk.bits[:] = 0
-                self._account_discard(count, reason)
-                self._touch((name, frame_id))
-                discarded += count
+                if chunk is not None:
+                    discarded += self._erase_chunk(name, frame_id, chunk)
         self.unconfirmed.clear()
         if discarded:
+            self._account_discard(discarded, reason)
             self._notify()
         return discarded
 
@@ -285,18 +281,21 @@ class LinkKeyPool:
         erased = 0
         for name, half in self._halves.items():
             for frame_id, chunk in half.items():
-                unused = ~chunk.used
-                count = int(unused.sum())
-                chunk.bits[:] = 0
-                chunk.used[:] = True
-                erased += count
-                self._touch((name, frame_id))
+                erased += self._erase_chunk(name, frame_id, chunk)
             half.clear()
         self._account_discard(erased, reason)
         self._notify()
         return erased
 
     # -- internals ----------------------------------------------------------------------
+    def _erase_chunk(self, name: str, frame_id: int, chunk: _Chunk) -> int:
+        """Zero a chunk that is dropped whole; its unused bits, for the caller to account."""
+        count = int((~chunk.used).sum())
+        chunk.bits[:] = 0
+        chunk.used[:] = True
+        self._touch((name, frame_id))
+        return count
+
     def _consume(self, half: str, frame_id: int, chunk: _Chunk, start: int, length: int) -> np.ndarray:
         bits = chunk.bits[start:start + length].copy()
         chunk.bits[start:start + length] = 0
