@@ -3,7 +3,9 @@
 A 4-node line (every node a process, key stores on disk), link pools filled first. SAE sae-n0
 gets one 256-bit key at KME n0 for sae-n3 (relayed over 3 hops, stored durably at n3), then
 sae-n3 fetches it at KME n3; both over HTTPS with mutual TLS and keep-alive connections. Prints
-a final JSON line with pairs/s and p50/p99 latency of a whole pair, for each number of
+a final JSON line with pairs/s, p50/p99 latency of a whole pair and the nodes' CPU time per pair
+(steadier than pairs/s on a shared machine; ``steal_pct`` is the host's share taken away), for
+each number of
 concurrent SAE pairs asked for (by Little's law, concurrency / throughput bounds the mean
 latency: 32 concurrent pairs at 500 pairs/s wait 64 ms on average).
 
@@ -28,7 +30,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from machine import describe
+from machine import CpuMeter, describe
 
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.stats import percentile
@@ -119,14 +121,17 @@ async def _run(network: Network, pairs: int, concurrency: int) -> dict:
             measured.clear()
         remaining = pairs
         start = time.perf_counter()
+        meter = CpuMeter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
+        cpu = meter.per(len(latencies))
     finally:
         await master.close()
         await slave.close()
     return {"pairs": len(latencies), "pairs_per_s": round(len(latencies) / wall, 1),
             "p50_ms": _ms(latencies, 0.5), "p99_ms": _ms(latencies, 0.99),
             "enc_p99_ms": _ms(enc_latencies, 0.99), "dec_p99_ms": _ms(dec_latencies, 0.99),
+            "node_cpu_ms_per_pair": cpu["node_cpu_ms"], "steal_pct": cpu["steal_pct"],
             "concurrency": concurrency, "mismatches": mismatches, "errors": errors}
 
 

@@ -51,3 +51,53 @@ def describe(data_dir: pathlib.Path | str | None = None) -> dict:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+class CpuMeter:
+    """CPU time of this benchmark's child processes (the nodes, threads included) and the host's
+    steal time over one measured span.
+
+    Wall-clock rates on a shared VM swing by tens of percent between runs; CPU time per unit of
+    work is what a code change moves, and the steal share shows when the host took the CPUs away.
+    """
+
+    def __init__(self) -> None:
+        self._nodes_s = _descendants_cpu_s(os.getpid())
+        self._host = _host_ticks()
+
+    def per(self, units: int) -> dict[str, float | None]:
+        """``node_cpu_ms`` per unit of work since the meter started, and ``steal_pct`` of that span."""
+        nodes_s = _descendants_cpu_s(os.getpid()) - self._nodes_s
+        host = [now - then for now, then in zip(_host_ticks(), self._host, strict=True)]
+        total, steal = sum(host), host[7] if len(host) > 7 else 0
+        return {"node_cpu_ms": round(1000 * nodes_s / units, 3) if units else None,
+                "steal_pct": round(100 * steal / total, 1) if total else None}
+
+
+def _host_ticks() -> list[int]:
+    """The host's CPU ticks by kind (user, nice, system, idle, iowait, irq, softirq, steal, ...)."""
+    try:
+        return [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return [0] * 8
+
+
+def _descendants_cpu_s(root: int) -> float:
+    """User and system seconds of every living descendant of ``root`` (from /proc; Linux only)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[tuple[int, float]]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append((int(entry), (int(fields[11]) + int(fields[12])) / tick))
+    total, pending = 0.0, [root]
+    while pending:
+        for pid, cpu_s in children.get(pending.pop(), []):
+            total += cpu_s
+            pending.append(pid)
+    return total

@@ -6,7 +6,8 @@ pool falls below its low watermark (3/4 of capacity), which this run never reach
 4.4 times what a link gives), so the figures measure relaying alone; the fill's dirty pages
 are written out first (``os.sync``), so the kernel's write-back of it does not stall the stores'
 commits mid-run. ``--busy-links`` keeps the pools below capacity so BB84 runs during the relays.
-Prints a final JSON line with keys/s and latency p50/p99 for both modes, and the machine.
+Prints a final JSON line with keys/s, latency p50/p99 and the nodes' CPU time per key for both
+modes, and the machine.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe
+from machine import CpuMeter, describe
 
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.stats import percentile
@@ -54,9 +55,12 @@ async def _single(network: Network, total: int, concurrency: int) -> dict:
                 latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()
+    meter = CpuMeter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - start
+    cpu = meter.per(len(latencies))
     return {"keys_per_s": round(len(latencies) / wall, 1), "p50_ms": _ms(latencies, 0.5),
+            "node_cpu_ms_per_key": cpu["node_cpu_ms"], "steal_pct": cpu["steal_pct"],
             "p99_ms": _ms(latencies, 0.99), "keys": len(latencies), "errors": errors, "concurrency": concurrency}
 
 
@@ -64,6 +68,7 @@ async def _batched(network: Network, batches: int, batch: int, concurrency: int)
     latencies: list[float] = []
     delivered = 0
     start = time.perf_counter()
+    meter = CpuMeter()
 
     async def one():
         nonlocal delivered
@@ -75,7 +80,9 @@ async def _batched(network: Network, batches: int, batch: int, concurrency: int)
     for _ in range(batches // concurrency):
         await asyncio.gather(*(one() for _ in range(concurrency)))
     wall = time.perf_counter() - start
-    return {"keys_per_s": round(delivered / wall, 1), "batch": batch, "batch_p50_ms": _ms(latencies, 0.5),
+    cpu = meter.per(delivered)
+    return {"keys_per_s": round(delivered / wall, 1), "batch": batch,
+            "node_cpu_ms_per_key": cpu["node_cpu_ms"], "steal_pct": cpu["steal_pct"], "batch_p50_ms": _ms(latencies, 0.5),
             "batch_p99_ms": _ms(latencies, 0.99), "keys": delivered}
 
 
