@@ -34,8 +34,8 @@ async def measure(n: int) -> dict:
     try:
         status = await network.status()
         healthy = sum(s is not None for s in status.values())
-        rss = [_proc_mb(h.process.pid, "status", "VmRSS:") for h in network.nodes.values()]
-        pss = [_proc_mb(h.process.pid, "smaps_rollup", "Pss:") for h in network.nodes.values()]
+        rss = [_proc_mb(h.local_process.pid, "status", "VmRSS:") for h in network.nodes.values()]
+        pss = [_proc_mb(h.local_process.pid, "smaps_rollup", "Pss:") for h in network.nodes.values()]
     finally:
         await network.stop()
     return {"nodes": n, "boot_s": round(boot, 2), "healthy": healthy,

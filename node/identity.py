@@ -2,7 +2,8 @@
 
 Layer: node domain (no grpc). Every gRPC channel is mutual TLS under the network's CA; an identity
 is the common name of the caller's certificate. The controller (the orchestrator) calls Control
-and the health service; a node calls Link and Relay, and only as the neighbour on the link it
+and the health service (which a node may also ask of itself: a container's health probe runs
+with the node's own identity); a node calls Link and Relay, and only as the neighbour on the link it
 names (``check_neighbour``, checked by the node where a call names its link or path). The RPC
 adapter's interceptor applies ``PLANES`` before any servicer runs; servicers never look at
 certificates.
@@ -16,10 +17,11 @@ from qkdnet.node.errors import PermissionDenied, Unauthenticated
 
 CONTROLLER = "qkdnet:controller"  # a ":" keeps it apart from every node name
 
-# gRPC service -> who may call its methods: "controller", or "neighbour" (a configured peer).
+# gRPC service -> who may call its methods: "controller", "controller or self", or "neighbour"
+# (a configured peer).
 PLANES: dict[str, str] = {
     "qkdnet.v1.Control": "controller",
-    "grpc.health.v1.Health": "controller",
+    "grpc.health.v1.Health": "controller or self",
     "qkdnet.v1.Link": "neighbour",
     "qkdnet.v1.Relay": "neighbour",
 }
@@ -39,12 +41,14 @@ def check_neighbour(expected: str, what: str) -> None:
         raise PermissionDenied(f"{identity} may not {what}: that is {expected}'s to do")
 
 
-def authorise(service: str, identity: str, neighbours: frozenset[str]) -> None:
-    """Raise unless ``identity`` may call methods of ``service`` (the table above)."""
+def authorise(service: str, identity: str, neighbours: frozenset[str], me: str = "") -> None:
+    """Raise unless ``identity`` may call methods of ``service`` (the table above) at node ``me``."""
     if not identity:
         raise Unauthenticated("no client certificate")
     plane = PLANES.get(service)
-    if plane == "controller" and identity == CONTROLLER:
+    if plane in ("controller", "controller or self") and identity == CONTROLLER:
+        return
+    if plane == "controller or self" and me and identity == me:
         return
     if plane == "neighbour" and identity in neighbours:
         return

@@ -1,13 +1,19 @@
 """The node process: a grpc.aio server around one TrustedNode, with health and clean shutdown.
 
-It binds 127.0.0.1 on a free port unless told otherwise, prints one JSON ready line with its
-address on stdout, and stops on SIGTERM/SIGINT, on Control.Shutdown, or when its parent dies.
+A node runs anywhere on its own: it is given its name, where to listen and what address to
+advertise (for its gRPC server and its ETSI 014 KME), its data directory and its identity
+(certificate, key and CA files, or a directory holding them, e.g. a mounted secret). Nothing it
+is told later over Control names a file. It binds 127.0.0.1 on free ports unless told otherwise,
+prints one JSON ready line with its advertised address on stdout, and stops on SIGTERM/SIGINT or
+Control.Shutdown (and, if its launcher asks with ``--die-with-parent``, when its parent dies).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ctypes
+import dataclasses
 import json
 import logging
 import pathlib
@@ -16,11 +22,12 @@ import signal
 import ssl
 import sys
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from qkdnet.node.endpoint import WILDCARD_HOSTS, Endpoint
 from qkdnet.node.errors import InvalidRequest, QkdnetError
 from qkdnet.node.keystore.store import NodeStore
 from qkdnet.node.rpc.errors import NodeInterceptor
@@ -47,11 +54,19 @@ def die_with_parent() -> None:
         pass
 
 
-class KmeHolder:
-    """Starts the node's ETSI GS QKD 014 endpoint once its configuration names one."""
+IDENTITY_FILES = {"cert": "node.pem", "key": "node.key", "ca": "ca.pem", "kme_cert": "kme.pem",
+                  "kme_key": "kme.key"}  # in an --identity-dir (the layout of `qkdnet export`'s secrets)
 
-    def __init__(self, node: TrustedNode) -> None:
+
+class KmeHolder:
+    """Starts the node's ETSI GS QKD 014 endpoint once its configuration asks for one, on the
+    node's own KME address and with the node's own KME certificate."""
+
+    def __init__(self, node: TrustedNode, endpoint: Endpoint, files: tuple[pathlib.Path, ...] | None) -> None:
+        """``files``: the KME's certificate, key and the CA that signs SAE certificates."""
         self.node = node
+        self.endpoint = endpoint
+        self.files = files
         self.url = ""
         self._server: KmeServer | None = None
         self._service: KeyService | None = None
@@ -59,17 +74,21 @@ class KmeHolder:
     async def start(self, settings: NodeSettings) -> None:
         if settings.kme is None:
             return
+        if self.files is None:
+            raise InvalidRequest(f"node {self.node.name} was started without a KME identity "
+                                 "(--kme-cert and --kme-key, or kme.pem and kme.key in --identity-dir)")
         # Deferred: aiohttp is only needed with a KME.
         from qkdnet.node.key_service import KeyService
         from qkdnet.node.kme.api import server_ssl_context, start_kme
 
-        k = settings.kme
-        service = KeyService.of(self.node, k)
+        service = KeyService.of(self.node, settings.kme)
+        where = self.endpoint
         try:
-            context = server_ssl_context(k.cert_file, k.key_file, k.ca_file)
-            self._server = await start_kme(service, k.host, k.port, context)
+            context = server_ssl_context(*map(str, self.files))
+            self._server = await start_kme(service, where.listen_host, where.listen_port, context,
+                                           where.advertise_host, where.advertise_port)
         except (OSError, ssl.SSLError) as exc:
-            raise InvalidRequest(f"KME endpoint {k.host}:{k.port}: {exc}") from None
+            raise InvalidRequest(f"KME endpoint {where.listen_host}:{where.listen_port}: {exc}") from None
         self._service = service
         self.url = self._server.url
         service.start()
@@ -81,10 +100,14 @@ class KmeHolder:
             await self._server.close()
 
 
-async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0,
-                identity: TlsIdentity | None = None) -> None:
+LOCAL = Endpoint("127.0.0.1", 0, "127.0.0.1")
+
+
+async def serve(name: str, data_dir: pathlib.Path, grpc_endpoint: Endpoint = LOCAL, identity: TlsIdentity | None = None,
+                kme_endpoint: Endpoint = LOCAL, kme_files: tuple[pathlib.Path, ...] | None = None) -> None:
     """``identity``: the node's certificate, key and CA (mutual TLS on every call, each caller
-    authorised); None only for a development node started with ``--insecure``."""
+    authorised); None only for a development node started with ``--insecure``. ``kme_files``:
+    its KME's certificate, key and CA (None: no KME can be configured)."""
     stop = asyncio.Event()
     store = NodeStore.open(data_dir / "keys.db")
 
@@ -92,25 +115,28 @@ async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port
         return GrpcPeer(peer_name, address, identity)
 
     node = TrustedNode(name, peer, store)
-    kme = KmeHolder(node)
-    policy = NodeInterceptor(node.neighbours if identity is not None else None)
+    kme = KmeHolder(node, kme_endpoint, kme_files)
+    policy = NodeInterceptor(node.neighbours if identity is not None else None, name)
     server = grpc.aio.server(options=CHANNEL_OPTIONS, interceptors=[policy])
     rpc.add_LinkServicer_to_server(LinkServicer(node), server)
     rpc.add_RelayServicer_to_server(RelayServicer(node.relay), server)
     rpc.add_ControlServicer_to_server(ControlServicer(node, stop, kme), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = f"{host}:{port}"
+    address = f"{grpc_endpoint.listen_host}:{grpc_endpoint.listen_port}"
+    if ":" in grpc_endpoint.listen_host:
+        address = f"[{grpc_endpoint.listen_host}]:{grpc_endpoint.listen_port}"
     bound = (server.add_secure_port(address, server_credentials(identity)) if identity is not None
              else server.add_insecure_port(address))
     if bound == 0:
-        raise SystemExit(f"node {name}: cannot bind {host}:{port}")
+        raise InvalidRequest(f"cannot listen on {address} (in use, or not an address of this host)")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(json.dumps({"event": "ready", "name": name, "address": f"{host}:{bound}"}), flush=True)
+    print(json.dumps({"event": "ready", "name": name, "address": grpc_endpoint.advertised(bound),
+                      "listen": address.rsplit(":", 1)[0] + f":{bound}"}), flush=True)
     await stop.wait()
     await health_servicer.enter_graceful_shutdown()
     await kme.stop()
@@ -119,36 +145,76 @@ async def serve(name: str, data_dir: pathlib.Path, host: str = "127.0.0.1", port
     await store.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # a user's mistake: one line, exit 2, no usage dump
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
-    parser = argparse.ArgumentParser(prog="python -m qkdnet.node", description="Run one qkdnet trusted node.")
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _OneLineParser(prog="qkdnet node", description="Run one qkdnet trusted node.")
+    parser.add_argument("--name", required=True, help="the node's name in the topology (its certificate's name)")
+    parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                        help="where the gRPC server listens (0.0.0.0 allowed; port 0 picks a free one)")
+    parser.add_argument("--advertise", metavar="HOST[:PORT]",
+                        help="the address neighbours and the controller dial (default: the listen address; "
+                             "this machine's host name for a wildcard one)")
+    parser.add_argument("--kme-listen", metavar="HOST:PORT",
+                        help="where the ETSI GS QKD 014 API listens, once configured (default: the --listen "
+                             "host, a free port)")
+    parser.add_argument("--kme-advertise", metavar="HOST[:PORT]", help="the KME's host (and port) in its URL")
     parser.add_argument("--data-dir", type=pathlib.Path,
                         help="durable key store directory (default: a temporary one, removed at exit)")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--identity-dir", type=pathlib.Path, metavar="DIR",
+                        help="a directory (e.g. a mounted secret) with " + ", ".join(IDENTITY_FILES.values()))
     parser.add_argument("--cert", type=pathlib.Path, help="the node's certificate (PEM; common name = --name)")
     parser.add_argument("--key", type=pathlib.Path, help="its private key")
     parser.add_argument("--ca", type=pathlib.Path, help="the network's CA: every caller must present a certificate "
                                                          "it issued")
+    parser.add_argument("--kme-cert", type=pathlib.Path, help="the KME's server certificate (PEM)")
+    parser.add_argument("--kme-key", type=pathlib.Path, help="its private key")
     parser.add_argument("--insecure", action="store_true",
                         help="no TLS and no authorisation (development only; anyone local may call anything)")
+    parser.add_argument("--die-with-parent", action="store_true",
+                        help="stop when the process that started this one dies (what a local launcher wants)")
     args = parser.parse_args(argv)
+    if args.identity_dir is not None:
+        for option, file_name in IDENTITY_FILES.items():
+            path = args.identity_dir / file_name
+            if getattr(args, option) is None and (path.exists() or option in ("cert", "key", "ca")):
+                setattr(args, option, path)
     given = [args.cert, args.key, args.ca]
     if args.insecure == any(given) or (not args.insecure and not all(given)):
-        parser.error("give --cert, --key and --ca (mutual TLS), or --insecure")
+        parser.error("give --identity-dir, or --cert, --key and --ca (mutual TLS), or --insecure")
+    if (args.kme_cert is None) != (args.kme_key is None):
+        parser.error("give both --kme-cert and --kme-key, or neither")
+    try:
+        grpc_endpoint = Endpoint.parse(args.listen, args.advertise, "gRPC")
+        kme_listen = args.kme_listen or f"{args.listen.rsplit(':', 1)[0]}:0"
+        kme_endpoint = Endpoint.parse(kme_listen, args.kme_advertise, "KME")
+        if not args.kme_advertise and kme_endpoint.listen_host in (grpc_endpoint.listen_host, *WILDCARD_HOSTS):
+            kme_endpoint = dataclasses.replace(kme_endpoint, advertise_host=grpc_endpoint.advertise_host)
+        identity = None if args.insecure else TlsIdentity.load(args.cert, args.key, args.ca)
+        kme_files = None if args.kme_cert is None or args.ca is None else (args.kme_cert, args.kme_key, args.ca)
+        for path in kme_files or ():
+            if not path.is_file():
+                raise InvalidRequest(f"{path}: no such file")
+    except QkdnetError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
-    die_with_parent()
+    if args.die_with_parent:
+        die_with_parent()
     data_dir = args.data_dir or pathlib.Path(tempfile.mkdtemp(prefix=f"qkdnet-{args.name}-"))
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        identity = None if args.insecure else TlsIdentity.load(args.cert, args.key, args.ca)
-        asyncio.run(serve(args.name, data_dir, args.host, args.port, identity))
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        asyncio.run(serve(args.name, data_dir, grpc_endpoint, identity, kme_endpoint, kme_files))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        print(f"node {args.name}: {exc.filename or data_dir}: {exc.strerror}", file=sys.stderr)
+        return 1
     except QkdnetError as exc:  # e.g. a store whose audit log does not verify: one line, no start
         print(f"node {args.name}: {exc}", file=sys.stderr)
         return 1

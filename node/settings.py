@@ -47,13 +47,9 @@ class LinkSettings:
 
 @dataclass(frozen=True)
 class KmeSettings:
-    """The node's ETSI GS QKD 014 endpoint and its key-delivery limits (the defaults live here only)."""
+    """The node's ETSI GS QKD 014 key-delivery limits (the defaults live here only). Where the KME
+    listens and its certificate are the node's own, given when it starts (``node.server``)."""
 
-    cert_file: str
-    key_file: str
-    ca_file: str
-    host: str = "127.0.0.1"
-    port: int = 0  # 0 picks a free port
     key_ttl_s: float = 3600.0  # undelivered keys expire after this long; 0 = never
     max_keys: int = 100_000
     max_key_per_request: int = 128

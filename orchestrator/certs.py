@@ -3,7 +3,8 @@
 Layer: control plane. Identities are common names: each node (``node/<name>``: its gRPC server
 and its client to its neighbours, DNS name = node name, which clients check), the controller
 (``controller``, common name ``qkdnet:controller``, a name no node can have), each KME
-(``kme/<node>``, serving ETSI GS QKD 014; names 127.0.0.1 and localhost) and each SAE
+(``kme/<node>``, serving ETSI GS QKD 014; names the node's name and its host name in containers,
+127.0.0.1 and localhost) and each SAE
 (``sae/<SAE>``). For emulation and tests only: keys are unencrypted PEM files readable by their
 owner alone.
 """
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from qkdnet.node.endpoint import dns_label
 from qkdnet.node.identity import CONTROLLER
 from qkdnet.orchestrator.errors import QkdnetError
 from qkdnet.orchestrator.files import write_atomically
@@ -59,7 +61,7 @@ def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
     write_atomically(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     write_atomically(directory / "ca.key", _key_pem(ca_key), 0o600)
     kme = {node: _leaf(directory / "kme" / node, node, ca_cert, ca_key, now, server=True, client=False,
-                       names=LOOPBACK) for node in topology.nodes}
+                       names=_host_names(node) + LOOPBACK) for node in topology.nodes}
     sae = {sae: _leaf(directory / "sae" / sae, sae, ca_cert, ca_key, now, server=False, client=True)
            for sae in topology.saes}
     node = {name: _leaf(directory / "node" / name, name, ca_cert, ca_key, now, server=True, client=True,
@@ -80,6 +82,16 @@ def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
         paths[kind] = {name: _checked(directory / kind / name, name, kind, ca_cert, ca_file, now) for name in names}
     controller = _checked(directory / "controller", CONTROLLER, "controller", ca_cert, ca_file, now)
     return CertPaths(ca_file, paths["kme"], paths["sae"], paths["node"], controller)
+
+
+def load_controller(directory: pathlib.Path) -> CertPaths:
+    """Only what a controller attaching to nodes elsewhere holds: the CA and its own identity
+    (no node's, KME's or SAE's private key)."""
+    directory = pathlib.Path(directory)
+    ca_file = directory / "ca.pem"
+    controller = _checked(directory / "controller", CONTROLLER, "controller", _read_cert(ca_file), ca_file,
+                          datetime.datetime.now(datetime.UTC))
+    return CertPaths(ca_file, {}, {}, {}, controller)
 
 
 def _checked(stem: pathlib.Path, name: str, kind: str, ca_cert: x509.Certificate, ca_file: pathlib.Path,
@@ -110,6 +122,13 @@ def _read_cert(path: pathlib.Path) -> x509.Certificate:
         raise QkdnetError(f"{path}: cannot read ({exc.strerror})") from None
     except ValueError:
         raise QkdnetError(f"{path}: not a PEM certificate") from None
+
+
+def _host_names(node: str) -> list[x509.GeneralName]:
+    """The node's name and the DNS label it is reached by in containers (``qkdnet export``)."""
+    label = dns_label(node)
+    names: list[x509.GeneralName] = [x509.DNSName(node)]
+    return names + ([x509.DNSName(label)] if label and label != node else [])
 
 
 LOOPBACK = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]

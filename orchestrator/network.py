@@ -48,23 +48,32 @@ def comparison_salt() -> bytes:
 BOOTSTRAP_SECRET_BYTES = 4096
 ROUTING_REFRESH_S = 2.0  # how often the live view is published to the nodes' KMEs
 LINK_KEY_POLL_S = 0.25
+ATTACH_TIMEOUT_S = 30.0  # how long an attached node may take to answer its health check
+ATTACH_RETRY_S = 0.5
 
 
 @dataclass
 class NodeHandle:
     name: str
-    process: NodeProcess
+    process: NodeProcess | None  # None: a node this controller attached to and did not start
     address: str = ""
     kme_url: str = ""
     client: NodeClient | None = None
     failure: str = ""
+    configured: bool = False  # by this controller: an attached node is shut down at stop only then
     stderr_tail: list[str] = field(default_factory=list)
+
+    @property
+    def local_process(self) -> NodeProcess:
+        if self.process is None:
+            raise NodeFailure(f"node {self.name} at {self.address} was not started by this controller")
+        return self.process
 
 
 class Network:
     def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
                  log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True,
-                 certs: pki.CertPaths | None = None) -> None:
+                 certs: pki.CertPaths | None = None, attach_timeout_s: float = ATTACH_TIMEOUT_S) -> None:
         """data_dir holds each node's key store (nodes/<name>) and the development PKI (certs/);
         without one a temporary directory is used and removed by ``stop``. ``certs``: an existing
         PKI (``certs.load``) instead of a fresh one."""
@@ -82,6 +91,7 @@ class Network:
         self._settings: dict[str, NodeSettings] = {}
         self._launcher = default_launcher()
         self._controller: TlsIdentity | None = None
+        self.attach_timeout_s = attach_timeout_s
 
     async def __aenter__(self) -> Network:
         await self.start()
@@ -108,10 +118,16 @@ class Network:
             progress(f"{len(self.nodes)} nodes up and configured in {time.monotonic() - started:.1f} s")
 
     async def _launch_all(self, progress: Progress | None) -> None:
+        if self.certs is None and self.topology.deployment:
+            raise QkdnetError("the topology's nodes run elsewhere (its deployment section): give their "
+                              "network's PKI (--certs DIR, made by `qkdnet certs`)")
         if self.certs is None:  # every channel is mutual TLS: the network always has its PKI
             self.certs = await asyncio.to_thread(pki.create, self.topology, self.data_dir / "certs")
         cert, key = self.certs.controller
         self._controller = TlsIdentity.load(cert, key, self.certs.ca_file)
+        if self.topology.deployment:
+            await self._attach_all(progress)
+            return
         for name in self.topology.nodes:
             self.nodes[name] = NodeHandle(name, await self._spawn(name))
         pending = list(self.nodes.values())
@@ -121,18 +137,47 @@ class Network:
                 progress(f"nodes ready: {done}/{len(pending)}")
         await asyncio.gather(*(self._client(h).wait_serving() for h in pending))
 
-    async def _spawn(self, name: str, port: int = 0) -> NodeProcess:
+    async def _attach_all(self, progress: Progress | None) -> None:
+        """Nodes that run elsewhere (the topology's deployment section): reach each one at its
+        address and make sure it is that node (its certificate) and healthy."""
+        if self._controller is None:
+            raise NodeFailure("the controller's identity is not loaded")
+        for name in self.topology.nodes:
+            address = self.topology.deployment[name]
+            self.nodes[name] = NodeHandle(name, None, address, client=NodeClient(name, address, self._controller))
+
+        async def reach(handle: NodeHandle) -> None:
+            """Retried until the deadline: a node in a container may still be starting."""
+            deadline = time.monotonic() + self.attach_timeout_s
+            while True:
+                try:
+                    return await self._client(handle).wait_serving(max(0.1, deadline - time.monotonic()))
+                except NodeFailure as exc:
+                    if time.monotonic() >= deadline:
+                        reason = str(exc).removeprefix(f"node {handle.name} ")
+                        raise NodeFailure(f"node {handle.name} at {handle.address}: {reason}") from None
+                await asyncio.sleep(ATTACH_RETRY_S)
+        await asyncio.gather(*(reach(h) for h in self.nodes.values()))
+        if progress:
+            progress(f"attached to {len(self.nodes)} nodes")
+
+    async def _spawn(self, name: str, port: int = 0, kme_port: int = 0) -> NodeProcess:
+        """A local node process on loopback, given its identity files; it dies with us."""
         if self.certs is None:
             raise NodeFailure("the network's PKI is not there")
         cert, key = self.certs.node[name]
-        return await self._launcher.spawn(["--name", name, "--log-level", self.log_level, "--port", str(port),
-                                           "--data-dir", str(self.data_dir / "nodes" / name), "--cert", str(cert),
-                                           "--key", str(key), "--ca", str(self.certs.ca_file)])
+        kme_cert, kme_key = self.certs.kme[name]
+        return await self._launcher.spawn([
+            "--name", name, "--log-level", self.log_level, "--listen", f"127.0.0.1:{port}",
+            "--kme-listen", f"127.0.0.1:{kme_port}", "--data-dir", str(self.data_dir / "nodes" / name),
+            "--cert", str(cert), "--key", str(key), "--ca", str(self.certs.ca_file), "--kme-cert", str(kme_cert),
+            "--kme-key", str(kme_key), "--die-with-parent"])
 
     async def _await_ready(self, handle: NodeHandle) -> None:
-        line = await handle.process.stdout.readline()
+        process = handle.local_process
+        line = await process.stdout.readline()
         if not line:
-            err = (await handle.process.stderr.read()).decode(errors="replace").strip().splitlines()
+            err = (await process.stderr.read()).decode(errors="replace").strip().splitlines()
             raise NodeFailure(f"node {handle.name} exited before it was ready: {err[-1] if err else 'no output'}")
         handle.address = json.loads(line)["address"]
         if self._controller is None:
@@ -141,9 +186,10 @@ class Network:
         self._tasks.append(asyncio.create_task(self._watch(handle)))
 
     async def _watch(self, handle: NodeHandle) -> None:
-        async for raw in handle.process.stderr:
+        process = handle.local_process
+        async for raw in process.stderr:
             handle.stderr_tail = (handle.stderr_tail + [raw.decode(errors="replace").rstrip()])[-5:]
-        code = await handle.process.wait()
+        code = await process.wait()
         if not handle.failure:
             handle.failure = f"exited with code {code}" + (f": {handle.stderr_tail[-1]}" if handle.stderr_tail else "")
 
@@ -167,10 +213,7 @@ class Network:
                             pool_capacity_bits=self.topology.pool_capacity_bits, seed=seed)
 
     def _node_settings(self, name: str, links: list[LinkSettings]) -> NodeSettings:
-        kme = None
-        if self.kme and self.certs is not None:
-            cert, key = self.certs.kme[name]
-            kme = KmeSettings(cert_file=str(cert), key_file=str(key), ca_file=str(self.certs.ca_file))
+        kme = KmeSettings() if self.kme else None
         spec = self.topology.routing
         return NodeSettings(name=name, links=tuple(links), time_scale=self.time_scale, sae_nodes=self.topology.saes,
                             routing=self.live.routing_state(spec.name, spec.options), kme=kme)
@@ -193,24 +236,31 @@ class Network:
     async def _configure(self, name: str) -> None:
         handle = self.nodes[name]
         handle.kme_url = await self._client(handle).configure(self._settings[name])
+        handle.configured = True
 
     async def stop(self) -> None:
-        """Ask every node to shut down, then make sure each process is gone."""
+        """Ask every node to shut down, then make sure each process this controller started is
+        gone. Attached nodes this controller configured are shut down too: whatever runs them
+        (Compose, a StatefulSet) starts them again, unconfigured, on their durable key stores,
+        for the next run; one it only reached is left alone."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
         async def shutdown(handle: NodeHandle) -> None:
-            if handle.process.returncode is None and handle.client is not None:
+            process = handle.process
+            ours = handle.configured if process is None else process.returncode is None
+            if ours and handle.client is not None:
                 with contextlib.suppress(QkdnetError):
                     await handle.client.shutdown()
-            try:
-                async with asyncio.timeout(5):
-                    await handle.process.wait()
-            except TimeoutError:
-                handle.process.kill()
-                await handle.process.wait()
+            if process is not None:
+                try:
+                    async with asyncio.timeout(5):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
             if handle.client is not None:
                 await handle.client.close()
         await asyncio.gather(*(shutdown(h) for h in self.nodes.values()), return_exceptions=True)
@@ -225,19 +275,18 @@ class Network:
         link pools from its store and reconciles each with the neighbour.
         """
         old = self.nodes[name]
-        if old.process.returncode is None:
-            old.process.kill()
-            await old.process.wait()
+        process = old.local_process
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
         if old.client is not None:
             await old.client.close()
-        handle = NodeHandle(name, await self._spawn(name, int(old.address.rsplit(":", 1)[1])))
+        kme_port = int(old.kme_url.rsplit(":", 1)[1]) if old.kme_url else 0
+        handle = NodeHandle(name, await self._spawn(name, int(old.address.rsplit(":", 1)[1]), kme_port))
         self.nodes[name] = handle
         await self._await_ready(handle)
         await self._client(handle).wait_serving()
         settings = self._settings[name]
-        if settings.kme is not None and old.kme_url:
-            settings = dataclasses.replace(settings, kme=dataclasses.replace(
-                settings.kme, port=int(old.kme_url.rsplit(":", 1)[1])))
         resets_first: list[tuple[str, LinkSettings]] = []
         resets_after: list[tuple[str, LinkSettings]] = []
         mine: list[LinkSettings] = []

@@ -53,7 +53,9 @@ class NodeClient:
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
         except grpc.aio.AioRpcError as exc:
-            raise NodeFailure(f"node {self.name} never became healthy: {exc.code().name}") from None
+            detail = (exc.details() or "").splitlines()[0][:300] if exc.details() else ""
+            raise NodeFailure(f"node {self.name} never became healthy: {exc.code().name}"
+                              + (f" ({detail})" if detail else "")) from None
         raise NodeFailure(f"node {self.name} never became healthy")
 
     async def configure(self, settings: NodeSettings) -> str:

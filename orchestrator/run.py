@@ -15,8 +15,9 @@ from collections.abc import Callable
 import networkx as nx
 
 from qkdnet.node.routing import key_path
+from qkdnet.orchestrator.certs import CertPaths
 from qkdnet.orchestrator.errors import NoKeyPath, TopologyError
-from qkdnet.orchestrator.network import Network, comparison_salt
+from qkdnet.orchestrator.network import ATTACH_TIMEOUT_S, Network, comparison_salt
 from qkdnet.orchestrator.stats import percentile
 from qkdnet.orchestrator.summary import PairSummary, RunSummary, link_summaries
 from qkdnet.orchestrator.topology import Topology
@@ -54,9 +55,12 @@ def parse_pairs(text: str | None, topology: Topology) -> list[tuple[str, str]]:
 
 async def run_network(topology: Topology, pairs: list[tuple[str, str]], keys: int, key_bits: int,
                       time_scale: float | None, seed: int | None, timeout_s: float,
-                      progress: Progress) -> RunSummary:
+                      progress: Progress, certs: CertPaths | None = None,
+                      attach_timeout_s: float = ATTACH_TIMEOUT_S) -> RunSummary:
+    """``certs``: the network's PKI (a fresh one without); needed for nodes the topology's
+    deployment section places elsewhere."""
     started = time.monotonic()
-    network = Network(topology, time_scale=time_scale, seed=seed)
+    network = Network(topology, time_scale=time_scale, seed=seed, certs=certs, attach_timeout_s=attach_timeout_s)
     await network.start(progress)
     try:
         paths = {pair: network.route(*pair) for pair in pairs}

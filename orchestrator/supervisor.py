@@ -121,7 +121,10 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
                     certs_dir: pathlib.Path | None = None) -> int:
     shutil.rmtree(state.path / "nodes", ignore_errors=True)  # a new network starts with empty key stores
     try:
-        certs = pki.load(topology, certs_dir) if certs_dir else None
+        if certs_dir is None:
+            certs = None
+        else:  # attaching to nodes elsewhere, the controller holds its own identity only
+            certs = pki.load_controller(certs_dir) if topology.deployment else pki.load(topology, certs_dir)
     except QkdnetError as exc:
         _announce({"event": "failed", "error": str(exc)})
         return 2

@@ -22,6 +22,7 @@ from xml.etree.ElementTree import ParseError
 import networkx as nx
 import yaml
 
+from qkdnet.node.endpoint import WILDCARD_HOSTS, join_host_port, split_host_port
 from qkdnet.node.errors import QkdnetError
 from qkdnet.node.qkd.errors import ParameterError
 from qkdnet.node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
@@ -59,6 +60,7 @@ class Topology:
     time_scale: float
     saes: dict[str, str] = dataclasses.field(default_factory=dict)  # SAE ID -> the node (KME) it attaches to
     routing: StrategySpec = StrategySpec()  # how KMEs route application key requests
+    deployment: dict[str, str] = dataclasses.field(default_factory=dict)  # node -> its gRPC host:port; empty: local
 
     @property
     def nodes(self) -> list[str]:
@@ -149,7 +151,7 @@ def _from_yaml(source: str, text: str) -> Topology:
     if not isinstance(data, dict):
         raise TopologyError(f"{source}: expected a mapping with 'nodes' and 'links'")
     unknown = set(data) - {"name", "description", "sources", "defaults", "processing", "nodes", "links",
-                           "pool_capacity_bits", "time_scale", "saes", "routing"}
+                           "pool_capacity_bits", "time_scale", "saes", "routing", "deployment"}
     if unknown:
         raise TopologyError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
     nodes = data.get("nodes")
@@ -178,7 +180,7 @@ def _from_yaml(source: str, text: str) -> Topology:
         if u == v:
             raise TopologyError(f"{source}: self-loop at node {u!r}")
         graph.add_edge(u, v, **{k: val for k, val in entry.items() if k not in ("source", "target", "note")})
-    extras = {k: data[k] for k in ("pool_capacity_bits", "time_scale", "saes", "routing") if k in data}
+    extras = {k: data[k] for k in ("pool_capacity_bits", "time_scale", "saes", "routing", "deployment") if k in data}
     return _build(source, str(data.get("name") or pathlib.Path(source).stem), graph,
                   data.get("defaults") or {}, data.get("processing") or {}, extras)
 
@@ -193,18 +195,19 @@ def _from_graph(source: str, graph: nx.Graph, attrs: dict) -> Topology:
         graph = nx.Graph(graph)
     graph = nx.relabel_nodes(graph, {n: str(n) for n in graph.nodes})
     unknown = set(attrs) - {"name", "description", "sources", "defaults", "processing", "pool_capacity_bits",
-                            "time_scale", "saes", "routing", "node_default", "edge_default"}  # GraphML's own
+                            "time_scale", "saes", "routing", "deployment", "node_default",
+                            "edge_default"}  # GraphML's own
     if unknown:
         raise TopologyError(f"{source}: unknown graph attribute(s): {', '.join(sorted(map(str, unknown)))}")
-    structured = {key: _json_or_value(source, key, attrs[key]) for key in ("defaults", "processing", "saes", "routing")
-                  if key in attrs}
+    structured = {key: _json_or_value(source, key, attrs[key])
+                  for key in ("defaults", "processing", "saes", "routing", "deployment") if key in attrs}
     defaults = structured.get("defaults") or {}
     processing = structured.get("processing") or {}
     for key, value in (("defaults", defaults), ("processing", processing)):
         if not isinstance(value, dict):
             raise TopologyError(f"{source}: '{key}' must be a mapping")
     extras = {k: attrs[k] for k in ("pool_capacity_bits", "time_scale") if k in attrs}
-    extras.update({k: structured[k] for k in ("saes", "routing") if k in structured})
+    extras.update({k: structured[k] for k in ("saes", "routing", "deployment") if k in structured})
     for _u, _v, data in graph.edges(data=True):
         for key in [k for k in data if k in ("id", "key", "label", "note", "link")]:
             del data[key]
@@ -266,7 +269,33 @@ def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: 
         raise TopologyError(f"{source}: routing: {exc}") from None
     return Topology(name=name, source=source, graph=graph, links=tuple(links), processing=proc,
                     pool_capacity_bits=capacity, time_scale=float(time_scale),
-                    saes=_saes(source, extras.get("saes"), graph), routing=routing)
+                    saes=_saes(source, extras.get("saes"), graph), routing=routing,
+                    deployment=_deployment(source, extras.get("deployment"), graph))
+
+
+def _deployment(source: str, entries: Any, graph: nx.Graph) -> dict[str, str]:
+    """Where nodes started elsewhere listen (``deployment: {n0: "10.0.0.1:50051", ...}``): all or
+    none of the topology's nodes, each at a ``host:port`` the controller can dial."""
+    if entries is None:
+        return {}
+    if not isinstance(entries, dict) or not entries:
+        raise TopologyError(f"{source}: 'deployment' must map every node to its address (host:port)")
+    unknown = [str(n) for n in entries if n not in graph]
+    if unknown:
+        raise TopologyError(f"{source}: deployment names unknown node {unknown[0]!r}")
+    missing = [n for n in graph.nodes if n not in entries]
+    if missing:
+        raise TopologyError(f"{source}: deployment does not say where node {missing[0]!r} runs")
+    deployment = {}
+    for node, address in entries.items():
+        try:
+            host, port = split_host_port(str(address), f"node {node}'s address")
+        except QkdnetError as exc:
+            raise TopologyError(f"{source}: deployment: {exc}") from None
+        if not host or host in WILDCARD_HOSTS or port == 0:
+            raise TopologyError(f"{source}: deployment: node {node}'s address {address!r} is not one to dial")
+        deployment[str(node)] = join_host_port(host, port)
+    return deployment
 
 
 def _saes(source: str, entries: Any, graph: nx.Graph) -> dict[str, str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from qkdnet.node.endpoint import join_host_port
 from qkdnet.node.errors import NodeError, status_of
 from qkdnet.node.key_service import KeyService
 
@@ -233,8 +234,10 @@ class KmeServer:
         await self._runner.cleanup()
 
 
-async def start_kme(service: KeyService, host: str, port: int, context: ssl.SSLContext) -> KmeServer:
-    """Serve the API on host:port (0: any free port).
+async def start_kme(service: KeyService, host: str, port: int, context: ssl.SSLContext,
+                    advertise_host: str | None = None, advertise_port: int | None = None) -> KmeServer:
+    """Serve the API on host:port (0: any free port); its URL names the advertised host and port
+    (by default the ones it listens on).
 
     The listening socket is made here rather than by an aiohttp site, which cannot bound the
     TLS handshake: a client that connects and stalls is dropped after TLS_HANDSHAKE_TIMEOUT_S.
@@ -251,4 +254,4 @@ async def start_kme(service: KeyService, host: str, port: int, context: ssl.SSLC
         await runner.cleanup()
         raise
     bound_port = server.sockets[0].getsockname()[1]
-    return KmeServer(runner, server, f"https://{host}:{bound_port}")
+    return KmeServer(runner, server, f"https://{join_host_port(advertise_host or host, advertise_port or bound_port)}")

@@ -186,7 +186,7 @@ def link_settings_from_pb(msg: pb.LinkConfig) -> LinkSettings:
                         pool_capacity_bits=msg.pool_capacity_bits, seed=msg.seed)
 
 
-_KME_OPTIONAL = ("port", "key_ttl_s", "max_keys", "max_key_per_request", "default_key_size", "max_key_size",
+_KME_OPTIONAL = ("key_ttl_s", "max_keys", "max_key_per_request", "default_key_size", "max_key_size",
                  "min_key_size")
 
 
@@ -195,13 +195,8 @@ def kme_to_pb(kme: KmeSettings) -> pb.KmeConfig:
 
 
 def kme_from_pb(msg: pb.KmeConfig) -> KmeSettings:
-    if not (msg.cert_file and msg.key_file and msg.ca_file):
-        raise InvalidRequest("kme needs cert_file, key_file and ca_file")
     given: dict[str, Any] = {name: getattr(msg, name) for name in _KME_OPTIONAL if msg.HasField(name)}
-    if msg.host:
-        given["host"] = msg.host
-    return dataclasses.replace(KmeSettings(cert_file=msg.cert_file, key_file=msg.key_file, ca_file=msg.ca_file),
-                               **given)
+    return KmeSettings(**given)
 
 
 def settings_to_pb(settings: NodeSettings) -> pb.NodeConfig:

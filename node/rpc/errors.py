@@ -51,15 +51,16 @@ def _identity(context: grpc.aio.ServicerContext) -> str:
 class NodeInterceptor(grpc.aio.ServerInterceptor):
     """Authorisation (when given the node's neighbours) and error mapping for every method."""
 
-    def __init__(self, neighbours: Callable[[], frozenset[str]] | None = None) -> None:
+    def __init__(self, neighbours: Callable[[], frozenset[str]] | None = None, me: str = "") -> None:
         """``neighbours``: the peers configured now. None: no authorisation (a server without
-        TLS, for in-process tests only)."""
+        TLS, for in-process tests only). ``me``: this node's name."""
         self._neighbours = neighbours
+        self._me = me
 
     def _admit(self, service: str, context: grpc.aio.ServicerContext) -> None:
         identity = _identity(context)
         if self._neighbours is not None:
-            authorise(service, identity, self._neighbours())
+            authorise(service, identity, self._neighbours(), self._me)
         caller.set(identity)
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],

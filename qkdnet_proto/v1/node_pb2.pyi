@@ -254,30 +254,20 @@ class Route(_message.Message):
     def __init__(self, path: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class KmeConfig(_message.Message):
-    __slots__ = ("host", "port", "cert_file", "key_file", "ca_file", "key_ttl_s", "max_keys", "max_key_per_request", "default_key_size", "max_key_size", "min_key_size")
-    HOST_FIELD_NUMBER: _ClassVar[int]
-    PORT_FIELD_NUMBER: _ClassVar[int]
-    CERT_FILE_FIELD_NUMBER: _ClassVar[int]
-    KEY_FILE_FIELD_NUMBER: _ClassVar[int]
-    CA_FILE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("key_ttl_s", "max_keys", "max_key_per_request", "default_key_size", "max_key_size", "min_key_size")
     KEY_TTL_S_FIELD_NUMBER: _ClassVar[int]
     MAX_KEYS_FIELD_NUMBER: _ClassVar[int]
     MAX_KEY_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_KEY_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_KEY_SIZE_FIELD_NUMBER: _ClassVar[int]
     MIN_KEY_SIZE_FIELD_NUMBER: _ClassVar[int]
-    host: str
-    port: int
-    cert_file: str
-    key_file: str
-    ca_file: str
     key_ttl_s: float
     max_keys: int
     max_key_per_request: int
     default_key_size: int
     max_key_size: int
     min_key_size: int
-    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., cert_file: _Optional[str] = ..., key_file: _Optional[str] = ..., ca_file: _Optional[str] = ..., key_ttl_s: _Optional[float] = ..., max_keys: _Optional[int] = ..., max_key_per_request: _Optional[int] = ..., default_key_size: _Optional[int] = ..., max_key_size: _Optional[int] = ..., min_key_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, key_ttl_s: _Optional[float] = ..., max_keys: _Optional[int] = ..., max_key_per_request: _Optional[int] = ..., default_key_size: _Optional[int] = ..., max_key_size: _Optional[int] = ..., min_key_size: _Optional[int] = ...) -> None: ...
 
 class LinkView(_message.Message):
     __slots__ = ("u", "v", "up", "aborted", "state", "length_km", "pool_capacity_bits", "pool_bits", "sendable_u_bits", "sendable_v_bits", "secret_bits_per_s", "qber", "emulated_seconds")

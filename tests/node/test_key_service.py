@@ -10,7 +10,7 @@ from qkdnet.node.settings import KmeSettings
 from tests.node.relay.wiring import Line
 
 SAES = {"sae-a": "A", "sae-a2": "A", "sae-c": "C"}
-KME = KmeSettings(cert_file="unused", key_file="unused", ca_file="unused")
+KME = KmeSettings()
 FIBRE_KM = {("A", "B"): 1.0, ("B", "C"): 1.0, ("A", "D"): 5.0, ("D", "C"): 5.0}
 
 

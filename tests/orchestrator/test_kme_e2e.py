@@ -90,8 +90,8 @@ async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path
         # SIGKILL the slave's KME between enc_keys and dec_keys: the key survives the restart.
         status, container = await _call(network, "n0", "sae-n0", "POST", "/api/v1/keys/sae-n3/enc_keys", {"number": 3})
         assert status == 200
-        network.nodes["n3"].process.kill()
-        await network.nodes["n3"].process.wait()
+        network.nodes["n3"].local_process.kill()
+        await network.nodes["n3"].local_process.wait()
         await network.restart_node("n3")
         ids = [{"key_ID": k["key_ID"]} for k in container["keys"]]
         status, fetched = await _call(network, "n3", "sae-n3", "POST", "/api/v1/keys/sae-n0/dec_keys", {"key_IDs": ids})
@@ -169,7 +169,7 @@ async def test_killing_the_source_kme_mid_relay_leaves_no_key_on_one_side_only(t
             # Keys committed before the hold reach their master SAE; then no more can.
             await eventually(lambda: held_marker.exists() and received, 120, "a relay held between the commits")
             assert keys_at("n3", "relayed") - keys_at("n0"), "the held batch's keys are at n3 only"
-            network.nodes["n0"].process.kill()
+            network.nodes["n0"].local_process.kill()
             await asyncio.gather(*masters)
         assert received  # the relays were running when the source died
         monkeypatch.delenv(hold_points.ENV_VAR)

@@ -26,7 +26,7 @@ def _alive(pid: int) -> bool:
 async def test_five_node_line_relays_100_keys_end_to_end():
     network = Network(load("line:5"), time_scale=0, seed=42)
     await network.start()
-    pids = [h.process.pid for h in network.nodes.values()]
+    pids = [h.local_process.pid for h in network.nodes.values()]
     try:
         delivered = []
         for _ in range(10):
@@ -72,11 +72,11 @@ async def test_five_node_line_relays_100_keys_end_to_end():
 async def test_a_dead_node_fails_relays_through_it_cleanly_and_the_rest_works():
     network = Network(load("ring:5"), time_scale=0, seed=7)
     await network.start()
-    pids = [h.process.pid for h in network.nodes.values()]
+    pids = [h.local_process.pid for h in network.nodes.values()]
     try:
         await network.wait_for_link_key(4096, 120)
         victim = network.nodes["n1"]
-        os.kill(victim.process.pid, signal.SIGKILL)
+        os.kill(victim.local_process.pid, signal.SIGKILL)
         await eventually(lambda: "n1" in network.failures(), 30, "n1's death noticed")
         assert "n1" in network.failures()
         # Routing avoids the dead node; n0 -> n2 goes the long way round the ring.
@@ -104,7 +104,7 @@ async def test_nodes_die_with_a_killed_orchestrator(tmp_path):
         "async def main():\n"
         "    net = Network(load('line:3'), time_scale=0)\n"
         "    await net.start()\n"
-        "    print(' '.join(str(h.process.pid) for h in net.nodes.values()), flush=True)\n"
+        "    print(' '.join(str(h.local_process.pid) for h in net.nodes.values()), flush=True)\n"
         "    await asyncio.sleep(600)\n"
         "asyncio.run(main())\n")
     proc = await asyncio.create_subprocess_exec(

@@ -42,12 +42,25 @@ def test_roles_are_deterministic():
     ("nodes: [A, B]\nlinks:\n  - {source: A, target: B, length_km: ten}\n", "must be a number"),
     ("nodes: [A, B]\nlinks:\n  - {source: A, target: B, colour: red}\n", "unknown link parameter"),
     ("nodes: [A\n", "not valid YAML"),
+    ("nodes: [A, B]\ndeployment: {A: 'h:1'}\n", "does not say where node 'B' runs"),
+    ("nodes: [A, B]\ndeployment: {A: 'h:1', B: 'h:2', C: 'h:3'}\n", "unknown node 'C'"),
+    ("nodes: [A, B]\ndeployment: {A: 'h:1', B: 'h'}\n", "expected host:port"),
+    ("nodes: [A, B]\ndeployment: {A: 'h:1', B: '0.0.0.0:5'}\n", "not one to dial"),
+    ("nodes: [A, B]\ndeployment: {A: 'h:1', B: 'h:99999'}\n", "port must be a number"),
+    ("nodes: [A, B]\ndeployment: [A, B]\n", "must map every node"),
 ])
 def test_invalid_topologies_name_file_and_problem(tmp_path, text, message):
     path = _write(tmp_path, text)
     with pytest.raises(TopologyError) as info:
         load(path)
     assert path in str(info.value) and message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_deployment_section_places_every_node(tmp_path):
+    path = _write(tmp_path, "nodes: [A, B]\nlinks: [{source: A, target: B}]\n"
+                            "deployment: {A: '10.0.0.1:50051', B: '[fd00::2]:50051'}\n")
+    assert load(path).deployment == {"A": "10.0.0.1:50051", "B": "[fd00::2]:50051"}
+    assert load("line:2").deployment == {}  # no section: the controller starts the nodes itself
 
 
 def test_node_link_json_and_graphml(tmp_path):

@@ -55,7 +55,7 @@ async def kmes(tmp_path):
     servers, urls = [], {}
     for name in ("n0", "n2"):
         cert, key = pki.kme[name]
-        settings = KmeSettings(str(cert), str(key), str(pki.ca_file))
+        settings = KmeSettings()
         service = KeyService(name, settings, SAES, line.stores[name].keys, line.engines[name], line.links[name],
                              lambda: planner)
         server = await api.start_kme(service, "127.0.0.1", 0, api.server_ssl_context(str(cert), str(key),

@@ -63,7 +63,7 @@ class KmeThread:
         self.servers = []
         for name in ("n0", "n2"):
             cert, key = self.pki.kme[name]
-            kme = KmeSettings(str(cert), str(key), str(self.pki.ca_file))
+            kme = KmeSettings()
             service = KeyService(name, kme, SAES, self.line.stores[name].keys, self.line.engines[name],
                                  self.line.links[name], lambda: planner, relay_timeout_s=0.2)
             server = await api.start_kme(service, "127.0.0.1", 0, api.server_ssl_context(

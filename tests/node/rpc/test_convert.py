@@ -31,12 +31,10 @@ def test_settings_round_trip_with_kme_defaults_owned_by_kme_settings():
     tx, _ = link_pair("A", "B")
     routing = RoutingState("widest_path", {"metric": "pool_bits"}, ("A", "B"),
                            (LinkState("A", "B", 25.0, 1000, pool_bits=10, sendable_bits={"A": 4, "B": 6}),), 0.09)
-    settings = NodeSettings("A", (tx,), 0.5, {"sae-a": "A"}, routing, KmeSettings("c.pem", "k.pem", "ca.pem"))
+    settings = NodeSettings("A", (tx,), 0.5, {"sae-a": "A"}, routing, KmeSettings(max_keys=7))
     assert convert.settings_from_pb(convert.settings_to_pb(settings)) == settings
-    bare = pb.KmeConfig(cert_file="c.pem", key_file="k.pem", ca_file="ca.pem", key_ttl_s=0.0)
-    assert convert.kme_from_pb(bare) == KmeSettings("c.pem", "k.pem", "ca.pem", key_ttl_s=0.0)  # 0 means never
-    with pytest.raises(InvalidRequest, match="cert_file"):
-        convert.kme_from_pb(pb.KmeConfig())
+    assert convert.kme_from_pb(pb.KmeConfig(key_ttl_s=0.0)) == KmeSettings(key_ttl_s=0.0)  # 0 means never
+    assert convert.kme_from_pb(pb.KmeConfig()) == KmeSettings()  # no file names: the node has its own
 
 
 def test_bad_configuration_is_an_invalid_request():
