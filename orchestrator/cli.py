@@ -142,12 +142,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pairs = run.parse_pairs(args.pairs, topo)
     if args.key_bits % 8:
         raise QkdnetError("--key-bits must be a multiple of 8")
+    paths = None
+    if args.certs is not None:  # every certificate present and right, or one line and exit 2
+        from . import certs
+        paths = certs.load_controller(args.certs) if topo.deployment else certs.load(topo, args.certs)
+    elif topo.deployment:
+        raise QkdnetError(f"{topo.source}: its nodes run elsewhere (deployment section): give their PKI, --certs DIR")
     summary = asyncio.run(run.run_network(topo, pairs, args.keys, args.key_bits, args.time_scale, args.seed,
-                                          args.timeout, _progress(args)))
+                                          args.timeout, _progress(args), paths, args.attach_timeout))
     print(format_summary(summary))
     if args.json:
         write_json(args.json, summary.to_json())
     return 0 if summary.ok else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from . import topology
+    from .export import export
+
+    topo = topology.load(args.topology)
+    written = export(topo, args.target, args.directory, args.image, args.force, args.certs)
+    print(f"{args.target}: {len(written)} files in {args.directory} for {len(topo.nodes)} nodes "
+          f"(see README, 'Containers and clusters')")
+    return 0
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -194,9 +211,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise QkdnetError(f"a network is already up (topology {running['topology']}, supervisor pid "
                           f"{running['pid']}); run `qkdnet down` first")
     topo = topology.load(args.topology)  # validate before anything starts
-    if args.certs is not None:
+    if args.certs is not None:  # every certificate present and right, or one line and exit 2
         from . import certs
-        certs.load(topo, args.certs)  # every certificate present and right, or one line and exit 2
+        certs.load_controller(args.certs) if topo.deployment else certs.load(topo, args.certs)
+    elif topo.deployment:
+        raise QkdnetError(f"{topo.source}: its nodes run elsewhere (deployment section): give their PKI, --certs DIR")
     state.prepare()
     command = [sys.executable, "-m", "qkdnet.orchestrator.supervisor", args.topology, "--state-dir", str(state.path)]
     if args.time_scale is not None:
@@ -363,8 +382,26 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--seed", type=_seed, help="reproduces link statistics (never key values)")
     rn.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds a relay may wait for link key")
     rn.add_argument("--json", type=pathlib.Path, help="write the summary as JSON (schema in README)")
+    rn.add_argument("--certs", type=pathlib.Path, metavar="DIR",
+                    help="the network's PKI from `qkdnet certs` (needed to attach to nodes a topology's "
+                         "deployment section places elsewhere; default: a fresh one)")
+    rn.add_argument("--attach-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                    help="how long nodes placed elsewhere may take to answer (default 30)")
     rn.add_argument("--quiet", action="store_true")
     rn.set_defaults(func=_cmd_run)
+
+    xp = sub.add_parser("export", help="write the topology as a Compose project, Kubernetes manifests or a "
+                                       "containerlab topology")
+    xp.add_argument("topology", help="as for `qkdnet run`")
+    xp.add_argument("--to", required=True, choices=["compose", "kubernetes", "containerlab"], dest="target")
+    xp.add_argument("directory", type=pathlib.Path, help="where to write (new or empty, unless --force)")
+    xp.add_argument("--image", default="qkdnet:latest", help="the image docker/Dockerfile builds (default qkdnet:latest)")
+    xp.add_argument("--certs", type=pathlib.Path, metavar="DIR", help="an existing PKI (default: a fresh one in DIR/pki)")
+    xp.add_argument("--force", action="store_true", help="write into a non-empty directory")
+    xp.set_defaults(func=_cmd_export)
+
+    # `qkdnet node ...` is handed whole to the node's own parser (see main).
+    sub.add_parser("node", add_help=False, help="run one trusted node anywhere (see `qkdnet node --help`)")
 
     ex = sub.add_parser("experiment", help="compare routing strategies on the real network (CSV, JSON, plots, report)")
     ex.add_argument("config", type=pathlib.Path, help="experiment YAML (see README)")
@@ -431,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["node"]:  # the node process's own command line, its own errors (exit 2)
+        from qkdnet.node.server import main as node_main
+
+        return node_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
