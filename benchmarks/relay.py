@@ -92,6 +92,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", default="16,64", help="comma-separated concurrency levels")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--busy-links", action="store_true", help="keep BB84 running during the relays")
+    parser.add_argument("--isolation", choices=["process", "netns"], default="process",
+                        help="netns: every node in its own namespace, links over veth pairs (root)")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     topo = load("line:6")
@@ -103,7 +105,7 @@ async def main() -> None:
                                pool_capacity_bits=capacity)
     data = Path(tempfile.mkdtemp(prefix="qkdnet-relay-bench-"))
     machine = describe(data)
-    network = Network(topo, time_scale=0, seed=1, data_dir=data)
+    network = Network(topo, time_scale=0, seed=1, data_dir=data, isolation=args.isolation)
     await network.start()
     try:
         t0 = time.perf_counter()
@@ -117,7 +119,7 @@ async def main() -> None:
     finally:
         await network.stop()
         shutil.rmtree(data, ignore_errors=True)
-    print(json.dumps({"hops": 5, "key_bits": 256, "links_generating": args.busy_links, "pool_fill_s": round(fill, 1),
+    print(json.dumps({"hops": 5, "key_bits": 256, "links_generating": args.busy_links, "isolation": args.isolation, "pool_fill_s": round(fill, 1),
                       "single_sequential": sequential, "single_concurrent": single, "batched": batched,
                       "best_single_keys_per_s": max(s["keys_per_s"] for s in single), "machine": machine}))
 

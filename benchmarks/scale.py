@@ -1,5 +1,8 @@
 """Benchmark: boot time (all processes up, healthy and configured) and resident memory per node.
 
+With ``--isolation netns`` the boot includes making every namespace, the management bridge and
+a veth pair per link.
+
 Links run with time_scale 0 for the boot only; the network is stopped right after measuring.
 Prints a final JSON line with one entry per size.
 """
@@ -26,8 +29,8 @@ def _proc_mb(pid: int, file: str, field: str) -> float:
     return 0.0
 
 
-async def measure(n: int) -> dict:
-    network = Network(load(f"ring:{n}"), time_scale=1.0, seed=n)
+async def measure(n: int, isolation: str) -> dict:
+    network = Network(load(f"ring:{n}"), time_scale=1.0, seed=n, isolation=isolation)
     start = time.perf_counter()
     await network.start()
     boot = time.perf_counter() - start
@@ -38,7 +41,7 @@ async def measure(n: int) -> dict:
         pss = [_proc_mb(h.local_process.pid, "smaps_rollup", "Pss:") for h in network.nodes.values()]
     finally:
         await network.stop()
-    return {"nodes": n, "boot_s": round(boot, 2), "healthy": healthy,
+    return {"nodes": n, "isolation": isolation, "boot_s": round(boot, 2), "healthy": healthy,
             "rss_mb_per_node_mean": round(sum(rss) / len(rss), 1), "rss_mb_per_node_max": round(max(rss), 1),
             "pss_mb_per_node_mean": round(sum(pss) / len(pss), 1)}
 
@@ -46,11 +49,13 @@ async def measure(n: int) -> dict:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,50,100")
+    parser.add_argument("--isolation", choices=["process", "netns"], default="process",
+                        help="netns: every node in its own network namespace (root)")
     args = parser.parse_args()
     machine = describe()
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
-        results.append(await measure(n))
+        results.append(await measure(n, args.isolation))
         print(results[-1], flush=True)
     print(json.dumps({"scale": results, "machine": machine}))
 

@@ -16,6 +16,7 @@ import ctypes
 import dataclasses
 import json
 import logging
+import os
 import pathlib
 import shutil
 import signal
@@ -43,6 +44,24 @@ if TYPE_CHECKING:
     from qkdnet.node.kme.api import KmeServer
 
 log = logging.getLogger("node")
+
+
+def enter_netns(name: str) -> None:
+    """Move this (still single-threaded) process into the network namespace ``name`` (made by
+    ``ip netns add``), before any socket or thread exists: everything it opens lives there."""
+    try:
+        fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    except OSError as exc:
+        raise InvalidRequest(f"network namespace {name!r}: {exc.strerror}") from None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise InvalidRequest(f"network namespace {name!r}: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)
+
+
+CLONE_NEWNET = 0x40000000
 
 
 def die_with_parent() -> None:
@@ -176,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kme-key", type=pathlib.Path, help="its private key")
     parser.add_argument("--insecure", action="store_true",
                         help="no TLS and no authorisation (development only; anyone local may call anything)")
+    parser.add_argument("--netns", metavar="NAME", help="run in this network namespace (root; `ip netns add`)")
     parser.add_argument("--die-with-parent", action="store_true",
                         help="stop when the process that started this one dies (what a local launcher wants)")
     args = parser.parse_args(argv)
@@ -206,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
     if args.die_with_parent:
         die_with_parent()
+    if args.netns:
+        try:
+            enter_netns(args.netns)
+        except QkdnetError as exc:
+            print(f"node {args.name}: {exc}", file=sys.stderr)
+            return 1
     data_dir = args.data_dir or pathlib.Path(tempfile.mkdtemp(prefix=f"qkdnet-{args.name}-"))
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

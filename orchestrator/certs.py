@@ -41,8 +41,10 @@ class CertPaths:
     controller: Pair  # the orchestrator's gRPC client identity
 
 
-def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
-    """Write ca.pem, node/, kme/, sae/ and controller.{pem,key}; existing files are replaced."""
+def create(topology: Topology, directory: pathlib.Path, kme_addresses: dict[str, str] | None = None) -> CertPaths:
+    """Write ca.pem, node/, kme/, sae/ and controller.{pem,key}; existing files are replaced.
+    ``kme_addresses``: an IP address each KME is also reached at (its namespace's, say)."""
+    extra = {node: [x509.IPAddress(ipaddress.ip_address(ip))] for node, ip in (kme_addresses or {}).items()}
     try:
         for sub in ("kme", "sae", "node"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,7 @@ def create(topology: Topology, directory: pathlib.Path) -> CertPaths:
     write_atomically(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     write_atomically(directory / "ca.key", _key_pem(ca_key), 0o600)
     kme = {node: _leaf(directory / "kme" / node, node, ca_cert, ca_key, now, server=True, client=False,
-                       names=_host_names(node) + LOOPBACK) for node in topology.nodes}
+                       names=_host_names(node) + extra.get(node, []) + LOOPBACK) for node in topology.nodes}
     sae = {sae: _leaf(directory / "sae" / sae, sae, ca_cert, ca_key, now, server=False, client=True)
            for sae in topology.saes}
     node = {name: _leaf(directory / "node" / name, name, ca_cert, ca_key, now, server=True, client=True,

@@ -30,6 +30,10 @@ class _UsageError(Exception):
     pass
 
 
+ISOLATION_HELP = ("process: every node a process on loopback (default); netns: every node in its own network "
+                  "namespace, a veth pair per link with the link's classical_* attributes as tc netem (root)")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise _UsageError(f"{self.prog}: {message}")
@@ -148,12 +152,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         paths = certs.load_controller(args.certs) if topo.deployment else certs.load(topo, args.certs)
     elif topo.deployment:
         raise QkdnetError(f"{topo.source}: its nodes run elsewhere (deployment section): give their PKI, --certs DIR")
+    if args.isolation != "process":
+        from . import netns
+        netns.check_available()  # one line before anything starts
     summary = asyncio.run(run.run_network(topo, pairs, args.keys, args.key_bits, args.time_scale, args.seed,
-                                          args.timeout, _progress(args), paths, args.attach_timeout))
+                                          args.timeout, _progress(args), paths, args.attach_timeout, args.isolation))
     print(format_summary(summary))
     if args.json:
         write_json(args.json, summary.to_json())
     return 0 if summary.ok else 1
+
+
+def _cmd_cleanup(args: argparse.Namespace) -> int:
+    from . import netns
+
+    namespaces, interfaces = netns.cleanup()
+    print(f"removed {namespaces} network namespaces and {interfaces} host interfaces (and their processes)")
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -224,6 +239,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
         command += ["--seed", str(args.seed)]
     if args.certs is not None:
         command += ["--certs", str(args.certs.resolve())]
+    if args.isolation != "process":
+        from . import netns
+        netns.check_available()  # one line before anything starts
+        command += ["--isolation", args.isolation]
     if not args.quiet:
         print(f"  starting {len(topo.nodes)} node processes...", file=sys.stderr, flush=True)
     with open(state.log_path, "ab") as log:
@@ -385,10 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--certs", type=pathlib.Path, metavar="DIR",
                     help="the network's PKI from `qkdnet certs` (needed to attach to nodes a topology's "
                          "deployment section places elsewhere; default: a fresh one)")
+    rn.add_argument("--isolation", choices=["process", "netns"], default="process", help=ISOLATION_HELP)
     rn.add_argument("--attach-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
                     help="how long nodes placed elsewhere may take to answer (default 30)")
     rn.add_argument("--quiet", action="store_true")
     rn.set_defaults(func=_cmd_run)
+
+    cl = sub.add_parser("cleanup", help="remove what a crashed --isolation netns run left (namespaces, "
+                                        "interfaces, processes), like mn -c")
+    cl.set_defaults(func=_cmd_cleanup)
 
     xp = sub.add_parser("export", help="write the topology as a Compose project, Kubernetes manifests or a "
                                        "containerlab topology")
@@ -421,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--time-scale", type=_non_negative, help="emulated seconds per wall second; 0 = as fast as possible")
     up.add_argument("--seed", type=_seed, help="reproduces link statistics (never key values)")
     up.add_argument("--json", type=pathlib.Path, help="also write the endpoints as JSON")
+    up.add_argument("--isolation", choices=["process", "netns"], default="process", help=ISOLATION_HELP)
     up.add_argument("--certs", type=pathlib.Path, metavar="DIR",
                     help="use the PKI made by `qkdnet certs TOPOLOGY DIR` (default: a fresh one per network)")
     up.add_argument("--quiet", action="store_true")

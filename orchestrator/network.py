@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
+import networkx as nx
 import numpy as np
 
 from qkdnet.node.errors import NodeError, QkdnetError
@@ -34,8 +35,10 @@ from qkdnet.node.rpc.tls import TlsIdentity
 from qkdnet.node.settings import KmeSettings, LinkSettings, NodeSettings, Role
 from qkdnet.node.status import ExposureReport, KeyEntry, NodeStatus
 from qkdnet.orchestrator import certs as pki
+from qkdnet.orchestrator import netns
 from qkdnet.orchestrator.errors import NodeFailure
 from qkdnet.orchestrator.launcher import NodeProcess, default_launcher
+from qkdnet.orchestrator.netns import NetnsFabric
 from qkdnet.orchestrator.node_client import NodeClient
 from qkdnet.orchestrator.topology import Link, Topology
 
@@ -50,6 +53,8 @@ ROUTING_REFRESH_S = 2.0  # how often the live view is published to the nodes' KM
 LINK_KEY_POLL_S = 0.25
 ATTACH_TIMEOUT_S = 30.0  # how long an attached node may take to answer its health check
 ATTACH_RETRY_S = 0.5
+NETNS_GRPC_PORT = 50051
+NETNS_KME_PORT = 8443
 
 
 @dataclass
@@ -73,7 +78,8 @@ class NodeHandle:
 class Network:
     def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
                  log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True,
-                 certs: pki.CertPaths | None = None, attach_timeout_s: float = ATTACH_TIMEOUT_S) -> None:
+                 certs: pki.CertPaths | None = None, attach_timeout_s: float = ATTACH_TIMEOUT_S,
+                 isolation: str = "process") -> None:
         """data_dir holds each node's key store (nodes/<name>) and the development PKI (certs/);
         without one a temporary directory is used and removed by ``stop``. ``certs``: an existing
         PKI (``certs.load``) instead of a fresh one."""
@@ -92,6 +98,12 @@ class Network:
         self._launcher = default_launcher()
         self._controller: TlsIdentity | None = None
         self.attach_timeout_s = attach_timeout_s
+        if isolation not in ("process", "netns"):
+            raise QkdnetError(f"unknown isolation {isolation!r}; choose process or netns")
+        if isolation == "netns" and topology.deployment:
+            raise QkdnetError("--isolation netns starts the nodes itself: the topology's deployment section "
+                              "places them elsewhere")
+        self.fabric = NetnsFabric(topology) if isolation == "netns" else None
 
     async def __aenter__(self) -> Network:
         await self.start()
@@ -121,8 +133,14 @@ class Network:
         if self.certs is None and self.topology.deployment:
             raise QkdnetError("the topology's nodes run elsewhere (its deployment section): give their "
                               "network's PKI (--certs DIR, made by `qkdnet certs`)")
+        if self.fabric is not None:
+            netns.check_available()
         if self.certs is None:  # every channel is mutual TLS: the network always has its PKI
-            self.certs = await asyncio.to_thread(pki.create, self.topology, self.data_dir / "certs")
+            addresses = ({n: self.fabric.management_address(n) for n in self.topology.nodes}
+                         if self.fabric is not None else None)
+            self.certs = await asyncio.to_thread(pki.create, self.topology, self.data_dir / "certs", addresses)
+        if self.fabric is not None:
+            await self.fabric.build()
         cert, key = self.certs.controller
         self._controller = TlsIdentity.load(cert, key, self.certs.ca_file)
         if self.topology.deployment:
@@ -167,9 +185,13 @@ class Network:
             raise NodeFailure("the network's PKI is not there")
         cert, key = self.certs.node[name]
         kme_cert, kme_key = self.certs.kme[name]
+        if self.fabric is not None:  # its own namespace: fixed ports on every interface, its management address
+            where = ["--netns", self.fabric.namespace(name), "--listen", f"0.0.0.0:{NETNS_GRPC_PORT}", "--advertise",
+                     self.fabric.management_address(name), "--kme-listen", f"0.0.0.0:{NETNS_KME_PORT}"]
+        else:
+            where = ["--listen", f"127.0.0.1:{port}", "--kme-listen", f"127.0.0.1:{kme_port}"]
         return await self._launcher.spawn([
-            "--name", name, "--log-level", self.log_level, "--listen", f"127.0.0.1:{port}",
-            "--kme-listen", f"127.0.0.1:{kme_port}", "--data-dir", str(self.data_dir / "nodes" / name),
+            "--name", name, "--log-level", self.log_level, *where, "--data-dir", str(self.data_dir / "nodes" / name),
             "--cert", str(cert), "--key", str(key), "--ca", str(self.certs.ca_file), "--kme-cert", str(kme_cert),
             "--kme-key", str(kme_key), "--die-with-parent"])
 
@@ -208,7 +230,10 @@ class Network:
     def _link_settings(self, link: Link, me: str, secret: bytes, seed: int) -> LinkSettings:
         role = Role.TRANSMITTER if me == link.transmitter else Role.RECEIVER
         peer = link.receiver if role is Role.TRANSMITTER else link.transmitter
-        return LinkSettings(link_id=link.link_id, peer=peer, peer_address=self.nodes[peer].address, role=role,
+        address = self.nodes[peer].address
+        if self.fabric is not None:  # over the link's own interface
+            address = f"{self.fabric.address_towards(me, peer)}:{NETNS_GRPC_PORT}"
+        return LinkSettings(link_id=link.link_id, peer=peer, peer_address=address, role=role,
                             params=link.params, processing=self.topology.processing, bootstrap_secret=secret,
                             pool_capacity_bits=self.topology.pool_capacity_bits, seed=seed)
 
@@ -265,6 +290,8 @@ class Network:
                 await handle.client.close()
         await asyncio.gather(*(shutdown(h) for h in self.nodes.values()), return_exceptions=True)
         await self._launcher.close()
+        if self.fabric is not None:
+            await self.fabric.destroy()
         if self._temporary is not None:
             self._temporary.cleanup()
 
@@ -347,12 +374,14 @@ class Network:
 
     # -- relay and routing ------------------------------------------------------------------
     def route(self, source: str, destination: str) -> list[str]:
-        alive = self.topology.graph.subgraph([n for n in self.nodes if not self.nodes[n].failure])
+        alive = nx.Graph(self.topology.graph.subgraph([n for n in self.nodes if not self.nodes[n].failure]))
+        alive.remove_edges_from([tuple(pair) for pair, link in self.live.links.items() if not link.up])  # cut
         return key_path(alive, source, destination)
 
     async def relay(self, source: str, destination: str, count: int = 1, key_bits: int = 256,
                     timeout_s: float = 30.0, paths: Sequence[Sequence[str]] | None = None) -> RelayResult:
-        """Order a relay; without ``paths`` it goes over the fewest-hops route among live nodes."""
+        """Order a relay; without ``paths`` it goes over the fewest-hops route among live nodes and
+        links that are not cut."""
         paths = paths or [self.route(source, destination)]
         handle = self.nodes[source]
         if handle.failure or handle.client is None:
@@ -362,6 +391,8 @@ class Network:
     async def cut_link(self, u: str, v: str) -> None:
         """A fibre cut: both ends stop the link and refuse relays over it; pools are kept."""
         self.topology.link_between(u, v)  # raises TopologyError for a link that does not exist
+        if self.fabric is not None:
+            await self.fabric.set_link(u, v, up=False)
         for me, peer in ((u, v), (v, u)):
             handle = self.nodes[me]
             if not handle.failure:

@@ -56,11 +56,12 @@ def parse_pairs(text: str | None, topology: Topology) -> list[tuple[str, str]]:
 async def run_network(topology: Topology, pairs: list[tuple[str, str]], keys: int, key_bits: int,
                       time_scale: float | None, seed: int | None, timeout_s: float,
                       progress: Progress, certs: CertPaths | None = None,
-                      attach_timeout_s: float = ATTACH_TIMEOUT_S) -> RunSummary:
+                      attach_timeout_s: float = ATTACH_TIMEOUT_S, isolation: str = "process") -> RunSummary:
     """``certs``: the network's PKI (a fresh one without); needed for nodes the topology's
     deployment section places elsewhere."""
     started = time.monotonic()
-    network = Network(topology, time_scale=time_scale, seed=seed, certs=certs, attach_timeout_s=attach_timeout_s)
+    network = Network(topology, time_scale=time_scale, seed=seed, certs=certs, attach_timeout_s=attach_timeout_s,
+                      isolation=isolation)
     await network.start(progress)
     try:
         paths = {pair: network.route(*pair) for pair in pairs}

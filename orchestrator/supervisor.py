@@ -118,17 +118,18 @@ class Supervisor:
 
 
 async def supervise(topology: Topology, state: StateDir, time_scale: float | None, seed: int | None,
-                    certs_dir: pathlib.Path | None = None) -> int:
+                    certs_dir: pathlib.Path | None = None, isolation: str = "process") -> int:
     shutil.rmtree(state.path / "nodes", ignore_errors=True)  # a new network starts with empty key stores
     try:
         if certs_dir is None:
             certs = None
         else:  # attaching to nodes elsewhere, the controller holds its own identity only
             certs = pki.load_controller(certs_dir) if topology.deployment else pki.load(topology, certs_dir)
+        network = Network(topology, time_scale=time_scale, seed=seed, data_dir=state.path, certs=certs,
+                          isolation=isolation)
     except QkdnetError as exc:
         _announce({"event": "failed", "error": str(exc)})
         return 2
-    network = Network(topology, time_scale=time_scale, seed=seed, data_dir=state.path, certs=certs)
     try:
         await network.start()
     except Exception as exc:  # reported to `qkdnet up`, which prints it as one line
@@ -174,13 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--certs", type=pathlib.Path, help="an existing PKI from `qkdnet certs`")
+    parser.add_argument("--isolation", choices=["process", "netns"], default="process")
     args = parser.parse_args(argv)
     try:
         topology = load(args.topology)
     except QkdnetError as exc:
         _announce({"event": "failed", "error": str(exc)})
         return 2
-    return asyncio.run(supervise(topology, StateDir(args.state_dir), args.time_scale, args.seed, args.certs))
+    return asyncio.run(supervise(topology, StateDir(args.state_dir), args.time_scale, args.seed, args.certs,
+                                 args.isolation))
 
 
 if __name__ == "__main__":

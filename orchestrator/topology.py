@@ -42,11 +42,41 @@ EMULATION_PROCESSING = {"block_detections": 200_000}
 
 
 @dataclass(frozen=True)
+class ClassicalChannel:
+    """The link's classical channel (sifting, error correction, relays), emulated by ``tc`` in
+    ``--isolation netns``; the quantum channel is ``LinkParams``."""
+
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss_ratio: float = 0.0
+    rate_mbit: float = 0.0  # 0: unlimited
+
+    def tc_commands(self, interface: str) -> list[str]:
+        """``tc`` batch lines shaping ``interface``: netem for delay, jitter and loss, with a token
+        bucket (tbf) below it for the rate (tbf alone for a rate only); none for a perfect channel."""
+        netem = []
+        if self.delay_ms or self.jitter_ms:
+            netem.append(f"delay {self.delay_ms}ms" + (f" {self.jitter_ms}ms" if self.jitter_ms else ""))
+        if self.loss_ratio:
+            netem.append(f"loss {100 * self.loss_ratio}%")
+        tbf = f"tbf rate {self.rate_mbit}mbit burst 32kbit latency 100ms" if self.rate_mbit else ""
+        if not netem:
+            return [f"qdisc add dev {interface} root handle 1: {tbf}"] if tbf else []
+        lines = [f"qdisc add dev {interface} root handle 1: netem {' '.join(netem)}"]
+        return lines + ([f"qdisc add dev {interface} parent 1:1 handle 10: {tbf}"] if tbf else [])
+
+
+CLASSICAL_KEYS = {"classical_delay_ms": "delay_ms", "classical_jitter_ms": "jitter_ms",
+                  "classical_loss_ratio": "loss_ratio", "classical_rate_mbit": "rate_mbit"}
+
+
+@dataclass(frozen=True)
 class Link:
     link_id: str
     transmitter: str
     receiver: str
     params: LinkParams
+    classical: ClassicalChannel = ClassicalChannel()
 
 
 @dataclass(frozen=True)
@@ -245,10 +275,12 @@ def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: 
     for u, v, data in graph.edges(data=True):
         transmitter, receiver = sorted((u, v))
         try:
-            params = link_params_from_mapping(data, base=base)
+            classical = _classical(data)
+            params = link_params_from_mapping({k: val for k, val in data.items() if k not in CLASSICAL_KEYS}, base=base)
         except ParameterError as exc:
             raise TopologyError(f"{source}: link {u}-{v}: {exc}") from None
-        link = Link(link_id=f"{transmitter}~{receiver}", transmitter=transmitter, receiver=receiver, params=params)
+        link = Link(link_id=f"{transmitter}~{receiver}", transmitter=transmitter, receiver=receiver, params=params,
+                    classical=classical)
         graph.edges[u, v].clear()
         graph.edges[u, v]["link"] = link
         graph.edges[u, v]["length_km"] = params.length_km
@@ -271,6 +303,19 @@ def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: 
                     pool_capacity_bits=capacity, time_scale=float(time_scale),
                     saes=_saes(source, extras.get("saes"), graph), routing=routing,
                     deployment=_deployment(source, extras.get("deployment"), graph))
+
+
+def _classical(data: dict) -> ClassicalChannel:
+    values = {}
+    for key, field in CLASSICAL_KEYS.items():
+        if key in data:
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ParameterError(f"{key} must be a non-negative number, got {value!r}")
+            if key == "classical_loss_ratio" and value > 1:
+                raise ParameterError(f"{key} must be at most 1, got {value!r}")
+            values[field] = float(value)
+    return ClassicalChannel(**values)
 
 
 def _deployment(source: str, entries: Any, graph: nx.Graph) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from qkdnet.node.endpoint import dns_label, join_host_port
 from qkdnet.orchestrator.certs import CertPaths
-from qkdnet.orchestrator.topology import Topology
+from qkdnet.orchestrator.topology import CLASSICAL_KEYS, Topology
 
 GRPC_PORT = 50051
 KME_PORT = 8443
@@ -81,7 +81,9 @@ def topology_document(topology: Topology, hosts: dict[str, str]) -> dict[str, An
     return {
         "name": topology.name,
         "nodes": list(topology.nodes),
-        "links": [{"source": link.transmitter, "target": link.receiver, **dataclasses.asdict(link.params)}
+        "links": [{"source": link.transmitter, "target": link.receiver, **dataclasses.asdict(link.params),
+                   **{key: getattr(link.classical, field) for key, field in CLASSICAL_KEYS.items()
+                      if getattr(link.classical, field)}}
                   for link in topology.links],
         "processing": dataclasses.asdict(topology.processing),
         "pool_capacity_bits": topology.pool_capacity_bits,
