@@ -2,8 +2,9 @@
 its key store, a headless Service (its stable DNS name), a Secret with its identity and a
 NetworkPolicy; a ConfigMap with the topology; the controller as a Job.
 
-Requests are sized from measured figures (README, ``benchmarks/scale.py``: about 34 MB PSS per
-idle node; a node running BB84 uses up to one core while its link generates).
+Requests are sized from measured figures (README, ``benchmarks/scale.py``: 94–102 MB resident
+per node, 120 MB at most, at 10–100 nodes; a pod runs its own interpreter, so resident memory,
+not the PSS shared with a local launcher, is what it costs).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from qkdnet.orchestrator.export.common import (
     topology_document,
 )
 
-NODE_RESOURCES = {"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}}
+NODE_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 KEY_STORE_SIZE = "1Gi"
 
 
