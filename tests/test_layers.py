@@ -2,7 +2,8 @@
 
 node/qkd is sans-I/O (tests/node/qkd/test_sans_io.py); the rest of the node's domain (trusted
 node, links, relay engine, key store, routing, key service) imports neither gRPC nor aiohttp:
-only node/rpc, node/kme and the process entry points (server, zygote) touch transports. The node
+only node/rpc, node/kme and the process entry points (server, zygote, the health probe) touch
+transports. The node
 never imports the orchestrator.
 """
 
@@ -10,7 +11,7 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).parents[1]
-ADAPTERS = {"node/server.py", "node/zygote.py", "node/__main__.py"}
+ADAPTERS = {"node/server.py", "node/zygote.py", "node/__main__.py", "node/probe.py"}
 ADAPTER_PACKAGES = ("node/rpc/", "node/kme/")
 TRANSPORTS = {"grpc", "grpc_health", "aiohttp", "qkdnet_proto"}
 
