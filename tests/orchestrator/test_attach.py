@@ -9,17 +9,15 @@ import asyncio
 import dataclasses
 import json
 import os
-import ssl
 import sys
 
-import aiohttp
 import pytest
 
 from qkdnet.orchestrator import certs
 from qkdnet.orchestrator.errors import NodeFailure
 from qkdnet.orchestrator.network import Network, comparison_salt
 from qkdnet.orchestrator.topology import load
-from tests.helpers import eventually
+from tests.helpers import etsi_pair, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -83,19 +81,7 @@ async def test_attached_nodes_relay_serve_etsi_and_match_a_local_network(attache
         assert all(source[k] == destination[k] for k in report.key_ids)
 
         # ETSI GS QKD 014 at the attached nodes' KMEs, at the URLs they advertise.
-        context = ssl.create_default_context(cafile=str(pki.ca_file))
-        context.load_cert_chain(*map(str, pki.sae["sae-n0"]))
-        slave = ssl.create_default_context(cafile=str(pki.ca_file))
-        slave.load_cert_chain(*map(str, pki.sae["sae-n2"]))
-        async with aiohttp.ClientSession() as session:
-            async with session.post(network.nodes["n0"].kme_url + "/api/v1/keys/sae-n2/enc_keys",
-                                    json={"number": 1, "size": 256}, ssl=context) as reply:
-                assert reply.status == 200
-                sent = await reply.json()
-            async with session.post(network.nodes["n2"].kme_url + "/api/v1/keys/sae-n0/dec_keys",
-                                    json={"key_IDs": [{"key_ID": sent["keys"][0]["key_ID"]}]}, ssl=slave) as reply:
-                assert reply.status == 200
-                assert await reply.json() == sent
+        await etsi_pair(pki, network.nodes["n0"].kme_url, network.nodes["n2"].kme_url, "sae-n0", "sae-n2")
     finally:
         await network.stop()
     # The controller configured them, so it shut them down (what runs them starts them again).

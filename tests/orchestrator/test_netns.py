@@ -4,19 +4,17 @@ import asyncio
 import dataclasses
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import time
 
-import aiohttp
 import pytest
 
 from qkdnet.orchestrator import netns
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.stats import percentile
 from qkdnet.orchestrator.topology import load
-from tests.helpers import eventually
+from tests.helpers import etsi_pair, eventually
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root (CI runs as root)")]
@@ -49,21 +47,8 @@ async def test_namespaced_network_relays_serves_etsi_to_the_host_and_isolates_no
         report = await network.relay("n0", "n2", count=3, key_bits=256, timeout_s=120)
         assert report.ok and len(report.key_ids) == 3
         # Applications on the host reach KMEs in different namespaces over the management network.
-        pki = network.certs
-        assert pki is not None
-        master = ssl.create_default_context(cafile=str(pki.ca_file))
-        master.load_cert_chain(*map(str, pki.sae["sae-n0"]))
-        slave = ssl.create_default_context(cafile=str(pki.ca_file))
-        slave.load_cert_chain(*map(str, pki.sae["sae-n2"]))
         assert network.nodes["n0"].kme_url.startswith(f"https://{fabric.management_address('n0')}:")
-        async with aiohttp.ClientSession() as session:
-            async with session.post(network.nodes["n0"].kme_url + "/api/v1/keys/sae-n2/enc_keys",
-                                    json={"number": 1, "size": 256}, ssl=master) as reply:
-                assert reply.status == 200
-                sent = await reply.json()
-            async with session.post(network.nodes["n2"].kme_url + "/api/v1/keys/sae-n0/dec_keys",
-                                    json={"key_IDs": [{"key_ID": sent["keys"][0]["key_ID"]}]}, ssl=slave) as reply:
-                assert reply.status == 200 and await reply.json() == sent
+        await etsi_pair(network.certs, network.nodes["n0"].kme_url, network.nodes["n2"].kme_url, "sae-n0", "sae-n2")
         # n0 reaches its neighbour n1 over their link, and n2 neither over a link nor the management bridge.
         n0 = fabric.namespace("n0")
         assert await asyncio.to_thread(_connects, n0, fabric.address_towards("n0", "n1"), 50051)
