@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NoReturn
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from qkdnet.node.endpoint import WILDCARD_HOSTS, Endpoint
+from qkdnet.node.endpoint import WILDCARD_HOSTS, Endpoint, join_host_port
 from qkdnet.node.errors import InvalidRequest, QkdnetError
 from qkdnet.node.keystore.store import NodeStore
 from qkdnet.node.rpc.errors import NodeInterceptor
@@ -142,9 +142,7 @@ async def serve(name: str, data_dir: pathlib.Path, grpc_endpoint: Endpoint = LOC
     rpc.add_ControlServicer_to_server(ControlServicer(node, stop, kme), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = f"{grpc_endpoint.listen_host}:{grpc_endpoint.listen_port}"
-    if ":" in grpc_endpoint.listen_host:
-        address = f"[{grpc_endpoint.listen_host}]:{grpc_endpoint.listen_port}"
+    address = join_host_port(grpc_endpoint.listen_host, grpc_endpoint.listen_port)
     bound = (server.add_secure_port(address, server_credentials(identity)) if identity is not None
              else server.add_insecure_port(address))
     if bound == 0:
@@ -155,7 +153,7 @@ async def serve(name: str, data_dir: pathlib.Path, grpc_endpoint: Endpoint = LOC
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(json.dumps({"event": "ready", "name": name, "address": grpc_endpoint.advertised(bound),
-                      "listen": address.rsplit(":", 1)[0] + f":{bound}"}), flush=True)
+                      "listen": join_host_port(grpc_endpoint.listen_host, bound)}), flush=True)
     await stop.wait()
     await health_servicer.enter_graceful_shutdown()
     await kme.stop()

@@ -86,6 +86,12 @@ def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
     return CertPaths(ca_file, paths["kme"], paths["sae"], paths["node"], controller)
 
 
+def load_for(topology: Topology, directory: pathlib.Path) -> CertPaths:
+    """The PKI a controller uses for ``topology``: its own identity only when the topology's
+    deployment section places the nodes elsewhere, every certificate when it starts them."""
+    return load_controller(directory) if topology.deployment else load(topology, directory)
+
+
 def load_controller(directory: pathlib.Path) -> CertPaths:
     """Only what a controller attaching to nodes elsewhere holds: the CA and its own identity
     (no node's, KME's or SAE's private key)."""

@@ -149,12 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     paths = None
     if args.certs is not None:  # every certificate present and right, or one line and exit 2
         from . import certs
-        paths = certs.load_controller(args.certs) if topo.deployment else certs.load(topo, args.certs)
-    elif topo.deployment:
-        raise QkdnetError(f"{topo.source}: its nodes run elsewhere (deployment section): give their PKI, --certs DIR")
-    if args.isolation != "process":
-        from . import netns
-        netns.check_available()  # one line before anything starts
+        paths = certs.load_for(topo, args.certs)
     summary = asyncio.run(run.run_network(topo, pairs, args.keys, args.key_bits, args.time_scale, args.seed,
                                           args.timeout, _progress(args), paths, args.attach_timeout, args.isolation))
     print(format_summary(summary))
@@ -228,9 +223,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     topo = topology.load(args.topology)  # validate before anything starts
     if args.certs is not None:  # every certificate present and right, or one line and exit 2
         from . import certs
-        certs.load_controller(args.certs) if topo.deployment else certs.load(topo, args.certs)
-    elif topo.deployment:
-        raise QkdnetError(f"{topo.source}: its nodes run elsewhere (deployment section): give their PKI, --certs DIR")
+        certs.load_for(topo, args.certs)
     state.prepare()
     command = [sys.executable, "-m", "qkdnet.orchestrator.supervisor", args.topology, "--state-dir", str(state.path)]
     if args.time_scale is not None:
@@ -240,8 +233,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if args.certs is not None:
         command += ["--certs", str(args.certs.resolve())]
     if args.isolation != "process":
-        from . import netns
-        netns.check_available()  # one line before anything starts
         command += ["--isolation", args.isolation]
     if not args.quiet:
         print(f"  starting {len(topo.nodes)} node processes...", file=sys.stderr, flush=True)

@@ -35,7 +35,6 @@ from qkdnet.node.rpc.tls import TlsIdentity
 from qkdnet.node.settings import KmeSettings, LinkSettings, NodeSettings, Role
 from qkdnet.node.status import ExposureReport, KeyEntry, NodeStatus
 from qkdnet.orchestrator import certs as pki
-from qkdnet.orchestrator import netns
 from qkdnet.orchestrator.errors import NodeFailure
 from qkdnet.orchestrator.launcher import NodeProcess, default_launcher
 from qkdnet.orchestrator.netns import NetnsFabric
@@ -131,16 +130,14 @@ class Network:
 
     async def _launch_all(self, progress: Progress | None) -> None:
         if self.certs is None and self.topology.deployment:
-            raise QkdnetError("the topology's nodes run elsewhere (its deployment section): give their "
-                              "network's PKI (--certs DIR, made by `qkdnet certs`)")
-        if self.fabric is not None:
-            netns.check_available()
+            raise QkdnetError(f"{self.topology.source}: its nodes run elsewhere (deployment section): give their "
+                              "PKI, --certs DIR (made by `qkdnet certs`)")
+        if self.fabric is not None:  # checks root, ip and tc first: one line before anything is made
+            await self.fabric.build()
         if self.certs is None:  # every channel is mutual TLS: the network always has its PKI
             addresses = ({n: self.fabric.management_address(n) for n in self.topology.nodes}
                          if self.fabric is not None else None)
             self.certs = await asyncio.to_thread(pki.create, self.topology, self.data_dir / "certs", addresses)
-        if self.fabric is not None:
-            await self.fabric.build()
         cert, key = self.certs.controller
         self._controller = TlsIdentity.load(cert, key, self.certs.ca_file)
         if self.topology.deployment:
@@ -374,9 +371,9 @@ class Network:
 
     # -- relay and routing ------------------------------------------------------------------
     def route(self, source: str, destination: str) -> list[str]:
-        alive = nx.Graph(self.topology.graph.subgraph([n for n in self.nodes if not self.nodes[n].failure]))
-        alive.remove_edges_from([tuple(pair) for pair, link in self.live.links.items() if not link.up])  # cut
-        return key_path(alive, source, destination)
+        failed = [n for n in self.nodes if self.nodes[n].failure]
+        cut = [tuple(pair) for pair, link in self.live.links.items() if not link.up]
+        return key_path(nx.restricted_view(self.topology.graph, failed, cut), source, destination)  # a view, no copy
 
     async def relay(self, source: str, destination: str, count: int = 1, key_bits: int = 256,
                     timeout_s: float = 30.0, paths: Sequence[Sequence[str]] | None = None) -> RelayResult:

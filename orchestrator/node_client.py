@@ -53,7 +53,7 @@ class NodeClient:
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
         except grpc.aio.AioRpcError as exc:
-            detail = (exc.details() or "").splitlines()[0][:300] if exc.details() else ""
+            detail = (exc.details() or "").partition("\n")[0][:300]
             raise NodeFailure(f"node {self.name} never became healthy: {exc.code().name}"
                               + (f" ({detail})" if detail else "")) from None
         raise NodeFailure(f"node {self.name} never became healthy")

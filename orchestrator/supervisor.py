@@ -121,10 +121,7 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
                     certs_dir: pathlib.Path | None = None, isolation: str = "process") -> int:
     shutil.rmtree(state.path / "nodes", ignore_errors=True)  # a new network starts with empty key stores
     try:
-        if certs_dir is None:
-            certs = None
-        else:  # attaching to nodes elsewhere, the controller holds its own identity only
-            certs = pki.load_controller(certs_dir) if topology.deployment else pki.load(topology, certs_dir)
+        certs = pki.load_for(topology, certs_dir) if certs_dir else None
         network = Network(topology, time_scale=time_scale, seed=seed, data_dir=state.path, certs=certs,
                           isolation=isolation)
     except QkdnetError as exc:
