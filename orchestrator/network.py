@@ -88,6 +88,7 @@ class Network:
         self.log_level = log_level
         self.nodes: dict[str, NodeHandle] = {}
         self._tasks: list[asyncio.Task] = []
+        self._publishing = asyncio.Lock()  # one view at a time: the last one sent is the newest
         self._temporary = tempfile.TemporaryDirectory(prefix="qkdnet-") if data_dir is None else None
         self.data_dir = pathlib.Path(self._temporary.name) if self._temporary else pathlib.Path(data_dir or ".")
         self.kme = kme
@@ -324,6 +325,8 @@ class Network:
         await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_first))
         await self._configure(name)
         await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_after))
+        if self.kme:  # the KMEs learn at once that the node is back, not at the next periodic view
+            await self.publish_routing()
 
     # -- observation -----------------------------------------------------------------------
     def failures(self) -> dict[str, str]:
@@ -395,21 +398,26 @@ class Network:
             if not handle.failure:
                 await self._client(handle).set_link_down(peer)
         self.live.mark_down(u, v)
-        if self.kme:
-            await self.publish_routing(refresh=False)
+        if self.kme:  # status taken now already reports the cut, so no stale view can follow this one
+            await self.publish_routing()
 
     async def revoke(self, node: str, key_ids: list[str], reason: str = "") -> None:
         """Withdraw undelivered end-to-end keys at one node (all or nothing)."""
         await self.client(node).revoke(key_ids, reason)
 
-    async def publish_routing(self, refresh: bool = True) -> None:
-        """Send every live node the current view (refreshed from their status first)."""
-        if refresh:
+    async def publish_routing(self) -> None:
+        """Send every live node the current view (refreshed from their status first).
+
+        Publications are serialised, status and sending together, so a view built from status
+        taken before an event (a restart, a cut) can never be sent after the event's own view.
+        """
+        async with self._publishing:
             self.live.update(await self.status())
-        spec = self.topology.routing
-        state = self.live.routing_state(spec.name, spec.options)
-        live = [h for h in self.nodes.values() if not h.failure and h.client is not None]
-        results = await asyncio.gather(*(self._client(h).set_routing(state) for h in live), return_exceptions=True)
+            spec = self.topology.routing
+            state = self.live.routing_state(spec.name, spec.options)
+            live = [h for h in self.nodes.values() if not h.failure and h.client is not None]
+            results = await asyncio.gather(*(self._client(h).set_routing(state) for h in live),
+                                           return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, (NodeError, NodeFailure)):
                 raise result

@@ -10,6 +10,7 @@ import pytest
 
 from qkdnet.node import hold_points
 from qkdnet.node.keystore.store import open_tables
+from qkdnet.orchestrator import network as network_module
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.topology import load
 from tests.helpers import eventually
@@ -37,7 +38,9 @@ async def _call(network, node, sae, method, path, body=None, raw=None):
             return reply.status, await reply.json(content_type=None)
 
 
-async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path):
+async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path, monkeypatch):
+    # No periodic view during the test: the KMEs must learn of the restart from restart_node itself.
+    monkeypatch.setattr(network_module, "ROUTING_REFRESH_S", 3600.0)
     network = Network(load("line:4"), time_scale=0, seed=5, data_dir=tmp_path)
     await network.start()
     try:
