@@ -16,14 +16,17 @@ import contextvars
 from qkdnet.node.errors import PermissionDenied, Unauthenticated
 
 CONTROLLER = "qkdnet:controller"  # a ":" keeps it apart from every node name
+MONITOR = "qkdnet:monitor"  # a scraper (Prometheus): may read /metrics, nothing else
+METRICS = "qkdnet.metrics"  # the HTTP /metrics endpoint, as a plane of its own
 
-# gRPC service -> who may call its methods: "controller", "controller or self", or "neighbour"
-# (a configured peer).
+# gRPC service (or the HTTP metrics plane) -> who may call it: "controller", "controller or self",
+# "controller or monitor", or "neighbour" (a configured peer).
 PLANES: dict[str, str] = {
     "qkdnet.v1.Control": "controller",
     "grpc.health.v1.Health": "controller or self",
     "qkdnet.v1.Link": "neighbour",
     "qkdnet.v1.Relay": "neighbour",
+    METRICS: "controller or monitor",
 }
 
 caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
@@ -46,9 +49,11 @@ def authorise(service: str, identity: str, neighbours: frozenset[str], me: str =
     if not identity:
         raise Unauthenticated("no client certificate")
     plane = PLANES.get(service)
-    if plane in ("controller", "controller or self") and identity == CONTROLLER:
+    if plane in ("controller", "controller or self", "controller or monitor") and identity == CONTROLLER:
         return
     if plane == "controller or self" and me and identity == me:
+        return
+    if plane == "controller or monitor" and identity == MONITOR:
         return
     if plane == "neighbour" and identity in neighbours:
         return

@@ -23,6 +23,8 @@ from typing import Protocol
 
 import numpy as np
 
+from qkdnet.node.abort_reasons import abort_category
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.keystore.link_pool import LinkKeyPool
 from qkdnet.node.qkd.authentication import AuthKeyRange
 from qkdnet.node.qkd.bits import pack
@@ -106,7 +108,11 @@ class LinkRuntime:
         self.blocks_accepted = 0
         self.blocks_aborted = 0
         self.last_abort_reason = ""
+        self.aborts_by_category: dict[str, int] = {}
         self.last_qber = 0.0
+        self.last_qber_per_intensity: tuple[float, ...] = ()  # test-basis QBER, signal/decoy/vacuum
+        self.started_at = time.monotonic()  # for the emulated clock's lag behind wall time
+        self.impairment = Impairment()  # transmitter: a fault on the channel, from the next block on
         self.sifted_bits = 0
         self.auth_bits = 0
         self.resyncs = 0
@@ -170,8 +176,10 @@ class LinkRuntime:
             await self.resync(peer)
         self._frame += 1
         frame_id = self._frame
-        n_pulses = pulses_for_detections(s.params, s.processing.block_detections)
-        alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, s.params, n_pulses, self._nature, None,
+        impairment = self.impairment  # as it stands when the block's pulses leave
+        physics = impairment.physics(s.params)
+        n_pulses = pulses_for_detections(physics, s.processing.block_detections)
+        alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, physics, n_pulses, self._nature, impairment.attack,
                                                         self.endpoint.secret_bits)
         session = AliceSession(self.endpoint, frame_id, alice_rec)
         gaps = np.diff(bob_rec.slots, prepend=0).astype("<u4").tobytes()
@@ -249,12 +257,16 @@ class LinkRuntime:
             self.last_qber = result.qber_z
         elif result.qber_x is not None:
             self.last_qber = result.qber_x
+        if result.qber_x_per_intensity:
+            self.last_qber_per_intensity = result.qber_x_per_intensity
         if result.accepted:
             self.blocks_accepted += 1
             self.pool.add_block(frame_id, result.key, confirmed)
         else:
             self.blocks_aborted += 1
             self.last_abort_reason = result.abort_reason or ""
+            category = abort_category(self.last_abort_reason)
+            self.aborts_by_category[category] = self.aborts_by_category.get(category, 0) + 1
             if self.settings.role is Role.TRANSMITTER:
                 log.info("link %s frame %d aborted: %s", self.settings.link_id, frame_id, result.abort_reason)
 

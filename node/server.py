@@ -23,6 +23,7 @@ import signal
 import ssl
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NoReturn
 
 import grpc
@@ -37,9 +38,13 @@ from qkdnet.node.rpc.servicers import ControlServicer, LinkServicer, RelayServic
 from qkdnet.node.rpc.tls import TlsIdentity, server_credentials
 from qkdnet.node.settings import NodeSettings
 from qkdnet.node.trusted_node import TrustedNode
+from qkdnet.node.web.metrics_endpoint import start_metrics
+from qkdnet.node.web.server import server_ssl_context
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
 if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
     from qkdnet.node.key_service import KeyService
     from qkdnet.node.kme.api import KmeServer
 
@@ -96,9 +101,8 @@ class KmeHolder:
         if self.files is None:
             raise InvalidRequest(f"node {self.node.name} was started without a KME identity "
                                  "(--kme-cert and --kme-key, or kme.pem and kme.key in --identity-dir)")
-        # Deferred: aiohttp is only needed with a KME.
         from qkdnet.node.key_service import KeyService
-        from qkdnet.node.kme.api import server_ssl_context, start_kme
+        from qkdnet.node.kme.api import start_kme
 
         service = KeyService.of(self.node, settings.kme)
         where = self.endpoint
@@ -112,6 +116,12 @@ class KmeHolder:
         self.url = self._server.url
         service.start()
 
+    def metric_families(self) -> Iterator[Metric]:
+        """The KME's request counts and durations, once it serves."""
+        if self._server is not None:
+            yield from self._server.api.requests.collect()
+            yield from self._server.api.request_seconds.collect()
+
     async def stop(self) -> None:
         if self._service is not None:
             await self._service.stop()
@@ -123,10 +133,12 @@ LOCAL = Endpoint("127.0.0.1", 0, "127.0.0.1")
 
 
 async def serve(name: str, data_dir: pathlib.Path, grpc_endpoint: Endpoint = LOCAL, identity: TlsIdentity | None = None,
-                kme_endpoint: Endpoint = LOCAL, kme_files: tuple[pathlib.Path, ...] | None = None) -> None:
+                kme_endpoint: Endpoint = LOCAL, kme_files: tuple[pathlib.Path, ...] | None = None,
+                metrics_endpoint: Endpoint | None = LOCAL) -> None:
     """``identity``: the node's certificate, key and CA (mutual TLS on every call, each caller
     authorised); None only for a development node started with ``--insecure``. ``kme_files``:
-    its KME's certificate, key and CA (None: no KME can be configured)."""
+    its KME's certificate, key and CA (None: no KME can be configured), which also serve
+    /metrics at ``metrics_endpoint`` (None: no metrics; a secure node without KME files has none)."""
     stop = asyncio.Event()
     store = NodeStore.open(data_dir / "keys.db")
 
@@ -148,18 +160,39 @@ async def serve(name: str, data_dir: pathlib.Path, grpc_endpoint: Endpoint = LOC
     if bound == 0:
         raise InvalidRequest(f"cannot listen on {address} (in use, or not an address of this host)")
     await server.start()
+    metrics = None
+    if metrics_endpoint is not None and (identity is None or kme_files is not None):
+        where = metrics_endpoint
+        try:
+            context = None if identity is None else server_ssl_context(*map(str, kme_files or ()))
+            metrics = await start_metrics(node, kme.metric_families, where.listen_host, where.listen_port, context,
+                                          where.advertise_host, where.advertise_port)
+        except (OSError, ssl.SSLError) as exc:
+            await server.stop(grace=0)
+            raise InvalidRequest(f"metrics endpoint {where.listen_host}:{where.listen_port}: {exc}") from None
+    node.metrics_url = f"{metrics.url}/metrics" if metrics is not None else ""
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(json.dumps({"event": "ready", "name": name, "address": grpc_endpoint.advertised(bound),
-                      "listen": join_host_port(grpc_endpoint.listen_host, bound)}), flush=True)
+                      "listen": join_host_port(grpc_endpoint.listen_host, bound), "metrics": node.metrics_url}),
+          flush=True)
     await stop.wait()
     await health_servicer.enter_graceful_shutdown()
+    if metrics is not None:
+        await metrics.close()
     await kme.stop()
     await node.close()
     await server.stop(grace=0.5)
     await store.close()
+
+
+def _beside(grpc_endpoint: Endpoint, endpoint: Endpoint, advertised: str | None) -> Endpoint:
+    """An HTTP endpoint on the gRPC server's host (or a wildcard) advertises that host too."""
+    if not advertised and endpoint.listen_host in (grpc_endpoint.listen_host, *WILDCARD_HOSTS):
+        return dataclasses.replace(endpoint, advertise_host=grpc_endpoint.advertise_host)
+    return endpoint
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -180,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the ETSI GS QKD 014 API listens, once configured (default: the --listen "
                              "host, a free port)")
     parser.add_argument("--kme-advertise", metavar="HOST[:PORT]", help="the KME's host (and port) in its URL")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT",
+                        help="where Prometheus scrapes /metrics over mutual TLS with the KME certificate "
+                             "(default: the --listen host, a free port)")
+    parser.add_argument("--metrics-advertise", metavar="HOST[:PORT]", help="the metrics endpoint's host (and port) "
+                                                                           "in its URL")
+    parser.add_argument("--no-metrics", action="store_true", help="serve no /metrics endpoint")
     parser.add_argument("--data-dir", type=pathlib.Path,
                         help="durable key store directory (default: a temporary one, removed at exit)")
     parser.add_argument("--log-level", default="WARNING")
@@ -210,9 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grpc_endpoint = Endpoint.parse(args.listen, args.advertise, "gRPC")
         kme_listen = args.kme_listen or f"{args.listen.rsplit(':', 1)[0]}:0"
-        kme_endpoint = Endpoint.parse(kme_listen, args.kme_advertise, "KME")
-        if not args.kme_advertise and kme_endpoint.listen_host in (grpc_endpoint.listen_host, *WILDCARD_HOSTS):
-            kme_endpoint = dataclasses.replace(kme_endpoint, advertise_host=grpc_endpoint.advertise_host)
+        kme_endpoint = _beside(grpc_endpoint, Endpoint.parse(kme_listen, args.kme_advertise, "KME"), args.kme_advertise)
+        metrics_listen = args.metrics_listen or f"{args.listen.rsplit(':', 1)[0]}:0"
+        metrics_endpoint = None if args.no_metrics else _beside(
+            grpc_endpoint, Endpoint.parse(metrics_listen, args.metrics_advertise, "metrics"), args.metrics_advertise)
         identity = None if args.insecure else TlsIdentity.load(args.cert, args.key, args.ca)
         kme_files = None if args.kme_cert is None or args.ca is None else (args.kme_cert, args.kme_key, args.ca)
         for path in kme_files or ():
@@ -233,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir or pathlib.Path(tempfile.mkdtemp(prefix=f"qkdnet-{args.name}-"))
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        asyncio.run(serve(args.name, data_dir, grpc_endpoint, identity, kme_endpoint, kme_files))
+        asyncio.run(serve(args.name, data_dir, grpc_endpoint, identity, kme_endpoint, kme_files, metrics_endpoint))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -47,6 +47,7 @@ class NodeStatus:
     keys_read_whole: int  # end-to-end keys decrypted whole as an intermediate
     shares_read: int  # XOR shares of keys decrypted as an intermediate
     kme_url: str = ""
+    metrics_url: str = ""
 
     def link_to(self, peer: str) -> LinkStatus | None:
         return next((link for link in self.links if link.peer == peer), None)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from qkdnet.node.errors import Conflict, InvalidRequest, NotFound
 from qkdnet.node.identity import check_neighbour
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.keystore.link_pool import LinkKeyPool
 from qkdnet.node.keystore.store import NodeStore
 from qkdnet.node.link_runtime import FrameForPeer, LinkRuntime, Resync
@@ -22,7 +23,7 @@ from qkdnet.node.links import LinkEnd, LinkSet, Peer
 from qkdnet.node.pool_keeper import PoolKeeper
 from qkdnet.node.relay.engine import RelayEngine
 from qkdnet.node.routing import RoutePlanner, RoutingState, make_strategy
-from qkdnet.node.settings import LinkSettings, NodeSettings
+from qkdnet.node.settings import LinkSettings, NodeSettings, Role
 from qkdnet.node.status import KeyEntry, NodeStatus
 
 PeerFactory = Callable[[str, str], Peer]  # (peer name, peer address) -> client
@@ -38,6 +39,7 @@ class TrustedNode:
         self.relay = RelayEngine(name, self.links, self.keeper, store, destination_ttl_s=self._key_ttl_s)
         self.routing = RoutePlanner.for_state(RoutingState())
         self._peer_factory = peer_factory
+        self.metrics_url = ""  # where Prometheus scrapes this node, once the process serves it
 
     # -- configuration --------------------------------------------------------------------
     async def configure(self, settings: NodeSettings) -> None:
@@ -90,11 +92,43 @@ class TrustedNode:
         end = self.links.by_peer(link.peer)
         if end.settings.link_id != link.link_id or self.settings is None:
             raise NotFound(f"node {self.name} has no link {link.link_id!r} to {link.peer!r}")
-        await end.runtime.stop()
-        end.settings = link
-        end.runtime = LinkRuntime(link, end.pool, self.settings.time_scale)
+        await self._renew(end, link)
         if not end.cut:
             end.runtime.start(end.peer)
+
+    async def restore_link(self, link: LinkSettings) -> None:
+        """The cut is repaired: run the link afresh (new authentication secret) on its pool.
+
+        The receiving end is restored first. The transmitting end then reconciles the two pools
+        (a relay cut short may have drawn key at one end only) before its first block.
+        """
+        end = self.links.by_peer(link.peer)
+        if end.settings.link_id != link.link_id or self.settings is None:
+            raise NotFound(f"node {self.name} has no link {link.link_id!r} to {link.peer!r}")
+        if not end.cut:
+            raise Conflict(f"link {link.link_id} is in service at {self.name}: there is no cut to restore")
+        await self._renew(end, link)
+        if link.role is Role.TRANSMITTER:
+            await self.keeper.reconcile_with(link.peer, end.peer, restored=False)
+        end.cut = False
+        end.runtime.start(end.peer)
+
+    def set_impairment(self, peer: str, impairment: Impairment) -> None:
+        """A fault on the quantum channel to ``peer`` (``Impairment()`` ends it), applied by this
+        node as the link's transmitter from its next block on."""
+        end = self.links.by_peer(peer)
+        if end.settings.role is not Role.TRANSMITTER:
+            raise InvalidRequest(f"{self.name} receives on link {end.settings.link_id}: its transmitter "
+                                 f"{peer} owns the channel")
+        end.runtime.impairment = impairment
+
+    async def _renew(self, end: LinkEnd, link: LinkSettings) -> None:
+        """A fresh engine for the link end (same pool); a fault on the channel stays."""
+        await end.runtime.stop()
+        impairment = end.runtime.impairment
+        end.settings = link
+        end.runtime = LinkRuntime(link, end.pool, self.settings.time_scale if self.settings else 0.0)
+        end.runtime.impairment = impairment
 
     async def set_link_down(self, peer: str) -> None:
         """A fibre cut on this end: stop generating, refuse relays over it, keep its pool."""
@@ -134,7 +168,8 @@ class TrustedNode:
                           app_keys=await self.store.keys.count_waiting(),
                           relays_forwarded=self.relay.relays_forwarded,
                           keys_read_whole=self.relay.exposure.keys_read_whole,
-                          shares_read=self.relay.exposure.shares_read, kme_url=kme_url)
+                          shares_read=self.relay.exposure.shares_read, kme_url=kme_url,
+                          metrics_url=self.metrics_url)
 
     async def list_keys(self, peer: str, salt: bytes) -> list[KeyEntry]:
         """Keys for comparison with the other end (salted digests, never keys)."""

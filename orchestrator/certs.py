@@ -3,9 +3,9 @@
 Layer: control plane. Identities are common names: each node (``node/<name>``: its gRPC server
 and its client to its neighbours, DNS name = node name, which clients check), the controller
 (``controller``, common name ``qkdnet:controller``, a name no node can have), each KME
-(``kme/<node>``, serving ETSI GS QKD 014; names the node's name and its host name in containers,
-127.0.0.1 and localhost) and each SAE
-(``sae/<SAE>``). For emulation and tests only: keys are unencrypted PEM files readable by their
+(``kme/<node>``, serving ETSI GS QKD 014 and /metrics; names the node's name and its host name in
+containers, 127.0.0.1 and localhost), each SAE (``sae/<SAE>``) and the monitor (``monitor``,
+common name ``qkdnet:monitor``: Prometheus, which may read /metrics and nothing else). For emulation and tests only: keys are unencrypted PEM files readable by their
 owner alone.
 """
 
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from qkdnet.node.endpoint import dns_label
-from qkdnet.node.identity import CONTROLLER
+from qkdnet.node.identity import CONTROLLER, MONITOR
 from qkdnet.orchestrator.errors import QkdnetError
 from qkdnet.orchestrator.files import write_atomically
 from qkdnet.orchestrator.topology import Topology
@@ -39,6 +39,7 @@ class CertPaths:
     sae: dict[str, Pair]  # SAE ID -> its client identity
     node: dict[str, Pair]  # node -> its gRPC identity (server and client)
     controller: Pair  # the orchestrator's gRPC client identity
+    monitor: Pair | None = None  # Prometheus' client identity for the nodes' /metrics (read only)
 
 
 def create(topology: Topology, directory: pathlib.Path, kme_addresses: dict[str, str] | None = None) -> CertPaths:
@@ -69,7 +70,8 @@ def create(topology: Topology, directory: pathlib.Path, kme_addresses: dict[str,
     node = {name: _leaf(directory / "node" / name, name, ca_cert, ca_key, now, server=True, client=True,
                         names=[x509.DNSName(name)]) for name in topology.nodes}
     controller = _leaf(directory / "controller", CONTROLLER, ca_cert, ca_key, now, server=False, client=True)
-    return CertPaths(directory / "ca.pem", kme, sae, node, controller)
+    monitor = _leaf(directory / "monitor", MONITOR, ca_cert, ca_key, now, server=False, client=True)
+    return CertPaths(directory / "ca.pem", kme, sae, node, controller, monitor)
 
 
 def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
@@ -83,7 +85,9 @@ def load(topology: Topology, directory: pathlib.Path) -> CertPaths:
     for kind, names in (("kme", topology.nodes), ("sae", topology.saes), ("node", topology.nodes)):
         paths[kind] = {name: _checked(directory / kind / name, name, kind, ca_cert, ca_file, now) for name in names}
     controller = _checked(directory / "controller", CONTROLLER, "controller", ca_cert, ca_file, now)
-    return CertPaths(ca_file, paths["kme"], paths["sae"], paths["node"], controller)
+    monitor = (_checked(directory / "monitor", MONITOR, "monitor", ca_cert, ca_file, now)
+               if (directory / "monitor.pem").exists() else None)  # a PKI made before metrics had none
+    return CertPaths(ca_file, paths["kme"], paths["sae"], paths["node"], controller, monitor)
 
 
 def load_for(topology: Topology, directory: pathlib.Path) -> CertPaths:

@@ -256,14 +256,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
             "saes": {sae: {"kme": node} for sae, node in topo.saes.items()}}
     print(f"network up: topology {topo.name}, {len(nodes)} nodes, supervisor pid {event['pid']}")
     width = max(4, *(len(n) for n in nodes)) + 2
-    print(f"{'node':<{width}}{'gRPC':<22}KME (ETSI GS QKD 014)")
+    print(f"{'node':<{width}}{'gRPC':<22}{'KME (ETSI GS QKD 014)':<28}metrics (Prometheus)")
     for name, endpoints in nodes.items():
-        print(f"{name:<{width}}{endpoints['grpc']:<22}{endpoints['kme']}")
+        print(f"{name:<{width}}{endpoints['grpc']:<22}{endpoints['kme']:<28}{endpoints.get('metrics') or '-'}")
     certs_dir = pathlib.Path(event["certs_dir"])
     sae, node = next(iter(topo.saes.items()))
     print(f"SAE certificates: {certs_dir / 'sae'} (CA {certs_dir / 'ca.pem'}); e.g. {sae} at {node}:")
     print(f"  curl --cacert {certs_dir / 'ca.pem'} --cert {certs_dir / 'sae' / (sae + '.pem')} "
           f"--key {certs_dir / 'sae' / (sae + '.key')} {nodes[node]['kme']}/api/v1/keys/{sae}/status")
+    print(f"Prometheus: prometheus --config.file={state.path / 'prometheus.yml'} scrapes every node")
     print("next: qkdnet status | qkdnet relay SOURCE DESTINATION | qkdnet shell | qkdnet down")
     if args.json:
         write_json(args.json, info)
@@ -298,6 +299,28 @@ def _cmd_relay(args: argparse.Namespace) -> int:
 def _cmd_revoke(args: argparse.Namespace) -> int:
     revoked = _supervisor(args).revoke(args.node, args.key_ids, args.reason)
     print(f"revoked {len(revoked)} key(s) at {args.node}")
+    return 0
+
+
+def _cmd_fault(args: argparse.Namespace) -> int:
+    from .formatting import format_faults
+
+    client = _supervisor(args)
+    if args.fault_command == "list":
+        print(format_faults(client.faults()))
+        return 0
+    if args.fault_command in ("kill", "restart"):
+        print(client.node_fault(args.fault_command, args.node))
+        return 0
+    impairment = None
+    if args.fault_command in ("impair", "clear"):
+        impairment = {} if args.fault_command == "clear" else {
+            field: value for field, value in (
+                ("extra_loss_db", args.extra_loss_db), ("misalignment_error", args.misalignment),
+                ("dark_count_factor", args.dark_count_factor), ("intercept_resend_fraction", args.intercept_resend),
+                ("photon_number_splitting", args.pns or None)) if value is not None}
+    kind = "impair" if args.fault_command == "clear" else args.fault_command
+    print(client.fault(kind, args.u, args.v, impairment))
     return 0
 
 
@@ -463,6 +486,31 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("key_ids", nargs="+", metavar="KEY_ID")
     rv.add_argument("--reason", default="revoked by operator")
     rv.set_defaults(func=_cmd_revoke)
+
+    ft = sub.add_parser("fault", help="inject a fault into the running network: cut, restore, impair, clear, list")
+    ft_sub = ft.add_subparsers(dest="fault_command", required=True, parser_class=_Parser)
+    for name, text in (("cut", "cut the fibre of link U-V (both ends stop; pools are kept)"),
+                       ("restore", "repair a cut link: it runs afresh and generates key again"),
+                       ("impair", "a fault on link U-V's quantum channel, from its next block on"),
+                       ("clear", "end the faults on link U-V's quantum channel")):
+        one = with_state(ft_sub.add_parser(name, help=text))
+        one.add_argument("u", metavar="U")
+        one.add_argument("v", metavar="V")
+        one.set_defaults(func=_cmd_fault)
+        if name == "impair":
+            one.add_argument("--extra-loss-db", type=_non_negative, help="loss added to the fibre's (a splice or bend)")
+            one.add_argument("--misalignment", type=_non_negative, help="error probability added to the link's own")
+            one.add_argument("--dark-count-factor", type=_positive_float, help="dark counts times this")
+            one.add_argument("--intercept-resend", type=_non_negative, metavar="FRACTION",
+                             help="an intercept-resend eavesdropper on this fraction of pulses (0 to 1)")
+            one.add_argument("--pns", action="store_true", help="a photon-number-splitting eavesdropper")
+    for name, text in (("kill", "kill NODE's process (SIGKILL): its links go down, routing avoids it"),
+                       ("restart", "restart a killed NODE from its durable key store")):
+        one = with_state(ft_sub.add_parser(name, help=text))
+        one.add_argument("node", metavar="NODE")
+        one.set_defaults(func=_cmd_fault)
+    fl = with_state(ft_sub.add_parser("list", help="every fault injected so far, with its time"))
+    fl.set_defaults(func=_cmd_fault)
 
     dn = with_state(sub.add_parser("down", help="stop the running network"))
     dn.set_defaults(func=_cmd_down)

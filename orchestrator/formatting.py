@@ -5,6 +5,7 @@ Layer: control plane, output only (pure functions of typed summaries and results
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from qkdnet.node.relay.result import RelayResult
@@ -14,11 +15,11 @@ from qkdnet.orchestrator.summary import LinkSummary, NetworkStatus, RunSummary
 
 def format_links(links: Iterable[LinkSummary]) -> list[str]:
     lines = [f"{'link':<22}{'km':>6}{'QBER':>8}{'sifted b/s':>13}{'secret b/s':>13}{'pool bits':>11}"
-             f"{'consumed':>10}{'blocks ok/abort':>17}"]
+             f"{'consumed':>10}{'blocks ok/abort':>17}  state"]
     for l in links:
         lines.append(f"{l.link:<22}{l.length_km:>6g}{l.qber:>8.4f}{l.sifted_bits_per_s:>13.3g}"
                      f"{l.secret_bits_per_s:>13.3g}{l.pool_bits:>11}{l.consumed_bits:>10}"
-                     f"{l.blocks_accepted:>9}/{l.blocks_aborted:<7}")
+                     f"{l.blocks_accepted:>9}/{l.blocks_aborted:<7}  {l.state}")
     return lines
 
 
@@ -26,11 +27,27 @@ def format_status(status: NetworkStatus) -> str:
     """The running network (``qkdnet status``): nodes with liveness, then links."""
     width = max(4, *(len(n) for n in status.nodes)) + 2
     lines = [f"topology {status.topology}: {len(status.nodes)} nodes, supervisor pid {status.pid}", "",
-             f"{'node':<{width}}{'gRPC':<22}{'KME':<28}state"]
+             f"{'node':<{width}}{'gRPC':<22}{'KME':<28}{'metrics':<38}state"]
     for name, node in status.nodes.items():
-        lines.append(f"{name:<{width}}{node.address:<22}{node.kme:<28}"
+        lines.append(f"{name:<{width}}{node.address:<22}{node.kme:<28}{node.metrics or '-':<38}"
                      f"{'up' if node.alive else 'FAILED: ' + node.failure}")
-    return "\n".join(lines + [""] + format_links(status.links))
+    lines += [""] + format_links(status.links)
+    if status.faults:
+        lines += ["", f"faults injected: {len(status.faults)} (qkdnet fault list); latest:",
+                  format_faults(status.faults[-3:])]
+    return "\n".join(lines)
+
+
+def format_faults(faults: list[dict]) -> str:
+    """Faults injected into the running network, oldest first, with their local time."""
+    if not faults:
+        return "no faults injected"
+    lines = []
+    for fault in faults:
+        when = time.strftime("%H:%M:%S", time.localtime(fault["at"]))
+        detail = f"  {fault['detail']}" if fault.get("detail") else ""
+        lines.append(f"{when}  {fault['fault']:<8}{fault['link']}{detail}")
+    return "\n".join(lines)
 
 
 def _maybe(value: float | None) -> str:

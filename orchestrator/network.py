@@ -29,6 +29,7 @@ import networkx as nx
 import numpy as np
 
 from qkdnet.node.errors import NodeError, QkdnetError
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult
 from qkdnet.node.routing import LiveState, key_path
 from qkdnet.node.rpc.tls import TlsIdentity
@@ -56,12 +57,26 @@ NETNS_GRPC_PORT = 50051
 NETNS_KME_PORT = 8443
 
 
+@dataclass(frozen=True)
+class FaultRecord:
+    """A fault a tester injected (or ended): when, what, where."""
+
+    at: float  # Unix time
+    kind: str  # cut, restore, impair, kill, restart
+    link: str  # "u-v", or the node killed or restarted
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"at": self.at, "fault": self.kind, "link": self.link, "detail": self.detail}
+
+
 @dataclass
 class NodeHandle:
     name: str
     process: NodeProcess | None  # None: a node this controller attached to and did not start
     address: str = ""
     kme_url: str = ""
+    metrics_url: str = ""  # https://host:port/metrics, for Prometheus
     client: NodeClient | None = None
     failure: str = ""
     configured: bool = False  # by this controller: an attached node is shut down at stop only then
@@ -89,6 +104,9 @@ class Network:
         self.nodes: dict[str, NodeHandle] = {}
         self._tasks: list[asyncio.Task] = []
         self._publishing = asyncio.Lock()  # one view at a time: the last one sent is the newest
+        self.cuts: set[frozenset[str]] = set()  # links cut and not restored
+        self.impairments: dict[frozenset[str], Impairment] = {}  # faults on quantum channels now
+        self.faults: list[FaultRecord] = []  # every fault injected, in order, with its time
         self._temporary = tempfile.TemporaryDirectory(prefix="qkdnet-") if data_dir is None else None
         self.data_dir = pathlib.Path(self._temporary.name) if self._temporary else pathlib.Path(data_dir or ".")
         self.kme = kme
@@ -199,7 +217,8 @@ class Network:
         if not line:
             err = (await process.stderr.read()).decode(errors="replace").strip().splitlines()
             raise NodeFailure(f"node {handle.name} exited before it was ready: {err[-1] if err else 'no output'}")
-        handle.address = json.loads(line)["address"]
+        ready = json.loads(line)
+        handle.address, handle.metrics_url = ready["address"], ready.get("metrics", "")
         if self._controller is None:
             raise NodeFailure("the controller's identity is not loaded")
         handle.client = NodeClient(handle.name, handle.address, self._controller)
@@ -260,6 +279,8 @@ class Network:
         handle = self.nodes[name]
         handle.kme_url = await self._client(handle).configure(self._settings[name])
         handle.configured = True
+        if not handle.metrics_url:  # a node this controller did not start says where in its status
+            handle.metrics_url = (await self._client(handle).status()).metrics_url
 
     async def stop(self) -> None:
         """Ask every node to shut down, then make sure each process this controller started is
@@ -293,6 +314,17 @@ class Network:
         if self._temporary is not None:
             self._temporary.cleanup()
 
+    async def kill_node(self, name: str) -> None:
+        """A node crash (SIGKILL): its links go down at its neighbours, routing avoids it."""
+        process = self.nodes[name].local_process  # a node started elsewhere cannot be killed from here
+        if process.returncode is not None:
+            raise QkdnetError(f"node {name} is not running")
+        process.kill()
+        await process.wait()
+        self.faults.append(FaultRecord(time.time(), "kill", name))
+        if self.kme:
+            await self.publish_routing()
+
     async def restart_node(self, name: str) -> None:
         """Relaunch a node on its old ports from its durable key store.
 
@@ -325,6 +357,7 @@ class Network:
         await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_first))
         await self._configure(name)
         await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_after))
+        self.faults.append(FaultRecord(time.time(), "restart", name))
         if self.kme:  # the KMEs learn at once that the node is back, not at the next periodic view
             await self.publish_routing()
 
@@ -391,6 +424,8 @@ class Network:
     async def cut_link(self, u: str, v: str) -> None:
         """A fibre cut: both ends stop the link and refuse relays over it; pools are kept."""
         self.topology.link_between(u, v)  # raises TopologyError for a link that does not exist
+        self.cuts.add(frozenset((u, v)))
+        self.faults.append(FaultRecord(time.time(), "cut", f"{u}-{v}"))
         if self.fabric is not None:
             await self.fabric.set_link(u, v, up=False)
         for me, peer in ((u, v), (v, u)):
@@ -400,6 +435,46 @@ class Network:
         self.live.mark_down(u, v)
         if self.kme:  # status taken now already reports the cut, so no stale view can follow this one
             await self.publish_routing()
+
+    async def restore_link(self, u: str, v: str) -> None:
+        """The cut is repaired: the link runs afresh (a new bootstrap secret, as an installer would
+        give) on the pools both ends kept, and relays may use it again."""
+        link = self.topology.link_between(u, v)
+        if frozenset((u, v)) not in self.cuts:
+            raise QkdnetError(f"link {u}-{v} is not cut: nothing to restore")
+        down = [n for n in (u, v) if self.nodes[n].failure]
+        if down:
+            raise QkdnetError(f"link {u}-{v} cannot be restored while {down[0]} is down")
+        if self.fabric is not None:
+            await self.fabric.set_link(u, v, up=True)
+        secret, seed = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES), secrets.randbits(63)
+        ends = {me: self._link_settings(link, me, secret, seed) for me in (link.receiver, link.transmitter)}
+        for me, settings in ends.items():  # the receiver first: it must be ready for the first frame
+            await self.client(me).restore_link(settings)
+            mine = self._settings[me]
+            self._settings[me] = dataclasses.replace(mine, links=tuple(
+                settings if s.link_id == settings.link_id else s for s in mine.links))
+        self.cuts.discard(frozenset((u, v)))
+        self.faults.append(FaultRecord(time.time(), "restore", f"{u}-{v}"))
+        if self.kme:
+            await self.publish_routing()
+        else:
+            self.live.update(await self.status())
+
+    async def impair(self, u: str, v: str, impairment: Impairment) -> str:
+        """Switch a fault on the quantum channel of link u-v on (``Impairment()`` switches it
+        off); its transmitter applies it from the next block. Returns what is in force."""
+        link = self.topology.link_between(u, v)
+        if self.nodes[link.transmitter].failure:
+            raise QkdnetError(f"link {u}-{v}: its transmitter {link.transmitter} is down")
+        described = await self.client(link.transmitter).set_impairment(link.receiver, impairment)
+        key = frozenset((u, v))
+        if impairment.healthy:
+            self.impairments.pop(key, None)
+        else:
+            self.impairments[key] = impairment
+        self.faults.append(FaultRecord(time.time(), "impair", f"{u}-{v}", described))
+        return described
 
     async def revoke(self, node: str, key_ids: list[str], reason: str = "") -> None:
         """Withdraw undelivered end-to-end keys at one node (all or nothing)."""

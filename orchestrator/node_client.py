@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from qkdnet.node.errors import NodeError
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult, Route
 from qkdnet.node.routing.live_state import RoutingState
 from qkdnet.node.rpc import convert
@@ -90,6 +91,20 @@ class NodeClient:
 
     async def set_link_down(self, peer: str) -> None:
         await self._call(self._control.SetLinkState, pb.LinkStateRequest(peer=peer, up=False))
+
+    async def restore_link(self, link: LinkSettings) -> None:
+        await self._call(self._control.SetLinkState,
+                         pb.LinkStateRequest(peer=link.peer, up=True, link=convert.link_settings_to_pb(link)),
+                         CONFIGURE_TIMEOUT_S)
+
+    async def set_impairment(self, peer: str, impairment: Impairment) -> str:
+        """Switch a fault on the channel to ``peer`` on or off (this node transmits on that link)."""
+        reply = await self._call(self._control.SetImpairment, pb.ImpairmentRequest(
+            peer=peer, extra_loss_db=impairment.extra_loss_db, misalignment_error=impairment.misalignment_error,
+            dark_count_factor=impairment.dark_count_factor,
+            intercept_resend_fraction=impairment.intercept_resend_fraction,
+            photon_number_splitting=impairment.photon_number_splitting))
+        return reply.message
 
     async def exposure(self) -> ExposureReport:
         reply = await self._call(self._control.ListExposure, pb.ExposureRequest())

@@ -11,12 +11,13 @@ import json
 import shlex
 
 from qkdnet.orchestrator.errors import QkdnetError
-from qkdnet.orchestrator.formatting import format_keys, format_relay, format_status
+from qkdnet.orchestrator.formatting import format_faults, format_keys, format_relay, format_status
 from qkdnet.orchestrator.supervisor_client import SupervisorClient
 
 
 class NetworkShell(cmd.Cmd):
-    intro = "qkdnet shell: status | relay SRC DST [KEYS [BITS]] | keys NODE [PEER] | json | down | quit"
+    intro = ("qkdnet shell: status | relay SRC DST [KEYS [BITS]] | keys NODE [PEER] | cut U V | restore U V | "
+             "impair U V [FIELD=VALUE ...] | kill NODE | restart NODE | faults | json | down | quit")
     prompt = "qkdnet> "
 
     def __init__(self, client: SupervisorClient, **kwargs: object) -> None:
@@ -58,6 +59,53 @@ class NetworkShell(cmd.Cmd):
         if len(words) not in (1, 2):
             raise ValueError("usage: keys NODE [PEER]")
         print(format_keys(self.client.keys(words[0], words[1] if len(words) > 1 else "")), file=self.stdout)
+
+    def do_cut(self, arg: str) -> None:
+        """cut U V: cut the fibre of link U-V (pools are kept)"""
+        print(self.client.fault("cut", *self._link(arg, "cut")), file=self.stdout)
+
+    def do_restore(self, arg: str) -> None:
+        """restore U V: repair a cut link; it generates key again"""
+        print(self.client.fault("restore", *self._link(arg, "restore")), file=self.stdout)
+
+    def do_impair(self, arg: str) -> None:
+        """impair U V [FIELD=VALUE ...]: a fault on the quantum channel (extra_loss_db, misalignment_error,
+        dark_count_factor, intercept_resend_fraction, photon_number_splitting=true); no fields: healthy again"""
+        words = shlex.split(arg)
+        u, v = self._link(" ".join(words[:2]), "impair")
+        fields: dict[str, object] = {}
+        for word in words[2:]:
+            name, sep, value = word.partition("=")
+            if not sep:
+                raise ValueError(f"{word!r}: give FIELD=VALUE")
+            fields[name] = value.lower() in ("1", "true", "yes") if name == "photon_number_splitting" else float(value)
+        print(self.client.fault("impair", u, v, fields), file=self.stdout)
+
+    def do_kill(self, arg: str) -> None:
+        """kill NODE: kill a node's process (SIGKILL)"""
+        print(self.client.node_fault("kill", self._node(arg, "kill")), file=self.stdout)
+
+    def do_restart(self, arg: str) -> None:
+        """restart NODE: restart a killed node from its durable key store"""
+        print(self.client.node_fault("restart", self._node(arg, "restart")), file=self.stdout)
+
+    @staticmethod
+    def _node(arg: str, command: str) -> str:
+        words = shlex.split(arg)
+        if len(words) != 1:
+            raise ValueError(f"usage: {command} NODE")
+        return words[0]
+
+    def do_faults(self, arg: str) -> None:
+        """faults: every fault injected so far, with its time"""
+        print(format_faults(self.client.faults()), file=self.stdout)
+
+    @staticmethod
+    def _link(arg: str, command: str) -> tuple[str, str]:
+        words = shlex.split(arg)
+        if len(words) != 2:
+            raise ValueError(f"usage: {command} U V")
+        return words[0], words[1]
 
     def do_json(self, arg: str) -> None:
         """json: the full status as JSON"""

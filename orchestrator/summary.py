@@ -28,6 +28,7 @@ class LinkSummary:
     blocks_aborted: int
     balanced: bool
     last_abort_reason: str
+    state: str = ""  # down or cut if either end says so, else the transmitter's state
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,17 @@ def link_summaries(topology: Topology, status: dict[str, NodeStatus | None]) -> 
         entry = node_status.link_to(link.receiver) if node_status else None
         if entry is None:
             continue
+        other = status.get(link.receiver)
+        far = other.link_to(link.transmitter) if other else None
+        states = [entry.state, far.state if far else "down"]
+        state = next((s for s in states if s in ("cut", "down")), entry.state)
         out.append(LinkSummary(link=f"{link.transmitter}-{link.receiver}", length_km=link.params.length_km,
                                qber=round(entry.qber, 5), sifted_bits_per_s=round(entry.sifted_bits_per_s, 1),
                                secret_bits_per_s=round(entry.secret_bits_per_s, 1), pool_bits=entry.pool_bits,
                                generated_bits=entry.generated_bits, consumed_bits=entry.consumed_bits,
                                discarded_bits=entry.discarded_bits, blocks_accepted=entry.blocks_accepted,
                                blocks_aborted=entry.blocks_aborted, balanced=entry.balanced,
-                               last_abort_reason=entry.last_abort_reason))
+                               last_abort_reason=entry.last_abort_reason, state=state))
     return out
 
 
@@ -70,6 +75,7 @@ class NodeEndpoint:
     kme: str
     alive: bool
     failure: str = ""
+    metrics: str = ""  # the node's /metrics URL
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class NetworkStatus:
     pid: int
     nodes: dict[str, NodeEndpoint]
     links: list[LinkSummary]
+    faults: list[dict[str, Any]] = field(default_factory=list)  # injected so far, oldest first
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,7 +94,7 @@ class NetworkStatus:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NetworkStatus:
         return cls(data["topology"], data["pid"], {n: NodeEndpoint(**e) for n, e in data["nodes"].items()},
-                   [LinkSummary(**l) for l in data["links"]])
+                   [LinkSummary(**l) for l in data["links"]], list(data.get("faults", [])))
 
 
 def key_entry_to_json(entry: KeyEntry) -> dict[str, Any]:

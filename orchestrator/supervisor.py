@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import pathlib
@@ -21,9 +22,11 @@ import sys
 import time
 from typing import Any
 
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult
 from qkdnet.node.routing import DEFAULT_STRATEGY, RouteRequest, StrategySpec
 from qkdnet.orchestrator import certs as pki
+from qkdnet.orchestrator import prometheus_config
 from qkdnet.orchestrator.errors import QkdnetError
 from qkdnet.orchestrator.network import Network, comparison_salt
 from qkdnet.orchestrator.router import Router
@@ -35,6 +38,8 @@ from qkdnet.orchestrator.summary import (
     link_summaries,
 )
 from qkdnet.orchestrator.topology import Topology, load
+
+IMPAIRMENT_FIELDS = {f.name for f in dataclasses.fields(Impairment)}
 
 
 class Supervisor:
@@ -63,16 +68,57 @@ class Supervisor:
                 raise QkdnetError("key_ids must be a non-empty list of key IDs")
             await self.network.revoke(node, key_ids, str(request.get("reason", "")))
             return {"revoked": key_ids}
+        if op == "fault":
+            return await self.fault(request)
+        if op == "faults":
+            return {"faults": [f.as_dict() for f in self.network.faults]}
         if op == "down":
             self.stopping.set()
             return {}
         raise QkdnetError(f"unknown request {op!r}")
 
+    async def fault(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Inject a fault (or end one): cut, restore or impair a link; kill or restart a node."""
+        kind = request.get("kind")
+        if kind in ("kill", "restart"):
+            node = str(request.get("node", ""))
+            self._known(node)
+            if kind == "kill":
+                await self.network.kill_node(node)
+                return {"fault": f"node {node} killed"}
+            if self.network.nodes[node].local_process.returncode is None:
+                raise QkdnetError(f"node {node} is running: kill it first")
+            await self.network.restart_node(node)
+            return {"fault": f"node {node} restarted from its key store"}
+        link = request.get("link")
+        if not (isinstance(link, list) and len(link) == 2 and all(isinstance(n, str) for n in link)):
+            raise QkdnetError("a fault names its link as two node names")
+        u, v = link
+        self._known(u)
+        self._known(v)
+        if kind == "cut":
+            await self.network.cut_link(u, v)
+            return {"fault": f"link {u}-{v} cut"}
+        if kind == "restore":
+            await self.network.restore_link(u, v)
+            return {"fault": f"link {u}-{v} restored"}
+        if kind == "impair":
+            given = request.get("impairment")
+            if not isinstance(given, dict) or set(given) - IMPAIRMENT_FIELDS:
+                raise QkdnetError(f"an impairment has the fields {', '.join(sorted(IMPAIRMENT_FIELDS))}")
+            try:
+                impairment = Impairment(**given)
+            except TypeError as exc:
+                raise QkdnetError(f"bad impairment: {exc}") from None
+            return {"fault": f"link {u}-{v}: {await self.network.impair(u, v, impairment)}"}
+        raise QkdnetError(f"unknown fault {kind!r}; choose cut, restore, impair, kill or restart")
+
     async def status(self) -> NetworkStatus:
         status = await self.network.status()
-        nodes = {name: NodeEndpoint(h.address, h.kme_url, not h.failure, h.failure)
+        nodes = {name: NodeEndpoint(h.address, h.kme_url, not h.failure, h.failure, h.metrics_url)
                  for name, h in self.network.nodes.items()}
-        return NetworkStatus(self.topology.name, os.getpid(), nodes, link_summaries(self.topology, status))
+        return NetworkStatus(self.topology.name, os.getpid(), nodes, link_summaries(self.topology, status),
+                             [f.as_dict() for f in self.network.faults])
 
     async def relay(self, request: dict[str, Any]) -> RelayResult:
         source, destination = str(request.get("source", "")), str(request.get("destination", ""))
@@ -138,8 +184,10 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
         loop.add_signal_handler(sig, supervisor.stopping.set)
     server = await asyncio.start_unix_server(supervisor.serve_client, path=str(state.socket_path))
     try:
-        nodes = {name: {"grpc": h.address, "kme": h.kme_url} for name, h in network.nodes.items()}
+        nodes = {name: {"grpc": h.address, "kme": h.kme_url, "metrics": h.metrics_url}
+                 for name, h in network.nodes.items()}
         pki_dir = str(certs_dir or state.path / "certs")
+        prometheus_config.write(state.path / "prometheus.yml", network)
         state.write({"pid": os.getpid(), "topology": topology.name, "source": topology.source,
                      "socket": str(state.socket_path), "started_at": time.time(), "nodes": nodes,
                      "certs_dir": pki_dir})

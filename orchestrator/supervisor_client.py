@@ -42,6 +42,20 @@ class SupervisorClient:
     def revoke(self, node: str, key_ids: list[str], reason: str) -> list[str]:
         return list(self._request({"op": "revoke", "node": node, "key_ids": key_ids, "reason": reason})["revoked"])
 
+    def fault(self, kind: str, u: str, v: str, impairment: dict[str, Any] | None = None) -> str:
+        """Cut, restore or impair link u-v; what the network says it did."""
+        request: dict[str, Any] = {"op": "fault", "kind": kind, "link": [u, v]}
+        if impairment is not None:
+            request["impairment"] = impairment
+        return str(self._request(request)["fault"])
+
+    def node_fault(self, kind: str, node: str) -> str:
+        """Kill a node (SIGKILL) or restart a killed one from its key store."""
+        return str(self._request({"op": "fault", "kind": kind, "node": node})["fault"])
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._request({"op": "faults"})["faults"])
+
     def down(self) -> None:
         self._request({"op": "down"})
 

@@ -12,7 +12,7 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).parents[1]
 ADAPTERS = {"node/server.py", "node/zygote.py", "node/__main__.py", "node/probe.py"}
-ADAPTER_PACKAGES = ("node/rpc/", "node/kme/")
+ADAPTER_PACKAGES = ("node/rpc/", "node/kme/", "node/web/")
 TRANSPORTS = {"grpc", "grpc_health", "aiohttp", "qkdnet_proto"}
 
 

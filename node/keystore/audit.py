@@ -84,13 +84,14 @@ class AuditLog:
         self._last_seq: int = row[0] if row else 0
         self._last_hash: str = row[1] if row else GENESIS
         self._anchored = -1
+        self.event_counts: dict[str, int] = {}  # events appended since this process opened the log
         db.keep_in_step(self)
 
-    def snapshot(self) -> tuple[int, str]:
-        return self._last_seq, self._last_hash
+    def snapshot(self) -> tuple[int, str, dict[str, int]]:
+        return self._last_seq, self._last_hash, dict(self.event_counts)
 
-    def restore(self, saved: tuple[int, str]) -> None:
-        self._last_seq, self._last_hash = saved
+    def restore(self, saved: tuple[int, str, dict[str, int]]) -> None:
+        self._last_seq, self._last_hash, self.event_counts = saved
 
     def append(self, now: float, entries: list[Entry]) -> None:
         """Append entries to the chain (call inside a transaction)."""
@@ -102,6 +103,7 @@ class AuditLog:
             digest = _entry_mac(self._key, prev, seq, now, event, key_id, text)
             rows.append((seq, now, event, key_id, text, prev, digest))
             prev = digest
+            self.event_counts[event] = self.event_counts.get(event, 0) + 1
         self._db.conn.executemany("insert into audit values (?,?,?,?,?,?,?)", rows)
         self._last_seq, self._last_hash = seq, prev
 

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
+
+from prometheus_client import Histogram
 
 from qkdnet.node.errors import StoreFailure
 
 SELECT_IN_SLICE = 500  # key IDs per "in (...)" query, well within SQLite's variable limit
 BUSY_TIMEOUT_MS = 5000
+COMMIT_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class InStep(Protocol):
@@ -44,6 +48,10 @@ class Database:
         # Set when key material was overwritten: its old page images are still in the write-ahead
         # log until a checkpoint truncates it (the store's checkpoint thread does, see worker.py).
         self.wants_truncate = False
+        # How long each synchronous commit (its fsync) takes; the node's /metrics reports it.
+        self.commit_seconds = Histogram("qkdnet_keystore_commit_duration_seconds",
+                                        "Time to commit one key-store transaction, fsync included",
+                                        buckets=COMMIT_BUCKETS_S, registry=None)
 
     def truncate_log(self) -> None:
         """Copy the log into the database and empty it: overwritten keys survive in no file."""
@@ -74,7 +82,9 @@ class Database:
                 self.conn.execute("begin immediate")
                 try:
                     yield self.conn
+                    started = time.perf_counter()
                     self.conn.execute("commit")
+                    self.commit_seconds.observe(time.perf_counter() - started)
                 except BaseException:
                     if self.conn.in_transaction:
                         self.conn.execute("rollback")

@@ -149,6 +149,8 @@ class AsyncLinkPools:
 class NodeStore:
     def __init__(self, tables: StoreTables, checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> None:
         self._worker = StoreWorker(tables.db, checkpoint_every_s, after_commit=tables.audit.anchor)
+        self._audit = tables.audit
+        self.commit_seconds = tables.db.commit_seconds  # observed on the store's thread
         self.keys = AsyncKeys(self._worker, tables.keys, tables.audit)
         self.outbox = AsyncOutbox(self._worker, tables.outbox)
         self.links = AsyncLinkPools(self._worker, tables.links)
@@ -165,6 +167,10 @@ class NodeStore:
             tables.db.close()
             raise StoreFailure(f"{path}: {problem}; see `qkdnet audit verify`")
         return cls(tables, checkpoint_every_s)
+
+    def audit_event_counts(self) -> dict[str, int]:
+        """Audit entries committed since this process opened the store, by event."""
+        return dict(self._audit.event_counts)  # a copy: the store thread updates it
 
     async def close(self) -> None:
         await self._worker.close()

@@ -16,23 +16,25 @@ import base64
 import json
 import re
 import ssl
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
-from qkdnet.node.endpoint import join_host_port
 from qkdnet.node.errors import NodeError, status_of
 from qkdnet.node.key_service import KeyService
+from qkdnet.node.web.server import HttpServer, serve_app
 
 MAX_BODY_BYTES = 64 * 1024
 DIGITS = re.compile(r"[0-9]{1,9}")
 BODY_TIMEOUT_S = 10.0
-TLS_HANDSHAKE_TIMEOUT_S = 10.0  # a client that stalls its handshake loses the connection
-KEEPALIVE_TIMEOUT_S = 30.0  # idle keep-alive connections close, and so do ones trickling request headers
 ENC_FIELDS = {"number", "size", "additional_slave_SAE_IDs", "extension_mandatory", "extension_optional"}
 DEC_FIELDS = {"key_IDs", "key_IDs_extension"}
+ENDPOINTS = ("status", "enc_keys", "dec_keys")  # the metric's endpoint label; anything else is "other"
+REQUEST_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class ApiError(Exception):
@@ -49,23 +51,17 @@ def _error(status: int, message: str, details: list[dict] | None = None) -> web.
     return web.json_response(body, status=status)
 
 
-def server_ssl_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    context.load_verify_locations(ca_file)
-    # OPTIONAL, not REQUIRED: a certificate, if sent, must chain to the CA; a caller without
-    # one completes the handshake and is told 401 in the standard error body.
-    context.verify_mode = ssl.CERT_OPTIONAL
-    return context
-
-
 class KmeApi:
     def __init__(self, service: KeyService) -> None:
         self.service = service
+        self.requests = Counter("qkdnet_etsi_requests", "ETSI GS QKD 014 requests, by endpoint and status code",
+                                ["endpoint", "code"], registry=None)
+        self.request_seconds = Histogram("qkdnet_etsi_request_duration_seconds",
+                                         "Time to answer an ETSI GS QKD 014 request", ["endpoint"],
+                                         buckets=REQUEST_BUCKETS_S, registry=None)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._measured, self._errors])
         app.add_routes([
             # No HEAD: aiohttp would answer it by running the GET handler, and a HEAD must never
             # draw keys (it answers 400, method not allowed).
@@ -76,6 +72,18 @@ class KmeApi:
             web.post("/api/v1/keys/{master}/dec_keys", self.dec_keys),
         ])
         return app
+
+    @web.middleware
+    async def _measured(self, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """Count and time every request (after ``_errors`` made every failure a response)."""
+        started = time.perf_counter()
+        last = request.path.rstrip("/").rsplit("/", 1)[-1]
+        endpoint = last if last in ENDPOINTS and request.path.startswith("/api/v1/keys/") else "other"
+        response = await handler(request)
+        self.requests.labels(endpoint, str(response.status)).inc()
+        self.request_seconds.labels(endpoint).observe(time.perf_counter() - started)
+        return response
 
     @web.middleware
     async def _errors(self, request: web.Request,
@@ -222,36 +230,20 @@ def _key_container(keys: list[tuple[str, bytes]]) -> web.Response:
 
 
 class KmeServer:
-    """The running endpoint: its URL, and ``close`` to stop it."""
+    """The running endpoint: its URL, its request metrics, and ``close`` to stop it."""
 
-    def __init__(self, runner: web.AppRunner, server: asyncio.AbstractServer, url: str) -> None:
-        self._runner = runner
-        self._server = server
-        self.url = url
+    def __init__(self, http: HttpServer, api: KmeApi) -> None:
+        self.api = api
+        self.url = http.url
+        self._http = http
 
     async def close(self) -> None:
-        self._server.close()
-        await self._runner.cleanup()
+        await self._http.close()
 
 
 async def start_kme(service: KeyService, host: str, port: int, context: ssl.SSLContext,
                     advertise_host: str | None = None, advertise_port: int | None = None) -> KmeServer:
     """Serve the API on host:port (0: any free port); its URL names the advertised host and port
-    (by default the ones it listens on).
-
-    The listening socket is made here rather than by an aiohttp site, which cannot bound the
-    TLS handshake: a client that connects and stalls is dropped after TLS_HANDSHAKE_TIMEOUT_S.
-    """
-    runner = web.AppRunner(KmeApi(service).app(), access_log=None, handle_signals=False,
-                           keepalive_timeout=KEEPALIVE_TIMEOUT_S)
-    await runner.setup()
-    try:
-        if runner.server is None:
-            raise RuntimeError("aiohttp runner set up without a server")
-        server = await asyncio.get_running_loop().create_server(
-            runner.server, host, port, ssl=context, reuse_address=True, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
-    except BaseException:
-        await runner.cleanup()
-        raise
-    bound_port = server.sockets[0].getsockname()[1]
-    return KmeServer(runner, server, f"https://{join_host_port(advertise_host or host, advertise_port or bound_port)}")
+    (by default the ones it listens on)."""
+    api = KmeApi(service)
+    return KmeServer(await serve_app(api.app(), host, port, context, advertise_host, advertise_port), api)

@@ -25,11 +25,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import Counter, Histogram
+
 from qkdnet.node import hold_points
 from qkdnet.node.errors import (
     BadLinkKey,
     InvalidRequest,
     KeyPoolError,
+    LinkKeyShortage,
     NodeError,
     RelayError,
     StoreError,
@@ -49,6 +52,8 @@ ABORT_TIMEOUT_S = 10.0  # one attempt to carry an abort to the destination
 # Relay batches per route under way at once: more keeps every hop of a long path busy (a batch
 # spends most of its time in transit), fewer makes larger batches (less CPU per key).
 BATCHES_IN_FLIGHT = 4
+RELAY_OUTCOMES = ("delivered", "timed_out", "no_link_key", "store", "failed")
+RELAY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class RelayPeer(Protocol):
@@ -96,6 +101,15 @@ class RelayEngine:
         self._destination_ttl_s = destination_ttl_s
         self.outbox = RelayOutbox(store.outbox, self._send_abort)
         self.relays_forwarded = 0
+        # Relays started here, by outcome: what the node's /metrics reports.
+        self.relays = Counter("qkdnet_relays", "End-to-end relays started at this node, by outcome",
+                              ["outcome"], registry=None)
+        self.relay_seconds = Histogram("qkdnet_relay_duration_seconds",
+                                       "Time from a relay's request at its source to its outcome",
+                                       ["outcome"], buckets=RELAY_BUCKETS_S, registry=None)
+        for outcome in RELAY_OUTCOMES:  # every outcome reported from the start, at zero
+            self.relays.labels(outcome)
+            self.relay_seconds.labels(outcome)
         self._share_waiters: dict[str, asyncio.Future[None]] = {}  # destination: shares answered when stored
         self._batches: Coalescer[Batch, float] = Coalescer(self._relay_batch, BATCHES_IN_FLIGHT)
         self._first_hops: Coalescer[Path, RelayItem] = Coalescer(self._send_first_hop, BATCHES_IN_FLIGHT)
@@ -115,7 +129,23 @@ class RelayEngine:
             raise InvalidRequest("key size must be a positive multiple of 8 bits")
         if count <= 0:
             raise InvalidRequest("count must be positive")
-        keys = await self._batches.send(Batch(route, key_bits, master_sae, slave_sae), [timeout_s] * count)
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            keys = await self._batches.send(Batch(route, key_bits, master_sae, slave_sae), [timeout_s] * count)
+            outcome = "delivered"
+        except TimeoutError:
+            outcome = "timed_out"
+            raise
+        except LinkKeyShortage:
+            outcome = "no_link_key"
+            raise
+        except StoreError:
+            outcome = "store"
+            raise
+        finally:
+            self.relays.labels(outcome).inc()
+            self.relay_seconds.labels(outcome).observe(time.perf_counter() - started)
         return keys or []
 
     async def order(self, route: Route, count: int, key_bits: int, timeout_s: float) -> RelayResult:

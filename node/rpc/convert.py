@@ -129,13 +129,15 @@ _LINK_FIELDS = [f.name for f in dataclasses.fields(LinkStatus)]
 def status_to_pb(status: NodeStatus) -> pb.NodeStatus:
     return pb.NodeStatus(name=status.name, links=[pb.LinkStatus(**dataclasses.asdict(link)) for link in status.links],
                          app_keys=status.app_keys, relays_forwarded=status.relays_forwarded, kme_url=status.kme_url,
+                         metrics_url=status.metrics_url,
                          keys_read_whole=status.keys_read_whole, shares_read=status.shares_read)
 
 
 def status_from_pb(msg: pb.NodeStatus) -> NodeStatus:
     links = tuple(LinkStatus(**{name: getattr(link, name) for name in _LINK_FIELDS}) for link in msg.links)
     return NodeStatus(name=msg.name, links=links, app_keys=msg.app_keys, relays_forwarded=msg.relays_forwarded,
-                      keys_read_whole=msg.keys_read_whole, shares_read=msg.shares_read, kme_url=msg.kme_url)
+                      keys_read_whole=msg.keys_read_whole, shares_read=msg.shares_read, kme_url=msg.kme_url,
+                      metrics_url=msg.metrics_url)
 
 
 # -- routing state ----------------------------------------------------------------------------

@@ -11,9 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import grpc
-
-from qkdnet.node.errors import NodeError
+from qkdnet.node.errors import InvalidRequest, NodeError
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.rpc import convert
 from qkdnet.node.rpc.streams import serve_multiplexed
 from qkdnet.node.trusted_node import TrustedNode
@@ -121,10 +120,19 @@ class ControlServicer(rpc.ControlServicer):
                                 for k in await self.node.list_keys(request.peer, request.salt)])
 
     async def SetLinkState(self, request: pb.LinkStateRequest, context: Context) -> pb.Ack:
-        if request.up:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a cut link cannot be restored; restart the network")
-        await self.node.set_link_down(request.peer)
+        if not request.up:
+            await self.node.set_link_down(request.peer)
+        elif not request.HasField("link") or request.link.peer != request.peer:
+            raise InvalidRequest("restoring a link needs its fresh configuration for that peer")
+        else:
+            await self.node.restore_link(convert.link_settings_from_pb(request.link))
         return pb.Ack(ok=True)
+
+    async def SetImpairment(self, request: pb.ImpairmentRequest, context: Context) -> pb.Ack:
+        impairment = Impairment(request.extra_loss_db, request.misalignment_error, request.dark_count_factor or 1.0,
+                                request.intercept_resend_fraction, request.photon_number_splitting)
+        self.node.set_impairment(request.peer, impairment)
+        return pb.Ack(ok=True, message=impairment.describe())
 
     async def ListExposure(self, request: pb.ExposureRequest, context: Context) -> pb.ExposureList:
         log = self.node.relay.exposure

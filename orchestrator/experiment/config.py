@@ -6,6 +6,7 @@ Layer: orchestrator. Times in the file are emulated seconds (``duration_s``, ``w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.routing import StrategySpec
 from qkdnet.orchestrator.errors import QkdnetError
 from qkdnet.orchestrator.topology import Topology, load
@@ -31,10 +33,14 @@ class PoissonDemand:
 
 
 @dataclass(frozen=True)
-class LinkCut:
+class LinkEvent:
+    """A fault at an emulated time: a cut, its repair, or an impairment of the quantum channel."""
+
     at_s: float
+    kind: str  # cut, restore, impair
     u: str
     v: str
+    impairment: Impairment | None = None  # for impair (``Impairment()``: healthy again)
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class ExperimentConfig:
     repetitions: int = 1
     request_timeout_s: float = 2.0
     retries: int = 1
-    cuts: tuple[LinkCut, ...] = ()
+    events: tuple[LinkEvent, ...] = ()
 
 
 KNOWN = {"name", "description", "topology", "duration_s", "time_scale", "strategies", "demand", "warmup_s",
@@ -108,7 +114,7 @@ def load_config(path: pathlib.Path) -> ExperimentConfig:
         warmup_key_bits=number("warmup_key_bits", 0, positive=False, kind=int), poll_s=number("poll_s", 5.0),
         seeds=tuple(seeds), repetitions=number("repetitions", 1, kind=int),
         request_timeout_s=number("request_timeout_s", 2.0), retries=number("retries", 1, positive=False, kind=int),
-        cuts=tuple(_cut(where, e, topology) for e in data.get("events") or []))
+        events=tuple(_event(where, e, topology) for e in data.get("events") or []))
 
 
 def _list(where: str, data: dict, key: str) -> list:
@@ -157,13 +163,33 @@ def _known_node(where: str, node: Any, topology: Topology) -> str:
     return node
 
 
-def _cut(where: str, event: Any, topology: Topology) -> LinkCut:
-    if not (isinstance(event, dict) and set(event) == {"at_s", "cut"} and isinstance(event["cut"], list)
-            and len(event["cut"]) == 2 and all(isinstance(end, str) for end in event["cut"])
+EVENT_FORMS = ("{at_s: SECONDS, cut: [NODE, NODE]}, {at_s: SECONDS, restore: [NODE, NODE]} or "
+               "{at_s: SECONDS, impair: [NODE, NODE], with: {FIELD: VALUE, ...}}")
+
+
+def _event(where: str, event: Any, topology: Topology) -> LinkEvent:
+    kinds = [k for k in ("cut", "restore", "impair") if isinstance(event, dict) and k in event]
+    allowed = {"at_s", *kinds, "with"} if kinds == ["impair"] else {"at_s", *kinds}
+    if not (len(kinds) == 1 and set(event) <= allowed and "at_s" in event and isinstance(event[kinds[0]], list)
+            and len(event[kinds[0]]) == 2 and all(isinstance(end, str) for end in event[kinds[0]])
             and isinstance(event["at_s"], (int, float)) and not isinstance(event["at_s"], bool)
             and math.isfinite(event["at_s"]) and event["at_s"] >= 0):
-        raise ConfigError(f"{where}: an event is {{at_s: SECONDS, cut: [NODE, NODE]}}, got {event!r}")
-    u, v = event["cut"]
+        raise ConfigError(f"{where}: an event is {EVENT_FORMS}; got {event!r}")
+    kind = kinds[0]
+    u, v = event[kind]
     if not topology.graph.has_edge(u, v):
-        raise ConfigError(f"{where}: event cuts {u}-{v}, which is not a link")
-    return LinkCut(float(event["at_s"]), u, v)
+        raise ConfigError(f"{where}: event {kind} names {u}-{v}, which is not a link")
+    impairment = None
+    if kind == "impair":
+        fields = event.get("with") or {}
+        if not isinstance(fields, dict) or set(fields) - IMPAIRMENT_FIELDS:
+            raise ConfigError(f"{where}: an impairment has the fields {', '.join(sorted(IMPAIRMENT_FIELDS))}; "
+                              f"got {fields!r}")
+        try:
+            impairment = Impairment(**fields)
+        except (TypeError, QkdnetError) as exc:
+            raise ConfigError(f"{where}: impairment of {u}-{v}: {exc}") from None
+    return LinkEvent(float(event["at_s"]), kind, u, v, impairment)
+
+
+IMPAIRMENT_FIELDS = {f.name for f in dataclasses.fields(Impairment)}

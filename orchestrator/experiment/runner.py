@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult
 from qkdnet.node.routing import RouteRequest, StrategySpec
 from qkdnet.orchestrator.errors import QkdnetError
@@ -83,7 +84,7 @@ async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repet
             return (clock() - t0) * config.time_scale
 
         poller = asyncio.create_task(_poll(router, config, now_s, result))
-        cutter = asyncio.create_task(_cuts(network, router, config, now_s, result))
+        cutter = asyncio.create_task(_events(network, router, config, now_s, result))
         pending = []
         for arrival in arrivals:
             delay = arrival.t_s / config.time_scale - (clock() - t0)
@@ -139,15 +140,23 @@ async def _poll(router: Router, config: ExperimentConfig, now_s: Clock, result: 
         result.pools += [dict(t_s=t, **row) for row in router.live.snapshot()]
 
 
-async def _cuts(network: Network, router: Router, config: ExperimentConfig, now_s: Clock,
-                result: RunResult) -> None:
-    for cut in sorted(config.cuts, key=lambda c: c.at_s):
-        delay = (cut.at_s - now_s()) / config.time_scale
+async def _events(network: Network, router: Router, config: ExperimentConfig, now_s: Clock,
+                  result: RunResult) -> None:
+    for event in sorted(config.events, key=lambda e: e.at_s):
+        delay = (event.at_s - now_s()) / config.time_scale
         if delay > 0:
             await asyncio.sleep(delay)
-        await network.cut_link(cut.u, cut.v)
-        router.live.mark_down(cut.u, cut.v)
-        result.events.append(dict(t_s=round(now_s(), 3), event="cut", link=f"{cut.u}-{cut.v}"))
+        detail = ""
+        if event.kind == "cut":
+            await network.cut_link(event.u, event.v)
+            router.live.mark_down(event.u, event.v)
+        elif event.kind == "restore":
+            await network.restore_link(event.u, event.v)
+            await router.refresh()
+        else:
+            detail = await network.impair(event.u, event.v, event.impairment or Impairment())
+        result.events.append(dict(t_s=round(now_s(), 3), event=event.kind, link=f"{event.u}-{event.v}",
+                                  detail=detail))
 
 
 async def _final_state(network: Network, config: ExperimentConfig, result: RunResult) -> None:

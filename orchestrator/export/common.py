@@ -14,6 +14,7 @@ from qkdnet.orchestrator.topology import CLASSICAL_KEYS, Topology
 
 GRPC_PORT = 50051
 KME_PORT = 8443
+METRICS_PORT = 9464  # each node's Prometheus /metrics (HTTPS, mutual TLS: the monitor identity)
 IDENTITY_DIR = "/etc/qkdnet/identity"  # node.pem, node.key, ca.pem, kme.pem, kme.key (a mounted secret)
 CONTROLLER_PKI_DIR = "/etc/qkdnet/pki"  # ca.pem, controller.pem, controller.key
 DATA_DIR = "/var/lib/qkdnet"
@@ -62,6 +63,7 @@ def node_args(node: str, host: str) -> list[str]:
     """``qkdnet node``'s arguments in a container: every interface, advertised by its DNS name."""
     return ["node", "--name", node, "--listen", f"0.0.0.0:{GRPC_PORT}", "--advertise", f"{host}:{GRPC_PORT}",
             "--kme-listen", f"0.0.0.0:{KME_PORT}", "--kme-advertise", f"{host}:{KME_PORT}",
+            "--metrics-listen", f"0.0.0.0:{METRICS_PORT}", "--metrics-advertise", f"{host}:{METRICS_PORT}",
             "--identity-dir", IDENTITY_DIR, "--data-dir", DATA_DIR]
 
 

@@ -12,6 +12,7 @@ from qkdnet.orchestrator.export.common import (
     GRPC_PORT,
     IDENTITY_DIR,
     KME_PORT,
+    METRICS_PORT,
     TOPOLOGY_FILE,
     Plan,
     controller_args,
@@ -45,7 +46,7 @@ def files(plan: Plan) -> dict[str, Any]:
             "secrets": mounted,
             # The KME is published on the host for applications there: 8443 for the first node, and so on.
             "ports": [f"{KME_PORT + index}:{KME_PORT}"],
-            "expose": [str(GRPC_PORT)],
+            "expose": [str(GRPC_PORT), str(METRICS_PORT)],
             "healthcheck": {"test": ["CMD", *probe_command(node)], "interval": "5s", "timeout": "5s",
                             "retries": 12, "start_period": "10s"},
             "restart": "unless-stopped",  # after a run the controller shuts nodes down: back, unconfigured

@@ -20,6 +20,7 @@ from qkdnet.orchestrator.export.common import (
     GRPC_PORT,
     IDENTITY_DIR,
     KME_PORT,
+    METRICS_PORT,
     NODE_LABEL,
     ROLE_LABEL,
     SAE_LABEL,
@@ -52,7 +53,8 @@ def files(plan: Plan) -> dict[str, Any]:
             "apiVersion": "v1", "kind": "Service", "metadata": meta,
             "spec": {"clusterIP": "None", "selector": {NODE_LABEL: node}, "publishNotReadyAddresses": True,
                      "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
-                               {"name": "kme", "port": KME_PORT, "targetPort": KME_PORT}]}})
+                               {"name": "kme", "port": KME_PORT, "targetPort": KME_PORT},
+                               {"name": "metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT}]}})
         objects["statefulsets.yaml"].append(_statefulset(plan, node, meta))
         objects["networkpolicies.yaml"].append(_policy(plan, node, meta))
     for sae in plan.topology.saes:  # for applications to mount: their client identity
@@ -88,7 +90,8 @@ def _statefulset(plan: Plan, node: str, meta: dict[str, Any]) -> dict[str, Any]:
     pod_labels = {NODE_LABEL: node, ROLE_LABEL: "node"}
     container = {
         "name": "node", "image": plan.image, "args": node_args(node, host),
-        "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "kme", "containerPort": KME_PORT}],
+        "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "kme", "containerPort": KME_PORT},
+                  {"name": "metrics", "containerPort": METRICS_PORT}],
         "volumeMounts": [{"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": True},
                          {"name": "keys", "mountPath": DATA_DIR}],
         "readinessProbe": _probe(node, 5), "livenessProbe": {**_probe(node, 20), "initialDelaySeconds": 20},
@@ -116,7 +119,12 @@ def _policy(plan: Plan, node: str, meta: dict[str, Any]) -> dict[str, Any]:
     if peers:
         grpc_from.append({"podSelector": {"matchExpressions": [{"key": NODE_LABEL, "operator": "In",
                                                                 "values": peers}]}})
-    ingress: list[dict[str, Any]] = [{"from": grpc_from, "ports": [{"protocol": "TCP", "port": GRPC_PORT}]}]
+    ingress: list[dict[str, Any]] = [
+        {"from": grpc_from, "ports": [{"protocol": "TCP", "port": GRPC_PORT}]},
+        # Prometheus, wherever it runs, still needs the monitor certificate to read anything.
+        {"from": [{"podSelector": {"matchLabels": {ROLE_LABEL: "monitoring"}}},
+                  {"namespaceSelector": {"matchLabels": {ROLE_LABEL: "monitoring"}}}],
+         "ports": [{"protocol": "TCP", "port": METRICS_PORT}]}]
     saes = plan.saes_of(node)
     if saes:
         ingress.append({"from": [{"podSelector": {"matchExpressions": [{"key": SAE_LABEL, "operator": "In",

@@ -163,12 +163,30 @@ class ForwardReply(_message.Message):
     def __init__(self, call_id: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class LinkStateRequest(_message.Message):
-    __slots__ = ("peer", "up")
+    __slots__ = ("peer", "up", "link")
     PEER_FIELD_NUMBER: _ClassVar[int]
     UP_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
     peer: str
     up: bool
-    def __init__(self, peer: _Optional[str] = ..., up: _Optional[bool] = ...) -> None: ...
+    link: LinkConfig
+    def __init__(self, peer: _Optional[str] = ..., up: _Optional[bool] = ..., link: _Optional[_Union[LinkConfig, _Mapping]] = ...) -> None: ...
+
+class ImpairmentRequest(_message.Message):
+    __slots__ = ("peer", "extra_loss_db", "misalignment_error", "dark_count_factor", "intercept_resend_fraction", "photon_number_splitting")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_LOSS_DB_FIELD_NUMBER: _ClassVar[int]
+    MISALIGNMENT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    DARK_COUNT_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_RESEND_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    PHOTON_NUMBER_SPLITTING_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    extra_loss_db: float
+    misalignment_error: float
+    dark_count_factor: float
+    intercept_resend_fraction: float
+    photon_number_splitting: bool
+    def __init__(self, peer: _Optional[str] = ..., extra_loss_db: _Optional[float] = ..., misalignment_error: _Optional[float] = ..., dark_count_factor: _Optional[float] = ..., intercept_resend_fraction: _Optional[float] = ..., photon_number_splitting: _Optional[bool] = ...) -> None: ...
 
 class ExposureRequest(_message.Message):
     __slots__ = ()
@@ -370,7 +388,7 @@ class LinkStatus(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ..., resyncs: _Optional[int] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url", "keys_read_whole", "shares_read")
+    __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url", "keys_read_whole", "shares_read", "metrics_url")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LINKS_FIELD_NUMBER: _ClassVar[int]
     APP_KEYS_FIELD_NUMBER: _ClassVar[int]
@@ -378,6 +396,7 @@ class NodeStatus(_message.Message):
     KME_URL_FIELD_NUMBER: _ClassVar[int]
     KEYS_READ_WHOLE_FIELD_NUMBER: _ClassVar[int]
     SHARES_READ_FIELD_NUMBER: _ClassVar[int]
+    METRICS_URL_FIELD_NUMBER: _ClassVar[int]
     name: str
     links: _containers.RepeatedCompositeFieldContainer[LinkStatus]
     app_keys: int
@@ -385,7 +404,8 @@ class NodeStatus(_message.Message):
     kme_url: str
     keys_read_whole: int
     shares_read: int
-    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ..., kme_url: _Optional[str] = ..., keys_read_whole: _Optional[int] = ..., shares_read: _Optional[int] = ...) -> None: ...
+    metrics_url: str
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkStatus, _Mapping]]] = ..., app_keys: _Optional[int] = ..., relays_forwarded: _Optional[int] = ..., kme_url: _Optional[str] = ..., keys_read_whole: _Optional[int] = ..., shares_read: _Optional[int] = ..., metrics_url: _Optional[str] = ...) -> None: ...
 
 class RelayRequest(_message.Message):
     __slots__ = ("count", "key_bits", "timeout_s", "call_id", "paths")

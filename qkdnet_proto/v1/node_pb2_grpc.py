@@ -400,6 +400,11 @@ class ControlStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.LinkStateRequest.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
                 _registered_method=True)
+        self.SetImpairment = channel.unary_unary(
+                '/qkdnet.v1.Control/SetImpairment',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ImpairmentRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+                _registered_method=True)
         self.ListExposure = channel.unary_unary(
                 '/qkdnet.v1.Control/ListExposure',
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ExposureRequest.SerializeToString,
@@ -471,6 +476,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetImpairment(self, request, context):
+        """Switch a fault on the quantum channel on, change it, or end it (at the link's transmitter).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListExposure(self, request, context):
         """What this node decrypted as an intermediate hop: key IDs with the share it saw.
         """
@@ -527,6 +539,11 @@ def add_ControlServicer_to_server(servicer, server):
             'SetLinkState': grpc.unary_unary_rpc_method_handler(
                     servicer.SetLinkState,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.LinkStateRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
+            ),
+            'SetImpairment': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetImpairment,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ImpairmentRequest.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
             ),
             'ListExposure': grpc.unary_unary_rpc_method_handler(
@@ -733,6 +750,33 @@ class Control:
             target,
             '/qkdnet.v1.Control/SetLinkState',
             qkdnet__proto_dot_v1_dot_node__pb2.LinkStateRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetImpairment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Control/SetImpairment',
+            qkdnet__proto_dot_v1_dot_node__pb2.ImpairmentRequest.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
             options,
             channel_credentials,

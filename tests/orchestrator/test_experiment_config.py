@@ -1,10 +1,12 @@
 """Experiment files: validation with one-line errors, and reproducible demand."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 
+from qkdnet.node.impairment import Impairment
 from qkdnet.orchestrator.experiment.config import ConfigError, PoissonDemand, load_config
 from qkdnet.orchestrator.experiment.demand import poisson_arrivals, trace_arrivals
 
@@ -20,6 +22,9 @@ demand:
 strategies: [fewest_hops, {name: multipath, k: 2}]
 events:
   - {at_s: 50, cut: [n0, n1]}
+  - {at_s: 70, restore: [n0, n1]}
+  - {at_s: 20, impair: [n1, n2], with: {intercept_resend_fraction: 0.5, extra_loss_db: 2}}
+  - {at_s: 40, impair: [n1, n2]}
 """
 
 
@@ -32,7 +37,10 @@ def _write(tmp_path, text):
 def test_a_good_file_loads(tmp_path):
     config = load_config(_write(tmp_path, GOOD))
     assert [s.label for s in config.strategies] == ["fewest_hops", "multipath-k2"]
-    assert config.cuts[0].u == "n0" and config.time_scale == 2.0 and config.seeds == (1,)
+    assert config.events[0].u == "n0" and config.time_scale == 2.0 and config.seeds == (1,)
+    assert [e.kind for e in config.events] == ["cut", "restore", "impair", "impair"]
+    assert config.events[2].impairment == Impairment(extra_loss_db=2.0, intercept_resend_fraction=0.5)
+    assert config.events[3].impairment == Impairment()  # no fields: healthy again
 
 
 @pytest.mark.parametrize("change, message", [
@@ -42,10 +50,14 @@ def test_a_good_file_loads(tmp_path):
     (("[fewest_hops,", "[dijkstra,"), "unknown routing strategy 'dijkstra'"),
     (("k: 2", "k: 1"), "k must be an integer >= 2"),
     (("cut: [n0, n1]", "cut: [n0, n2]"), "n0-n2, which is not a link"),
+    (("intercept_resend_fraction: 0.5", "intercept_resend_fraction: 1.5"), "fraction must be in [0, 1]"),
+    (("intercept_resend_fraction: 0.5", "eavesdropper: 0.5"), "an impairment has the fields"),
+    (("restore: [n0, n1]}", "restore: [n0, n1], cut: [n0, n1]}"), "an event is"),
+    (("{at_s: 40, impair: [n1, n2]}", "{at_s: 40, impair: [n1, n2], with: 3}"), "an impairment has the fields"),
     (("name: t", "colour: blue"), "unknown key(s) colour"),
 ])
 def test_bad_files_name_the_problem(tmp_path, change, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(_write(tmp_path, GOOD.replace(*change)))
 
 

@@ -15,7 +15,7 @@ import yaml
 from qkdnet.node.endpoint import dns_label
 from qkdnet.orchestrator.cli import main
 from qkdnet.orchestrator.export import export
-from qkdnet.orchestrator.export.common import GRPC_PORT, KME_PORT
+from qkdnet.orchestrator.export.common import GRPC_PORT, KME_PORT, METRICS_PORT
 from qkdnet.orchestrator.topology import load
 
 KUBERNETES_VERSION = "1.30.0"
@@ -92,7 +92,10 @@ def test_kubernetes_manifests_validate_and_cover_every_node_policy_and_probe(tmp
         assert b"PRIVATE KEY" in base64.b64decode(secret["node.key"])
         assert by_kind["Service"][host]["spec"]["clusterIP"] == "None"
         # Only the neighbours and the controller reach gRPC; only the node's own SAEs its KME.
-        grpc_rule, *kme_rules = by_kind["NetworkPolicy"][host]["spec"]["ingress"]
+        grpc_rule, metrics_rule, *kme_rules = by_kind["NetworkPolicy"][host]["spec"]["ingress"]
+        assert metrics_rule["ports"] == [{"protocol": "TCP", "port": METRICS_PORT}]  # to monitoring only
+        assert all(next(iter(peer.values())) == {"matchLabels": {"qkdnet.io/role": "monitoring"}}
+                   for peer in metrics_rule["from"])
         assert grpc_rule["ports"] == [{"protocol": "TCP", "port": GRPC_PORT}]
         allowed = {v for peer in grpc_rule["from"] for e in peer["podSelector"].get("matchExpressions", [])
                    for v in e["values"]}

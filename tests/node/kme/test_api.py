@@ -5,6 +5,7 @@ import ssl
 import time
 
 from qkdnet.node.kme import api
+from qkdnet.node.web import server as http_server
 from qkdnet.orchestrator import certs
 from qkdnet.orchestrator.topology import load
 
@@ -13,12 +14,12 @@ async def _kme(tmp_path):
     """KME n0's endpoint (no key service behind it: these clients never get that far)."""
     pki = certs.create(load("line:2"), tmp_path / "pki")
     cert, key = pki.kme["n0"]
-    server = await api.start_kme(None, "127.0.0.1", 0, api.server_ssl_context(str(cert), str(key), str(pki.ca_file)))
+    server = await api.start_kme(None, "127.0.0.1", 0, http_server.server_ssl_context(str(cert), str(key), str(pki.ca_file)))
     return server, int(server.url.rsplit(":", 1)[1]), pki
 
 
 async def test_a_stalled_tls_handshake_is_dropped(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "TLS_HANDSHAKE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(http_server, "TLS_HANDSHAKE_TIMEOUT_S", 0.5)
     server, port, _ = await _kme(tmp_path)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)  # plain TCP: no ClientHello
@@ -31,7 +32,7 @@ async def test_a_stalled_tls_handshake_is_dropped(tmp_path, monkeypatch):
 async def test_a_client_that_trickles_its_request_headers_is_dropped(tmp_path, monkeypatch):
     """A complete TLS handshake, then headers a line at a time that never end: the server closes
     the connection once KEEPALIVE_TIMEOUT_S has passed without a whole request."""
-    monkeypatch.setattr(api, "KEEPALIVE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(http_server, "KEEPALIVE_TIMEOUT_S", 1.0)
     server, port, pki = await _kme(tmp_path)
     try:
         client = ssl.create_default_context(cafile=str(pki.ca_file))

@@ -13,6 +13,7 @@ from qkdnet.node.key_service import KeyService
 from qkdnet.node.kme import api
 from qkdnet.node.routing import LinkState, LiveState, RoutePlanner, make_strategy
 from qkdnet.node.settings import KmeSettings
+from qkdnet.node.web import server as http_server
 from qkdnet.orchestrator import certs
 from qkdnet.orchestrator.topology import load
 from tests.node.relay.wiring import Line
@@ -58,7 +59,7 @@ async def kmes(tmp_path):
         settings = KmeSettings()
         service = KeyService(name, settings, SAES, line.stores[name].keys, line.engines[name], line.links[name],
                              lambda: planner)
-        server = await api.start_kme(service, "127.0.0.1", 0, api.server_ssl_context(str(cert), str(key),
+        server = await api.start_kme(service, "127.0.0.1", 0, http_server.server_ssl_context(str(cert), str(key),
                                                                                      str(pki.ca_file)))
         servers.append(server)
         urls[name] = server.url

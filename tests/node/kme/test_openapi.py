@@ -20,6 +20,7 @@ from qkdnet.node.key_service import KeyService
 from qkdnet.node.kme import api
 from qkdnet.node.routing import LinkState, LiveState, RoutePlanner, make_strategy
 from qkdnet.node.settings import KmeSettings
+from qkdnet.node.web import server as http_server
 from qkdnet.orchestrator import certs
 from qkdnet.orchestrator.topology import load
 from tests.node.relay.wiring import Line
@@ -66,7 +67,7 @@ class KmeThread:
             kme = KmeSettings()
             service = KeyService(name, kme, SAES, self.line.stores[name].keys, self.line.engines[name],
                                  self.line.links[name], lambda: planner, relay_timeout_s=0.2)
-            server = await api.start_kme(service, "127.0.0.1", 0, api.server_ssl_context(
+            server = await api.start_kme(service, "127.0.0.1", 0, http_server.server_ssl_context(
                 str(cert), str(key), str(self.pki.ca_file)))
             self.servers.append(server)
             self.urls[name] = server.url

@@ -1,0 +1,82 @@
+"""Faults on a live link, through a trusted node's seams with its neighbour in the same process:
+an eavesdropper and other impairments of the quantum channel, and a cut repaired."""
+
+import math
+
+import pytest
+
+from qkdnet.node.errors import Conflict, InvalidRequest
+from qkdnet.node.impairment import Impairment
+from qkdnet.node.qkd.attacks import InterceptResend, PhotonNumberSplitting
+from qkdnet.node.qkd.params import STANDARD
+from tests.helpers import eventually
+from tests.node.inprocess import close_all, configure_line, link_pair, nodes_in
+
+
+@pytest.mark.parametrize("fields", [
+    {"intercept_resend_fraction": 1.5}, {"intercept_resend_fraction": -0.1}, {"intercept_resend_fraction": math.nan},
+    {"extra_loss_db": -1.0}, {"extra_loss_db": 100.0}, {"misalignment_error": 0.6}, {"dark_count_factor": 0.5},
+    {"intercept_resend_fraction": 0.5, "photon_number_splitting": True},
+])
+def test_an_impossible_impairment_is_refused(fields):
+    with pytest.raises(InvalidRequest):
+        Impairment(**fields)
+
+
+def test_an_impairment_changes_the_physics_the_transmitter_samples():
+    assert Impairment().physics(STANDARD) is STANDARD and Impairment().attack is None
+    bent = Impairment(extra_loss_db=3.0, misalignment_error=0.02, dark_count_factor=10.0).physics(STANDARD)
+    assert math.isclose(bent.channel_transmittance, STANDARD.channel_transmittance / 10 ** 0.3)
+    assert math.isclose(bent.misalignment_error, STANDARD.misalignment_error + 0.02)
+    assert math.isclose(bent.background_yield, STANDARD.background_yield * 10)
+    assert Impairment(intercept_resend_fraction=0.3).attack == InterceptResend(0.3)
+    assert isinstance(Impairment(photon_number_splitting=True).attack, PhotonNumberSplitting)
+
+
+async def test_an_intercept_resend_eavesdropper_raises_qber_to_a_quarter_and_aborts_blocks(tmp_path):
+    """Full intercept-resend: every matching-basis bit is wrong with probability 1/4, on top of the
+    link's own ~1 % error. A block's test-basis estimate rests on tens of thousands of bits (its
+    standard deviation is below 0.005), so [0.22, 0.30] holds by more than 6 sigma."""
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        a = nodes["A"].links.by_peer("B").runtime
+        await eventually(lambda: a.blocks_accepted >= 1, 120, "an honest block accepted")
+        with pytest.raises(InvalidRequest, match="transmitter A owns the channel"):
+            nodes["B"].set_impairment("A", Impairment(intercept_resend_fraction=1.0))
+        nodes["A"].set_impairment("B", Impairment(intercept_resend_fraction=1.0))
+        accepted = a.blocks_accepted
+        await eventually(lambda: a.aborts_by_category.get("qber", 0) >= 1, 120, "a block aborted for its QBER")
+        assert 0.22 <= a.last_qber <= 0.30
+        assert all(0.2 <= q <= 0.32 for q in a.last_qber_per_intensity[:2])  # signal and decoy
+        nodes["A"].set_impairment("B", Impairment())  # Eve leaves: blocks are accepted again
+        await eventually(lambda: a.blocks_accepted > accepted + 1, 120, "honest blocks accepted again")
+        assert a.last_qber < 0.05
+    finally:
+        await close_all(nodes)
+
+
+async def test_a_repaired_cut_generates_key_again_on_the_kept_pools(tmp_path):
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        a_end, b_end = nodes["A"].links.by_peer("B"), nodes["B"].links.by_peer("A")
+        await eventually(lambda: a_end.pool.generated_bits > 0 and b_end.pool.generated_bits > 0, 120, "link key")
+        nodes["A"].set_impairment("B", Impairment(extra_loss_db=1.0))  # a fault that outlives the cut
+        fresh_tx, fresh_rx = link_pair("A", "B")
+        with pytest.raises(Conflict, match="no cut to restore"):
+            await nodes["B"].restore_link(fresh_rx)
+        await nodes["A"].set_link_down("B")
+        await nodes["B"].set_link_down("A")
+        before = a_end.pool.generated_bits
+        await nodes["B"].restore_link(fresh_rx)  # the receiver first, as the controller does
+        await nodes["A"].restore_link(fresh_tx)
+        assert not a_end.cut and not b_end.cut and a_end.settings.bootstrap_secret == fresh_tx.bootstrap_secret
+        assert a_end.runtime.impairment == Impairment(extra_loss_db=1.0)
+        await eventually(lambda: a_end.pool.generated_bits > before and
+                         a_end.pool.generated_bits == b_end.pool.generated_bits, 120, "new key at both ends")
+        status = (await nodes["A"].status()).links[0]
+        assert status.state != "cut" and status.balanced
+    finally:
+        await close_all(nodes)
+
