@@ -14,7 +14,9 @@ Steady state is measured: before the first level the fill's dirty pages are writ
 stores' commits mid-run; and each level opens its keep-alive connections (mutual-TLS
 handshakes) with unmeasured warm-up pairs, as long-running SAEs hold their connections. Pools
 are filled to 4.4 times what the run takes from a link, so generation never restarts mid-run
-(it resumes below 3/4 of capacity) and the defaults fill in a few minutes.
+(it resumes below 3/4 of capacity) and the defaults fill in a few minutes. ``--scrape-every 5``
+runs each level twice on the same network, once while every node's /metrics is scraped every
+5 s as Prometheus would (``levels_scraped``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from machine import CpuMeter, describe
+from machine import CpuMeter, Scraper, describe
 
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.stats import percentile
@@ -58,10 +60,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--concurrency", default="8,16,32", help="comma-separated levels, --pairs at each")
+    parser.add_argument("--scrape-every", type=float, default=0.0, metavar="S",
+                        help="also run each level while every node's /metrics is scraped every S seconds "
+                             "(as Prometheus would), alternating which goes first")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     topo = load("line:4")
-    needed = 256 * sum(args.pairs + WARMUP_ROUNDS * c for c in levels)  # per link, one direction
+    runs = 2 if args.scrape_every > 0 else 1
+    needed = runs * 256 * sum(args.pairs + WARMUP_ROUNDS * c for c in levels)  # per link, one direction
     topo = dataclasses.replace(topo, processing=dataclasses.replace(topo.processing, block_detections=1_000_000),
                                pool_capacity_bits=int(LOW_WATERMARK_MARGIN * needed))
     with tempfile.TemporaryDirectory(prefix="qkdnet-kme-bench-") as data:
@@ -73,10 +79,21 @@ async def main() -> None:
             await network.wait_for_link_key(topo.pool_capacity_bits, 1800, print)
             fill = time.perf_counter() - t0
             await asyncio.to_thread(os.sync)
-            results = [await _run(network, args.pairs, c) for c in levels]
+            results: list[dict] = []
+            scraped: list[dict] = []
+            for index, concurrency in enumerate(levels):
+                order = [False] if runs == 1 else [False, True] if index % 2 == 0 else [True, False]
+                for scrape in order:
+                    async with Scraper(network, args.scrape_every if scrape else 0.0) as scraper:
+                        level = await _run(network, args.pairs, concurrency)
+                    if scrape:
+                        scraped.append({**level, "scrapes": scraper.scrapes})
+                    else:
+                        results.append(level)
         finally:
             await network.stop()
-    print(json.dumps({"hops": 3, "key_bits": 256, "pool_fill_s": round(fill, 1), "levels": results,
+    extra = {"levels_scraped_every_s": args.scrape_every, "levels_scraped": scraped} if scraped else {}
+    print(json.dumps({"hops": 3, "key_bits": 256, "pool_fill_s": round(fill, 1), "levels": results, **extra,
                       "machine": machine}))
 
 

@@ -7,9 +7,11 @@ of the data directory matters as much as the CPU.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pathlib
 import platform
+import ssl
 import tempfile
 import time
 
@@ -101,3 +103,42 @@ def _descendants_cpu_s(root: int) -> float:
             total += cpu_s
             pending.append(pid)
     return total
+
+
+class Scraper:
+    """What Prometheus does to a running network: every ``interval_s`` it GETs every node's
+    /metrics over mutual TLS with the monitor identity (a no-op for an interval of 0)."""
+
+    def __init__(self, network, interval_s: float) -> None:
+        self.network = network
+        self.interval_s = interval_s
+        self.scrapes = 0
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> Scraper:
+        if self.interval_s > 0:
+            self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        import aiohttp
+
+        certs = self.network.certs
+        context = ssl.create_default_context(cafile=str(certs.ca_file))
+        context.load_cert_chain(*map(str, certs.monitor or certs.controller))
+        urls = [h.metrics_url for h in self.network.nodes.values() if h.metrics_url]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+            while True:
+                started = time.monotonic()
+                for url in urls:
+                    async with session.get(url) as reply:
+                        await reply.read()
+                        if reply.status != 200:
+                            raise SystemExit(f"scrape of {url}: HTTP {reply.status}")
+                    self.scrapes += 1
+                await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))

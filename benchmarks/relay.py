@@ -7,7 +7,9 @@ pool falls below its low watermark (3/4 of capacity), which this run never reach
 are written out first (``os.sync``), so the kernel's write-back of it does not stall the stores'
 commits mid-run. ``--busy-links`` keeps the pools below capacity so BB84 runs during the relays.
 Prints a final JSON line with keys/s, latency p50/p99 and the nodes' CPU time per key for both
-modes, and the machine.
+modes, and the machine. ``--scrape-every 5`` runs each concurrency level twice on the same
+network, once while every node's /metrics is scraped every 5 s as Prometheus would, which shows
+what monitoring costs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import CpuMeter, describe
+from machine import CpuMeter, Scraper, describe
 
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.stats import percentile
@@ -94,10 +96,14 @@ async def main() -> None:
     parser.add_argument("--busy-links", action="store_true", help="keep BB84 running during the relays")
     parser.add_argument("--isolation", choices=["process", "netns"], default="process",
                         help="netns: every node in its own namespace, links over veth pairs (root)")
+    parser.add_argument("--scrape-every", type=float, default=0.0, metavar="S",
+                        help="also run each concurrency level while every node's /metrics is scraped every "
+                             "S seconds (as Prometheus would), alternating which goes first")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     topo = load("line:6")
-    needed = 256 * (200 + args.single * len(levels) + args.batches * 100)  # per link, one direction
+    runs = 2 if args.scrape_every > 0 else 1
+    needed = 256 * (200 + runs * args.single * len(levels) + args.batches * 100)  # per link, one direction
     # Pools hold both directions; the level stays above the low watermark (3/4 of capacity).
     capacity = int(needed * (80 if args.busy_links else LOW_WATERMARK_MARGIN))
     # Larger blocks: far more key per block after finite-size terms, so pools fill sooner.
@@ -114,13 +120,24 @@ async def main() -> None:
         await asyncio.to_thread(os.sync)
         # Latency of one relay at a time, then throughput with concurrency.
         sequential = await _single(network, 200, 1)
-        single = [await _single(network, args.single, c) for c in levels]
+        single: list[dict] = []
+        scraped: list[dict] = []
+        for index, concurrency in enumerate(levels):
+            order = [False] if runs == 1 else [False, True] if index % 2 == 0 else [True, False]
+            for scrape in order:
+                async with Scraper(network, args.scrape_every if scrape else 0.0) as scraper:
+                    level = await _single(network, args.single, concurrency)
+                if scrape:
+                    scraped.append({**level, "scrapes": scraper.scrapes})
+                else:
+                    single.append(level)
         batched = await _batched(network, args.batches, 100, 4)
     finally:
         await network.stop()
         shutil.rmtree(data, ignore_errors=True)
     print(json.dumps({"hops": 5, "key_bits": 256, "links_generating": args.busy_links, "isolation": args.isolation, "pool_fill_s": round(fill, 1),
                       "single_sequential": sequential, "single_concurrent": single, "batched": batched,
+                      **({"scraped_every_s": args.scrape_every, "single_concurrent_scraped": scraped} if scraped else {}),
                       "best_single_keys_per_s": max(s["keys_per_s"] for s in single), "machine": machine}))
 
 
