@@ -25,7 +25,9 @@ def test_a_wheel_installed_outside_the_checkout_runs_the_default_network(tmp_pat
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")} == {
         "qkdnet", "qkdnet_proto"}
-    assert {"qkdnet/topologies/default.yaml", "qkdnet/node/__main__.py", "qkdnet/orchestrator/cli.py"} <= set(names)
+    assert {"qkdnet/topologies/default.yaml", "qkdnet/node/__main__.py", "qkdnet/orchestrator/cli.py",
+            "qkdnet/orchestrator/monitoring/rules.yml",
+            "qkdnet/orchestrator/monitoring/dashboards/qkdnet-on-call.json"} <= set(names)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
