@@ -6,6 +6,7 @@ import os
 import pathlib
 from typing import Any
 
+from qkdnet.orchestrator.export import monitoring
 from qkdnet.orchestrator.export.common import (
     CONTROLLER_PKI_DIR,
     DATA_DIR,
@@ -62,9 +63,44 @@ def files(plan: Plan) -> dict[str, Any]:
         "restart": "no",
         "labels": {"qkdnet.io/role": "controller"},
     }
-    project = {"name": plan.name, "services": services, "volumes": volumes, "secrets": secrets,
-               "configs": {"topology": {"file": "./topology.yaml"}}}
-    return {"compose.yaml": project, "topology.yaml": topology_document(plan.topology, hosts)}
+    configs: dict[str, Any] = {"topology": {"file": "./topology.yaml"}}
+    written: dict[str, Any] = {"topology.yaml": topology_document(plan.topology, hosts)}
+
+    def config(name: str, relative: str, content: Any, target: str) -> dict[str, str]:
+        configs[name] = {"file": f"./{relative}"}
+        written[relative] = content
+        return {"source": name, "target": target}
+
+    # Prometheus scrapes every node with the monitor identity and evaluates the shipped rules;
+    # Grafana starts with it as data source and the shipped dashboards: http://localhost:3000.
+    services["prometheus"] = {
+        "image": monitoring.PROMETHEUS_IMAGE,
+        "configs": [config("prometheus", "monitoring/prometheus.yml", monitoring.prometheus_config(plan, hosts),
+                           "/etc/prometheus/prometheus.yml"),
+                    config("prometheus-rules", "monitoring/rules.yml", monitoring.rules_text(),
+                           monitoring.PROMETHEUS_RULES)],
+        "secrets": [secret(f"monitor-{name.replace('.', '-')}", path, f"{monitoring.PROMETHEUS_PKI_DIR}/{name}")
+                    for name, path in monitoring.monitor_files(plan).items()],
+        "ports": ["9090:9090"],
+        "labels": {"qkdnet.io/role": "monitoring"},
+    }
+    dashboards = [config(f"dashboard-{name.removesuffix('.json')}", f"monitoring/grafana/dashboards/{name}", text,
+                         f"{monitoring.GRAFANA_DASHBOARDS_DIR}/{name}")
+                  for name, text in monitoring.dashboard_files().items()]
+    services["grafana"] = {
+        "image": monitoring.GRAFANA_IMAGE,
+        "configs": [config("grafana-datasource", "monitoring/grafana/datasource.yml",
+                           monitoring.grafana_datasource("http://prometheus:9090"),
+                           "/etc/grafana/provisioning/datasources/qkdnet.yml"),
+                    config("grafana-dashboards", "monitoring/grafana/dashboards.yml",
+                           monitoring.grafana_dashboard_provider(),
+                           "/etc/grafana/provisioning/dashboards/qkdnet.yml"), *dashboards],
+        "ports": ["3000:3000"],
+        "depends_on": ["prometheus"],
+        "labels": {"qkdnet.io/role": "monitoring"},
+    }
+    project = {"name": plan.name, "services": services, "volumes": volumes, "secrets": secrets, "configs": configs}
+    return {"compose.yaml": project, **written}
 
 
 def _relative(path: pathlib.Path, plan: Plan) -> str:

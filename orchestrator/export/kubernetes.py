@@ -14,6 +14,7 @@ import pathlib
 from typing import Any
 
 from qkdnet.node.endpoint import dns_label
+from qkdnet.orchestrator.export import monitoring
 from qkdnet.orchestrator.export.common import (
     CONTROLLER_PKI_DIR,
     DATA_DIR,
@@ -62,6 +63,19 @@ def files(plan: Plan) -> dict[str, Any]:
         objects["secrets.yaml"].append(_secret(f"sae-{dns_label(sae)}", namespace, {"sae.pem": cert, "sae.key": key,
                                                                           "ca.pem": plan.certs.ca_file}))
     objects["secrets.yaml"].append(_secret("controller-identity", namespace, plan.controller_files()))
+    # For the cluster's Prometheus and Grafana: the scrape configuration and rules, the dashboards
+    # (labelled for Grafana's dashboard sidecar) and the read-only monitor identity.
+    objects["secrets.yaml"].append(_secret("monitor-identity", namespace, monitoring.monitor_files(plan)))
+    objects["monitoring.yaml"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "qkdnet-prometheus", "namespace": namespace, "labels": labels},
+         "data": {"prometheus.yml": _dump(monitoring.prometheus_config(plan, hosts, f"{namespace}.svc")),
+                  "qkdnet-rules.yml": monitoring.rules_text()}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "qkdnet-dashboards", "namespace": namespace,
+                      "labels": {**labels, "grafana_dashboard": "1"}},
+         "data": monitoring.dashboard_files()},
+    ]
     objects["controller.yaml"] = [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "topology", "namespace": namespace,
                                                                 "labels": labels},

@@ -11,11 +11,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography import x509
 
 from qkdnet.node.endpoint import dns_label
 from qkdnet.orchestrator.cli import main
 from qkdnet.orchestrator.export import export
 from qkdnet.orchestrator.export.common import GRPC_PORT, KME_PORT, METRICS_PORT
+from qkdnet.orchestrator.monitoring import RULES_FILE, dashboards
 from qkdnet.orchestrator.topology import load
 
 KUBERNETES_VERSION = "1.30.0"
@@ -40,7 +42,8 @@ def test_compose_project_validates_and_has_every_node_secret_volume_and_health_c
     jsonschema.validate(project, _compose_schema())
     services = project["services"]
     hosts = {node: str(dns_label(node)) for node in topology.nodes}  # default.yaml's A..E are a..e
-    assert set(services) == {*hosts.values(), "controller"}
+    assert set(services) == {*hosts.values(), "controller", "prometheus", "grafana"}
+    _check_monitoring(tmp_path, project, hosts)
     for node, host in hosts.items():
         service = services[host]
         assert service["image"] == "qkdnet:test"
@@ -65,6 +68,29 @@ def test_compose_project_validates_and_has_every_node_secret_volume_and_health_c
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
+def _check_monitoring(directory, project, hosts):
+    """Prometheus scrapes every node's 9464 with the monitor identity and loads the shipped rules;
+    Grafana starts with it as data source and every shipped dashboard."""
+    prometheus, grafana = project["services"]["prometheus"], project["services"]["grafana"]
+    config_files = {c["target"]: directory / project["configs"][c["source"]]["file"]
+                    for c in prometheus["configs"] + grafana["configs"]}
+    scrape = yaml.safe_load(config_files["/etc/prometheus/prometheus.yml"].read_text())
+    (job,) = scrape["scrape_configs"]
+    assert job["scheme"] == "https" and job["tls_config"]["cert_file"].endswith("/monitor.pem")
+    assert {t for group in job["static_configs"] for t in group["targets"]} == {
+        f"{h}:{METRICS_PORT}" for h in hosts.values()}
+    assert config_files[scrape["rule_files"][0]].read_text() == RULES_FILE.read_text()
+    mounted = {s["target"].rsplit("/", 1)[1]: directory / project["secrets"][s["source"]]["file"]
+               for s in prometheus["secrets"]}
+    assert set(mounted) == {"ca.pem", "monitor.pem", "monitor.key"}
+    assert x509.load_pem_x509_certificate(mounted["monitor.pem"].read_bytes()).subject.rfc4514_string() == (
+        "CN=qkdnet:monitor")
+    boards = {path.name for target, path in config_files.items() if target.endswith(".json")}
+    assert boards == {f"qkdnet-{view}.json" for view in dashboards.VIEWS}
+    source = yaml.safe_load(config_files["/etc/grafana/provisioning/datasources/qkdnet.yml"].read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+
+
 def test_kubernetes_manifests_validate_and_cover_every_node_policy_and_probe(tmp_path, topology):
     export(topology, "kubernetes", tmp_path, "qkdnet:test")
     directory = tmp_path / "kubernetes"
@@ -79,7 +105,15 @@ def test_kubernetes_manifests_validate_and_cover_every_node_policy_and_probe(tmp
     assert set(by_kind["StatefulSet"]) == set(hosts.values()) == set(by_kind["NetworkPolicy"])
     assert set(by_kind["Service"]) == set(hosts.values())
     assert set(by_kind["Secret"]) == {f"{h}-identity" for h in hosts.values()} | {
-        f"sae-{dns_label(s)}" for s in topology.saes} | {"controller-identity"}
+        f"sae-{dns_label(s)}" for s in topology.saes} | {"controller-identity", "monitor-identity"}
+    assert set(by_kind["Secret"]["monitor-identity"]["data"]) == {"ca.pem", "monitor.pem", "monitor.key"}
+    scrape = yaml.safe_load(by_kind["ConfigMap"]["qkdnet-prometheus"]["data"]["prometheus.yml"])
+    namespace = kustomization["namespace"]
+    assert {(job["static_configs"][0]["targets"][0], job["tls_config"]["server_name"])
+            for job in scrape["scrape_configs"]} == {(f"{h}.{namespace}.svc:{METRICS_PORT}", h) for h in hosts.values()}
+    boards = by_kind["ConfigMap"]["qkdnet-dashboards"]
+    assert boards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert set(boards["data"]) == {f"qkdnet-{view}.json" for view in dashboards.VIEWS}
     for node, host in hosts.items():
         assert by_kind["StatefulSet"][host]["metadata"]["labels"]["qkdnet.io/node"] == node
         pod = by_kind["StatefulSet"][host]["spec"]["template"]["spec"]
