@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from machine import CpuMeter, Scraper, describe
+from machine import CpuMeter, describe, levels_with_and_without_scraper
 
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.stats import percentile
@@ -79,17 +79,8 @@ async def main() -> None:
             await network.wait_for_link_key(topo.pool_capacity_bits, 1800, print)
             fill = time.perf_counter() - t0
             await asyncio.to_thread(os.sync)
-            results: list[dict] = []
-            scraped: list[dict] = []
-            for index, concurrency in enumerate(levels):
-                order = [False] if runs == 1 else [False, True] if index % 2 == 0 else [True, False]
-                for scrape in order:
-                    async with Scraper(network, args.scrape_every if scrape else 0.0) as scraper:
-                        level = await _run(network, args.pairs, concurrency)
-                    if scrape:
-                        scraped.append({**level, "scrapes": scraper.scrapes})
-                    else:
-                        results.append(level)
+            results, scraped = await levels_with_and_without_scraper(
+                network, levels, args.scrape_every, lambda concurrency: _run(network, args.pairs, concurrency))
         finally:
             await network.stop()
     extra = {"levels_scraped_every_s": args.scrape_every, "levels_scraped": scraped} if scraped else {}

@@ -142,3 +142,22 @@ class Scraper:
                             raise SystemExit(f"scrape of {url}: HTTP {reply.status}")
                     self.scrapes += 1
                 await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+
+async def levels_with_and_without_scraper(network, levels: list[int], scrape_every_s: float,
+                                          run_level) -> tuple[list[dict], list[dict]]:
+    """``run_level(concurrency)`` for each level, and again under a ``Scraper`` when
+    ``scrape_every_s`` > 0 (which of the two goes first alternates from level to level, so a
+    drift over the run does not favour either). Returns (plain, scraped)."""
+    plain: list[dict] = []
+    scraped: list[dict] = []
+    for index, concurrency in enumerate(levels):
+        order = [False] if scrape_every_s <= 0 else [False, True] if index % 2 == 0 else [True, False]
+        for scrape in order:
+            async with Scraper(network, scrape_every_s if scrape else 0.0) as scraper:
+                level = await run_level(concurrency)
+            if scrape:
+                scraped.append({**level, "scrapes": scraper.scrapes})
+            else:
+                plain.append(level)
+    return plain, scraped

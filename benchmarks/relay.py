@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import CpuMeter, Scraper, describe
+from machine import CpuMeter, describe, levels_with_and_without_scraper
 
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.stats import percentile
@@ -120,17 +120,8 @@ async def main() -> None:
         await asyncio.to_thread(os.sync)
         # Latency of one relay at a time, then throughput with concurrency.
         sequential = await _single(network, 200, 1)
-        single: list[dict] = []
-        scraped: list[dict] = []
-        for index, concurrency in enumerate(levels):
-            order = [False] if runs == 1 else [False, True] if index % 2 == 0 else [True, False]
-            for scrape in order:
-                async with Scraper(network, args.scrape_every if scrape else 0.0) as scraper:
-                    level = await _single(network, args.single, concurrency)
-                if scrape:
-                    scraped.append({**level, "scrapes": scraper.scrapes})
-                else:
-                    single.append(level)
+        single, scraped = await levels_with_and_without_scraper(
+            network, levels, args.scrape_every, lambda concurrency: _single(network, args.single, concurrency))
         batched = await _batched(network, args.batches, 100, 4)
     finally:
         await network.stop()
