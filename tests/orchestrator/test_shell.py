@@ -32,6 +32,17 @@ class FakeClient:
     def down(self):
         self.calls.append("down")
 
+    def fault(self, kind, u, v, impairment=None):
+        self.calls.append(("fault", kind, u, v, impairment))
+        return f"link {u}-{v}: {kind}"
+
+    def node_fault(self, kind, node):
+        self.calls.append(("node_fault", kind, node))
+        return f"node {node} {kind}"
+
+    def faults(self):
+        return [{"at": 0.0, "fault": "cut", "link": "n0-n1", "detail": ""}]
+
 
 def _shell():
     out = io.StringIO()
@@ -67,3 +78,24 @@ def test_down_stops_the_network_and_quit_leaves_it_running():
     shell, client, _ = _shell()
     assert shell.onecmd("quit") is True and client.calls == []
     assert shell.onecmd("down") is True and client.calls == ["down"]
+
+
+def test_fault_commands_reach_the_client_with_typed_fields():
+    shell, client, out = _shell()
+    shell.onecmd("cut n0 n1")
+    shell.onecmd("restore n0 n1")
+    shell.onecmd("impair n0 n1 intercept_resend_fraction=0.5 photon_number_splitting=false")
+    shell.onecmd("impair n0 n1")
+    shell.onecmd("kill n1")
+    shell.onecmd("restart n1")
+    shell.onecmd("faults")
+    assert client.calls == [("fault", "cut", "n0", "n1", None), ("fault", "restore", "n0", "n1", None),
+                            ("fault", "impair", "n0", "n1", {"intercept_resend_fraction": 0.5,
+                                                              "photon_number_splitting": False}),
+                            ("fault", "impair", "n0", "n1", {}), ("node_fault", "kill", "n1"),
+                            ("node_fault", "restart", "n1")]
+    assert "cut     n0-n1" in out.getvalue()
+    for wrong in ("cut n0", "impair n0 n1 lots", "impair n0 n1 extra_loss_db=much", "kill"):
+        assert shell.onecmd(wrong) is False
+    errors = [line for line in out.getvalue().splitlines() if line.startswith("error:")]
+    assert len(errors) == 4 and len(client.calls) == 6  # nothing reached the network

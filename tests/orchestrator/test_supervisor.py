@@ -8,6 +8,7 @@ import pytest
 from qkdnet.node.relay.result import RelayResult, Route
 from qkdnet.node.status import KeyEntry, LinkStatus, NodeStatus
 from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.network import FaultRecord
 from qkdnet.orchestrator.state import StateDir
 from qkdnet.orchestrator.supervisor import Supervisor
 from qkdnet.orchestrator.supervisor_client import SupervisorClient
@@ -24,6 +25,7 @@ def _link(peer, role):
 class Handle:
     def __init__(self, name):
         self.address, self.kme_url, self.failure = f"127.0.0.1:{name[-1]}", "", ""
+        self.metrics_url = f"https://127.0.0.1:9{name[-1]}/metrics"
 
 
 class FakeNetwork:
@@ -33,6 +35,14 @@ class FakeNetwork:
         self.topology = load("line:2")
         self.nodes = {"n0": Handle("n0"), "n1": Handle("n1")}
         self.revoked = []
+        self.faults = []  # what the supervisor asked for, as (kind, where, what)
+
+    async def cut_link(self, u, v):
+        self.faults.append(FaultRecord(0.0, "cut", f"{u}-{v}"))
+
+    async def impair(self, u, v, impairment):
+        self.faults.append(FaultRecord(0.0, "impair", f"{u}-{v}", impairment.describe()))
+        return impairment.describe()
 
     async def status(self):
         return {"n0": NodeStatus("n0", (_link("n1", "transmitter"),), 0, 0, 0, 0),
@@ -73,6 +83,11 @@ async def test_typed_replies(client):
     assert entry == KeyEntry("k0", "n1", bytes(32), 256)
     assert await asyncio.to_thread(client.revoke, "n1", ["k0"], "test") == ["k0"]
     assert supervisor.network.revoked == ["k0"]
+    assert "n0-n1 cut" in await asyncio.to_thread(client.fault, "cut", "n0", "n1")
+    said = await asyncio.to_thread(client.fault, "impair", "n0", "n1", {"intercept_resend_fraction": 0.5})
+    assert "intercept-resend 50%" in said
+    assert [f["fault"] for f in await asyncio.to_thread(client.faults)] == ["cut", "impair"]
+    assert status.nodes["n0"].metrics == "https://127.0.0.1:90/metrics"
     await asyncio.to_thread(client.down)
     assert supervisor.stopping.is_set()
 
@@ -85,6 +100,12 @@ async def test_typed_replies(client):
     (lambda c: c.relay("n0", "n1", strategy="multipath"), "only 1 node-disjoint path"),
     (lambda c: c.keys("n7"), "unknown node 'n7'"),
     (lambda c: c.revoke("n0", [], "x"), "non-empty list"),
+    (lambda c: c.fault("cut", "n0", "n9"), "unknown node 'n9'"),
+    (lambda c: c.fault("melt", "n0", "n1"), "unknown fault 'melt'"),
+    (lambda c: c.fault("impair", "n0", "n1", {"intercept_resend_fraction": 2}), r"fraction must be in \[0, 1\]"),
+    (lambda c: c.fault("impair", "n0", "n1", {"eve": 1}), "an impairment has the fields"),
+    (lambda c: c.fault("impair", "n0", "n1", {"extra_loss_db": "lots"}), "bad impairment|must be"),
+    (lambda c: c.node_fault("kill", "n8"), "unknown node 'n8'"),
 ])
 async def test_wrong_requests_are_one_line_errors(client, call, message):
     client, _ = client
