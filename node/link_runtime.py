@@ -111,7 +111,7 @@ class LinkRuntime:
         self.aborts_by_category: dict[str, int] = {}
         self.last_qber = 0.0
         self.last_qber_per_intensity: tuple[float, ...] = ()  # test-basis QBER, signal/decoy/vacuum
-        self.started_at = time.monotonic()  # for the emulated clock's lag behind wall time
+        self.generating_s = 0.0  # transmitter: wall time spent generating (not paused at a full pool)
         self.impairment = Impairment()  # transmitter: a fault on the channel, from the next block on
         self.sifted_bits = 0
         self.auth_bits = 0
@@ -160,6 +160,7 @@ class LinkRuntime:
             if self.time_scale > 0:
                 wall_needed = n_pulses / self.settings.params.pulse_rate_hz / self.time_scale
                 await asyncio.sleep(max(0.0, wall_needed - (time.monotonic() - started)))
+            self.generating_s += time.monotonic() - started
 
     async def resync(self, peer: LinkPeer) -> None:
         """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""

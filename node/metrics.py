@@ -11,7 +11,6 @@ state, reason, intensity, outcome, endpoint, code, event), never a key ID.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -106,10 +105,12 @@ class NodeCollector(Collector):
                           [*labels, state], 1.0 if s.state == state else 0.0)
             out.counter("qkdnet_link_emulated_seconds", "Emulated time this link has covered", LINK_LABELS, labels,
                         s.emulated_seconds)
-            if time_scale > 0:  # with time_scale 0 the link runs as fast as it can: no clock to lag
-                lag = max(0.0, (time.monotonic() - runtime.started_at) * time_scale - s.emulated_seconds)
-                out.gauge("qkdnet_link_emulated_clock_lag_seconds", "Emulated seconds the link is behind its clock",
-                          LINK_LABELS, labels, lag)
+            # With time_scale 0 a link runs as fast as it can: there is no clock to lag behind. The
+            # transmitter paces the link; its clock runs only while it generates (not at a full pool).
+            if time_scale > 0 and s.role == "transmitter":
+                lag = max(0.0, runtime.generating_s * time_scale - s.emulated_seconds)
+                out.gauge("qkdnet_link_emulated_clock_lag_seconds", "Emulated seconds the link is behind its clock "
+                          "while generating", LINK_LABELS, labels, lag)
 
     def _keys(self, out: _Families) -> None:
         node, keys, store = self.node.name, self.node.store.keys, self.node.store
