@@ -38,6 +38,8 @@ from qkdnet.node.status import LinkStatus
 log = logging.getLogger(__name__)
 
 UNCONFIRMED = "block kept by the transmitter only (the receiver's last answer was lost)"
+SILENT_BACKOFF_S = 0.1  # after each block in a row the receiver would not take part in, wait longer
+SILENT_BACKOFF_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class LinkRuntime:
         self.resyncs = 0
         self.emulated_seconds = 0.0
         self._unsynced = True  # the transmitter resynchronises before its next block
+        self._silent_blocks = 0  # transmitter: blocks in a row the receiver would not take part in
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # receiver: one message batch or resynchronisation at a time
 
@@ -161,6 +164,8 @@ class LinkRuntime:
                 wall_needed = n_pulses / self.settings.params.pulse_rate_hz / self.time_scale
                 await asyncio.sleep(max(0.0, wall_needed - (time.monotonic() - started)))
             self.generating_s += time.monotonic() - started
+            if self._silent_blocks:  # e.g. it has no authentication key left: do not spin on it
+                await asyncio.sleep(min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks))
 
     async def resync(self, peer: LinkPeer) -> None:
         """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""
@@ -203,6 +208,8 @@ class LinkRuntime:
             session.abandon("peer stopped answering" if answered else "the exchange with the peer broke off")
             self._record(session.result, frame_id, confirmed=answered)
         self._unsynced = not (session.result is not None and session.result.accepted)
+        silent = session.result is not None and (session.result.abort_reason or "").startswith("peer stopped")
+        self._silent_blocks = self._silent_blocks + 1 if silent else 0
         return n_pulses
 
     # -- receiver -------------------------------------------------------------------------
@@ -216,7 +223,11 @@ class LinkRuntime:
             session = BobSession(self.endpoint, frame.frame_id, record)
             self._sessions = {frame.frame_id: session}
             self.state = "running"
-            return await _in_thread(session.begin)
+            first = await _in_thread(session.begin)
+            if session.done:  # it could not even begin (no authentication key left): count it
+                del self._sessions[frame.frame_id]
+                self._record(session.result, frame.frame_id)
+            return first
 
     async def on_exchange(self, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
         async with self._lock:

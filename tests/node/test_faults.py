@@ -80,3 +80,31 @@ async def test_a_repaired_cut_generates_key_again_on_the_kept_pools(tmp_path):
     finally:
         await close_all(nodes)
 
+
+
+@pytest.mark.slow
+async def test_a_long_attack_exhausts_authentication_key_and_a_re_key_brings_the_link_back(tmp_path):
+    """Every aborted block spends authentication key and refills none: after tens of them the
+    receiver cannot authenticate a block; every refused frame counts as an ``authentication``
+    abort (what QkdnetLinkAuthKeyExhausted watches) and the transmitter backs off instead of
+    spinning. Eve leaving does not help; a cut and a restore with a fresh secret does."""
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        a, b = (nodes[x].links.by_peer(y).runtime for x, y in (("A", "B"), ("B", "A")))
+        await eventually(lambda: a.blocks_accepted >= 1, 120, "an honest block accepted")
+        nodes["A"].set_impairment("B", Impairment(intercept_resend_fraction=1.0))
+        await eventually(lambda: b.aborts_by_category.get("authentication", 0) >= 3, 300, "authentication exhausted")
+        nodes["A"].set_impairment("B", Impairment())
+        refused, accepted = b.aborts_by_category["authentication"], a.blocks_accepted
+        await eventually(lambda: b.aborts_by_category["authentication"] > refused + 2, 60, "more refused blocks")
+        assert a.blocks_accepted == accepted  # Eve has gone, yet nothing is accepted
+        fresh_tx, fresh_rx = link_pair("A", "B")
+        await nodes["A"].set_link_down("B")
+        await nodes["B"].set_link_down("A")
+        await nodes["B"].restore_link(fresh_rx)
+        await nodes["A"].restore_link(fresh_tx)
+        a = nodes["A"].links.by_peer("B").runtime
+        await eventually(lambda: a.blocks_accepted >= 1, 120, "blocks accepted after the re-key")
+    finally:
+        await close_all(nodes)
