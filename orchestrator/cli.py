@@ -129,10 +129,12 @@ def _cmd_keyrate(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> Callable[[str], None]:
-    """Progress lines on stderr, or nothing with --quiet."""
+    """Progress on stderr (bars on a terminal, lines otherwise), or nothing with --quiet."""
     if args.quiet:
         return lambda message: None
-    return lambda message: print(f"  {message}", file=sys.stderr, flush=True)
+    from .progress import Progress
+
+    return Progress(sys.stderr)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -239,20 +241,25 @@ def _cmd_up(args: argparse.Namespace) -> int:
     with open(state.log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # survives this shell's Ctrl-C
-    line, _ = process.communicate() if process.stdout is None else (process.stdout.readline(), None)
+    progress = _progress(args)
+    event: dict[str, Any] = {"event": "progress"}
+    while event.get("event") == "progress":  # the supervisor's progress lines, then ready or failed
+        line = process.stdout.readline() if process.stdout is not None else b""
+        try:
+            event = (json.loads(line) if line else
+                     {"event": "failed", "error": f"supervisor exited; see {state.log_path}"})
+        except json.JSONDecodeError:
+            event = {"event": "failed", "error": f"supervisor said {line[:200]!r}; see {state.log_path}"}
+        if event.get("event") == "progress":
+            progress(str(event.get("message", "")))
     if process.stdout is not None:
         process.stdout.close()
-    event: dict[str, Any]
-    try:
-        event = json.loads(line) if line else {"event": "failed", "error": f"supervisor exited; see {state.log_path}"}
-    except json.JSONDecodeError:
-        event = {"event": "failed", "error": f"supervisor said {line[:200]!r}; see {state.log_path}"}
     if event.get("event") != "ready":
         process.wait()
         raise QkdnetError(f"network did not come up: {event.get('error')}")
     nodes: dict[str, dict[str, str]] = dict(event["nodes"])
     info = {"schema_version": 1, "topology": topo.name, "supervisor_pid": event["pid"], "state_dir": str(state.path),
-            "certs_dir": event["certs_dir"], "nodes": nodes,
+            "certs_dir": event["certs_dir"], "nodes": nodes, "view": event.get("view", ""),
             "saes": {sae: {"kme": node} for sae, node in topo.saes.items()}}
     print(f"network up: topology {topo.name}, {len(nodes)} nodes, supervisor pid {event['pid']}")
     width = max(4, *(len(n) for n in nodes)) + 2
@@ -265,6 +272,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     print(f"  curl --cacert {certs_dir / 'ca.pem'} --cert {certs_dir / 'sae' / (sae + '.pem')} "
           f"--key {certs_dir / 'sae' / (sae + '.key')} {nodes[node]['kme']}/api/v1/keys/{sae}/status")
     print(f"Prometheus: prometheus --config.file={state.path / 'prometheus.yml'} scrapes every node")
+    if event.get("view"):
+        print(f"live view: {event['view']}")
     print("next: qkdnet status | qkdnet relay SOURCE DESTINATION | qkdnet shell | qkdnet down")
     if args.json:
         write_json(args.json, info)
@@ -321,6 +330,16 @@ def _cmd_fault(args: argparse.Namespace) -> int:
                 ("photon_number_splitting", args.pns or None)) if value is not None}
     kind = "impair" if args.fault_command == "clear" else args.fault_command
     print(client.fault(kind, args.u, args.v, impairment))
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    running = _state(args).read()
+    if running is None:
+        raise QkdnetError("no network is up; start one with `qkdnet up`")
+    if not running.get("view"):
+        raise QkdnetError("the running network serves no live view (it was started by an older qkdnet)")
+    print(f"live view of {running['topology']}: {running['view']}")
     return 0
 
 
@@ -511,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
         one.set_defaults(func=_cmd_fault)
     fl = with_state(ft_sub.add_parser("list", help="every fault injected so far, with its time"))
     fl.set_defaults(func=_cmd_fault)
+
+    db = with_state(sub.add_parser("dashboard", help="the URL of the running network's live view (open it in a "
+                                                     "browser)"))
+    db.set_defaults(func=_cmd_dashboard)
 
     dn = with_state(sub.add_parser("down", help="stop the running network"))
     dn.set_defaults(func=_cmd_down)

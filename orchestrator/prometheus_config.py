@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 SCRAPE_INTERVAL_S = 5
 
 
-def scrape_config(network: Network, interval_s: int = SCRAPE_INTERVAL_S) -> dict[str, Any]:
+def scrape_config(network: Network, interval_s: int = SCRAPE_INTERVAL_S,
+                  network_metrics: tuple[str, str] | None = None) -> dict[str, Any]:
+    """``network_metrics``: the supervisor's base URL and token, for the network-level job."""
     targets = []
     scheme = "http"
     for name, handle in network.nodes.items():
@@ -38,10 +40,18 @@ def scrape_config(network: Network, interval_s: int = SCRAPE_INTERVAL_S) -> dict
         cert, key = network.certs.monitor or network.certs.controller
         job["tls_config"] = {"ca_file": str(pathlib.Path(network.certs.ca_file).resolve()),
                              "cert_file": str(pathlib.Path(cert).resolve()), "key_file": str(pathlib.Path(key).resolve())}
+    jobs = [job]
+    if network_metrics is not None:
+        url, token = urlsplit(network_metrics[0]), network_metrics[1]
+        jobs.append({"job_name": "qkdnet-network", "scheme": url.scheme, "metrics_path": "/metrics",
+                     "authorization": {"type": "Bearer", "credentials": token},
+                     "static_configs": [{"targets": [url.netloc]}]})
     return {"global": {"scrape_interval": f"{interval_s}s", "evaluation_interval": f"{interval_s}s"},
-            "rule_files": [str(RULES_FILE)], "scrape_configs": [job]}
+            "rule_files": [str(RULES_FILE)], "scrape_configs": jobs}
 
 
-def write(path: pathlib.Path, network: Network, interval_s: int = SCRAPE_INTERVAL_S) -> None:
-    text = yaml.safe_dump(scrape_config(network, interval_s), sort_keys=False)
-    write_atomically(path, text.encode(), 0o644)
+def write(path: pathlib.Path, network: Network, interval_s: int = SCRAPE_INTERVAL_S,
+          network_metrics: tuple[str, str] | None = None) -> None:
+    """Readable by its owner alone: it holds the supervisor's token when it scrapes the network job."""
+    text = yaml.safe_dump(scrape_config(network, interval_s, network_metrics), sort_keys=False)
+    write_atomically(path, text.encode(), 0o600)

@@ -28,6 +28,9 @@ from qkdnet.node.routing import DEFAULT_STRATEGY, RouteRequest, StrategySpec
 from qkdnet.orchestrator import certs as pki
 from qkdnet.orchestrator import prometheus_config
 from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.live_view.model import ViewModel
+from qkdnet.orchestrator.live_view.network_metrics import NetworkMetrics
+from qkdnet.orchestrator.live_view.server import new_token, start_view
 from qkdnet.orchestrator.network import Network, comparison_salt
 from qkdnet.orchestrator.router import Router
 from qkdnet.orchestrator.state import StateDir
@@ -40,6 +43,7 @@ from qkdnet.orchestrator.summary import (
 from qkdnet.orchestrator.topology import Topology, load
 
 IMPAIRMENT_FIELDS = {f.name for f in dataclasses.fields(Impairment)}
+VIEW_POLL_S = 2.0  # how often the live view samples the network
 
 
 class Supervisor:
@@ -48,6 +52,22 @@ class Supervisor:
         self.topology = topology
         self.state = state
         self.stopping = asyncio.Event()
+        self.view = ViewModel(topology)  # what the live network view shows
+        self.metrics = NetworkMetrics(self.view)  # the network-level metrics beside it
+
+    async def watch(self) -> None:
+        """Sample the network for the live view, every VIEW_POLL_S, until stopped."""
+        while True:
+            await self.sample()
+            await asyncio.sleep(VIEW_POLL_S)
+
+    async def sample(self) -> None:
+        """One sample for the live view (also at once after a fault, so the view shows it)."""
+        try:
+            status = await self.network.status()
+        except QkdnetError:  # a node died mid-poll: the next round sees it as down
+            return
+        self.view.sample(status, self.network.cuts, [f.as_dict() for f in self.network.faults])
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request (see ``orchestrator.supervisor_client``); a wrong one raises ``QkdnetError``."""
@@ -69,7 +89,9 @@ class Supervisor:
             await self.network.revoke(node, key_ids, str(request.get("reason", "")))
             return {"revoked": key_ids}
         if op == "fault":
-            return await self.fault(request)
+            reply = await self.fault(request)
+            await self.sample()
+            return reply
         if op == "faults":
             return {"faults": [f.as_dict() for f in self.network.faults]}
         if op == "down":
@@ -135,6 +157,8 @@ class Supervisor:
         router = Router(self.network, strategy.make(), need_key=False)
         await router.refresh()
         result = await router.relay(RouteRequest(source, destination, key_bits, count), timeout_s)
+        self.view.record_relay(result)
+        self.metrics.record(result)
         if result.outcome == "blocked" and result.failure:  # no route at all: the request is at fault
             raise QkdnetError(result.failure.message)
         return result
@@ -173,8 +197,8 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
     except QkdnetError as exc:
         _announce({"event": "failed", "error": str(exc)})
         return 2
-    try:
-        await network.start()
+    try:  # progress lines go to `qkdnet up`, which draws them until the ready line
+        await network.start(lambda message: _announce({"event": "progress", "message": message}))
     except Exception as exc:  # reported to `qkdnet up`, which prints it as one line
         _announce({"event": "failed", "error": str(exc) or type(exc).__name__})
         return 1
@@ -183,18 +207,25 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, supervisor.stopping.set)
     server = await asyncio.start_unix_server(supervisor.serve_client, path=str(state.socket_path))
+    token = new_token()
+    view_server = await start_view(supervisor.view, token, supervisor.metrics)
+    watcher = asyncio.create_task(supervisor.watch(), name="live-view")
     try:
         nodes = {name: {"grpc": h.address, "kme": h.kme_url, "metrics": h.metrics_url}
                  for name, h in network.nodes.items()}
         pki_dir = str(certs_dir or state.path / "certs")
-        prometheus_config.write(state.path / "prometheus.yml", network)
+        prometheus_config.write(state.path / "prometheus.yml", network, network_metrics=(view_server.url, token))
+        view_url = f"{view_server.url}/?token={token}"
         state.write({"pid": os.getpid(), "topology": topology.name, "source": topology.source,
                      "socket": str(state.socket_path), "started_at": time.time(), "nodes": nodes,
-                     "certs_dir": pki_dir})
-        _announce({"event": "ready", "pid": os.getpid(), "nodes": nodes, "certs_dir": pki_dir})
+                     "certs_dir": pki_dir, "view": view_url})
+        _announce({"event": "ready", "pid": os.getpid(), "nodes": nodes, "certs_dir": pki_dir, "view": view_url})
         _detach_output(state.log_path)
         await supervisor.stopping.wait()
     finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await view_server.close()
         server.close()
         await network.stop()
         state.clear()

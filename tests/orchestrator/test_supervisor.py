@@ -36,6 +36,7 @@ class FakeNetwork:
         self.nodes = {"n0": Handle("n0"), "n1": Handle("n1")}
         self.revoked = []
         self.faults = []  # what the supervisor asked for, as (kind, where, what)
+        self.cuts = set()
 
     async def cut_link(self, u, v):
         self.faults.append(FaultRecord(0.0, "cut", f"{u}-{v}"))
