@@ -23,7 +23,7 @@ from qkdnet.orchestrator.topology import Topology
 
 HISTORY_SAMPLES = 150  # per link: five minutes at the default two-second poll
 RECENT_RELAYS = 20
-LOW_POOL_FRACTION = 0.1  # a pool under a tenth of its capacity is shown as an alert
+LOW_POOL_FRACTION = 0.1  # a pool in use under a tenth of its capacity is shown as an alert
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,10 @@ class ViewModel:
             elif tx is not None and tx.blocks_aborted and qber > threshold:
                 alerts.append({"severity": "critical", "what": f"QBER {qber:.1%} on link {name}: over the abort "
                                                               f"threshold, blocks abort"})
-            elif capacity and tx is not None and tx.generated_bits and pool < LOW_POOL_FRACTION * capacity:
+            elif capacity and tx is not None and tx.consumed_bits and pool < LOW_POOL_FRACTION * capacity:
+                # a link in use running dry (a new network's pools start empty: that is no alert)
                 alerts.append({"severity": "warning", "what": f"key pool of {name} under {LOW_POOL_FRACTION:.0%} "
-                                                             f"of capacity"})
+                                                             f"of capacity while relays use it"})
         alerts += [{"severity": "critical", "what": f"node {n['name']} is down"} for n in nodes if not n["alive"]]
         return {"topology": self.topology.name, "t": round(time.monotonic() - self.started, 1),
                 "qber_threshold": threshold, "pool_capacity_bits": self.topology.pool_capacity_bits, "nodes": nodes, "links": links, "alerts": alerts,

@@ -58,11 +58,17 @@ function drawSeries(view) {
   const history = link.history;
   if (history.length < 2) return;
   const t0 = history[0].t, span = Math.max(1, history[history.length - 1].t - t0);
-  const capacity = Math.max(1, view.pool_capacity_bits);
+  // Each series on its own scale, from 0 to its largest value in the window (QBER at least 5 %).
+  const poolTop = Math.max(1, ...history.map((s) => s.pool_bits));
+  const qberTop = Math.max(0.05, ...history.map((s) => s.qber));
   const points = (value) => history.map((s) => `${(10 + 380 * (s.t - t0) / span).toFixed(1)},` +
-                                              `${(150 - 140 * Math.min(1, value(s))).toFixed(1)}`).join(" ");
-  svg("polyline", { class: "pool", points: points((s) => s.pool_bits / capacity) }, chart);
-  svg("polyline", { class: "qber", points: points((s) => s.qber / 0.5) }, chart);
+                                              `${(150 - 125 * Math.min(1, value(s))).toFixed(1)}`).join(" ");
+  svg("polyline", { class: "pool", points: points((s) => s.pool_bits / poolTop) }, chart);
+  svg("polyline", { class: "qber", points: points((s) => s.qber / qberTop) }, chart);
+  svg("text", { x: 10, y: 16, class: "label" }, chart).textContent = `pool ≤ ${poolTop} bits`;
+  svg("text", { x: 390, y: 16, class: "label", "text-anchor": "end" }, chart).textContent =
+    `QBER ≤ ${(100 * qberTop).toFixed(1)} %`;
+  svg("text", { x: 10, y: 158, class: "label" }, chart).textContent = `last ${span.toFixed(0)} s`;
 }
 
 function fillList(id, items, text, cls) {
