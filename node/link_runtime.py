@@ -115,6 +115,7 @@ class LinkRuntime:
         self.last_qber_per_intensity: tuple[float, ...] = ()  # test-basis QBER, signal/decoy/vacuum
         self.generating_s = 0.0  # transmitter: wall time spent generating (not paused at a full pool)
         self.impairment = Impairment()  # transmitter: a fault on the channel, from the next block on
+        self.impaired_since_s = 0.0  # the emulated time it was switched on (a drift grows from there)
         self.sifted_bits = 0
         self.auth_bits = 0
         self.resyncs = 0
@@ -183,7 +184,7 @@ class LinkRuntime:
         self._frame += 1
         frame_id = self._frame
         impairment = self.impairment  # as it stands when the block's pulses leave
-        physics = impairment.physics(s.params)
+        physics = impairment.physics(s.params, self.emulated_seconds - self.impaired_since_s)
         n_pulses = pulses_for_detections(physics, s.processing.block_detections)
         alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, physics, n_pulses, self._nature, impairment.attack,
                                                         self.endpoint.secret_bits)

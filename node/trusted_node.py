@@ -121,6 +121,7 @@ class TrustedNode:
             raise InvalidRequest(f"{self.name} receives on link {end.settings.link_id}: its transmitter "
                                  f"{peer} owns the channel")
         end.runtime.impairment = impairment
+        end.runtime.impaired_since_s = end.runtime.emulated_seconds
 
     async def _renew(self, end: LinkEnd, link: LinkSettings) -> None:
         """A fresh engine for the link end (same pool); a fault on the channel stays."""
@@ -129,6 +130,7 @@ class TrustedNode:
         end.settings = link
         end.runtime = LinkRuntime(link, end.pool, self.settings.time_scale if self.settings else 0.0)
         end.runtime.impairment = impairment
+        end.runtime.impaired_since_s = end.runtime.emulated_seconds
 
     async def set_link_down(self, peer: str) -> None:
         """A fibre cut on this end: stop generating, refuse relays over it, keep its pool."""

@@ -327,7 +327,8 @@ def _cmd_fault(args: argparse.Namespace) -> int:
             field: value for field, value in (
                 ("extra_loss_db", args.extra_loss_db), ("misalignment_error", args.misalignment),
                 ("dark_count_factor", args.dark_count_factor), ("intercept_resend_fraction", args.intercept_resend),
-                ("photon_number_splitting", args.pns or None)) if value is not None}
+                ("photon_number_splitting", args.pns or None),
+                ("misalignment_drift_per_s", args.misalignment_drift)) if value is not None}
     kind = "impair" if args.fault_command == "clear" else args.fault_command
     print(client.fault(kind, args.u, args.v, impairment))
     return 0
@@ -523,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
             one.add_argument("--intercept-resend", type=_non_negative, metavar="FRACTION",
                              help="an intercept-resend eavesdropper on this fraction of pulses (0 to 1)")
             one.add_argument("--pns", action="store_true", help="a photon-number-splitting eavesdropper")
+            one.add_argument("--misalignment-drift", type=_non_negative, metavar="PER_S",
+                             help="misalignment growing by this much per emulated second (a drifting interferometer)")
     for name, text in (("kill", "kill NODE's process (SIGKILL): its links go down, routing avoids it"),
                        ("restart", "restart a killed NODE from its durable key store")):
         one = with_state(ft_sub.add_parser(name, help=text))

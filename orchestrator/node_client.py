@@ -103,7 +103,8 @@ class NodeClient:
             peer=peer, extra_loss_db=impairment.extra_loss_db, misalignment_error=impairment.misalignment_error,
             dark_count_factor=impairment.dark_count_factor,
             intercept_resend_fraction=impairment.intercept_resend_fraction,
-            photon_number_splitting=impairment.photon_number_splitting))
+            photon_number_splitting=impairment.photon_number_splitting,
+            misalignment_drift_per_s=impairment.misalignment_drift_per_s))
         return reply.message
 
     async def exposure(self) -> ExposureReport:

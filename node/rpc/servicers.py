@@ -130,7 +130,8 @@ class ControlServicer(rpc.ControlServicer):
 
     async def SetImpairment(self, request: pb.ImpairmentRequest, context: Context) -> pb.Ack:
         impairment = Impairment(request.extra_loss_db, request.misalignment_error, request.dark_count_factor or 1.0,
-                                request.intercept_resend_fraction, request.photon_number_splitting)
+                                request.intercept_resend_fraction, request.photon_number_splitting,
+                                request.misalignment_drift_per_s)
         self.node.set_impairment(request.peer, impairment)
         return pb.Ack(ok=True, message=impairment.describe())
 

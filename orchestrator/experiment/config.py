@@ -37,10 +37,12 @@ class LinkEvent:
     """A fault at an emulated time: a cut, its repair, or an impairment of the quantum channel."""
 
     at_s: float
-    kind: str  # cut, restore, impair
-    u: str
+    kind: str  # cut, restore, impair, burst
+    u: str  # a link's ends, or a burst's source and destination
     v: str
     impairment: Impairment | None = None  # for impair (``Impairment()``: healthy again)
+    requests: int = 0  # for burst: this many requests at once (key exhaustion on purpose)
+    key_bits: int = 256
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,14 @@ def _known_node(where: str, node: Any, topology: Topology) -> str:
     return node
 
 
-EVENT_FORMS = ("{at_s: SECONDS, cut: [NODE, NODE]}, {at_s: SECONDS, restore: [NODE, NODE]} or "
-               "{at_s: SECONDS, impair: [NODE, NODE], with: {FIELD: VALUE, ...}}")
+EVENT_FORMS = ("{at_s: SECONDS, cut: [NODE, NODE]}, {at_s: SECONDS, restore: [NODE, NODE]}, "
+               "{at_s: SECONDS, impair: [NODE, NODE], with: {FIELD: VALUE, ...}} or "
+               "{at_s: SECONDS, burst: {source: NODE, destination: NODE, requests: N, key_bits: BITS}}")
 
 
 def _event(where: str, event: Any, topology: Topology) -> LinkEvent:
+    if isinstance(event, dict) and "burst" in event:
+        return _burst(where, event, topology)
     kinds = [k for k in ("cut", "restore", "impair") if isinstance(event, dict) and k in event]
     allowed = {"at_s", *kinds, "with"} if kinds == ["impair"] else {"at_s", *kinds}
     if not (len(kinds) == 1 and set(event) <= allowed and "at_s" in event and isinstance(event[kinds[0]], list)
@@ -192,4 +197,24 @@ def _event(where: str, event: Any, topology: Topology) -> LinkEvent:
     return LinkEvent(float(event["at_s"]), kind, u, v, impairment)
 
 
+def _burst(where: str, event: dict, topology: Topology) -> LinkEvent:
+    burst = event["burst"]
+    at_s = event.get("at_s")
+    if not (set(event) == {"at_s", "burst"} and isinstance(burst, dict)
+            and {"source", "destination", "requests"} <= set(burst) <= {"source", "destination", "requests", "key_bits"}
+            and isinstance(at_s, (int, float)) and not isinstance(at_s, bool) and math.isfinite(at_s) and at_s >= 0):
+        raise ConfigError(f"{where}: an event is {EVENT_FORMS}; got {event!r}")
+    source = _known_node(where, burst["source"], topology)
+    destination = _known_node(where, burst["destination"], topology)
+    requests, key_bits = burst["requests"], burst.get("key_bits", 256)
+    if not (isinstance(requests, int) and not isinstance(requests, bool) and 1 <= requests <= MAX_BURST_REQUESTS):
+        raise ConfigError(f"{where}: a burst's requests must be an integer from 1 to {MAX_BURST_REQUESTS}")
+    if not (isinstance(key_bits, int) and not isinstance(key_bits, bool) and key_bits > 0 and key_bits % 8 == 0):
+        raise ConfigError(f"{where}: a burst's key_bits must be a positive multiple of 8")
+    if source == destination:
+        raise ConfigError(f"{where}: a burst needs two different nodes")
+    return LinkEvent(float(at_s), "burst", source, destination, requests=requests, key_bits=key_bits)
+
+
+MAX_BURST_REQUESTS = 100_000
 IMPAIRMENT_FIELDS = {f.name for f in dataclasses.fields(Impairment)}

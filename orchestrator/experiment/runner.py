@@ -43,9 +43,14 @@ class RunResult:
 
 
 def arrivals_for(config: ExperimentConfig, seed: int, repetition: int) -> list[Arrival]:
+    """The demand: the trace or the Poisson flows, plus every burst event's requests at its time."""
     if config.trace is not None:
-        return trace_arrivals(config.trace, config.topology, config.duration_s)
-    return poisson_arrivals(config.demand, config.duration_s, seed, repetition)
+        arrivals = trace_arrivals(config.trace, config.topology, config.duration_s)
+    else:
+        arrivals = poisson_arrivals(config.demand, config.duration_s, seed, repetition)
+    bursts = [Arrival(e.at_s, e.u, e.v, e.key_bits) for e in config.events if e.kind == "burst"
+              for _ in range(e.requests)]
+    return sorted(arrivals + bursts, key=lambda a: a.t_s) if bursts else arrivals
 
 
 async def run_experiment(config: ExperimentConfig, progress: Progress | None = None) -> list[RunResult]:
@@ -147,7 +152,9 @@ async def _events(network: Network, router: Router, config: ExperimentConfig, no
         if delay > 0:
             await asyncio.sleep(delay)
         detail = ""
-        if event.kind == "cut":
+        if event.kind == "burst":  # its requests are part of the demand: only recorded here
+            detail = f"{event.requests} requests of {event.key_bits} bits {event.u}->{event.v}"
+        elif event.kind == "cut":
             await network.cut_link(event.u, event.v)
             router.live.mark_down(event.u, event.v)
         elif event.kind == "restore":
@@ -155,8 +162,8 @@ async def _events(network: Network, router: Router, config: ExperimentConfig, no
             await router.refresh()
         else:
             detail = await network.impair(event.u, event.v, event.impairment or Impairment())
-        result.events.append(dict(t_s=round(now_s(), 3), event=event.kind, link=f"{event.u}-{event.v}",
-                                  detail=detail))
+        where = f"{event.u}->{event.v}" if event.kind == "burst" else f"{event.u}-{event.v}"
+        result.events.append(dict(t_s=round(now_s(), 3), event=event.kind, link=where, detail=detail))
 
 
 async def _final_state(network: Network, config: ExperimentConfig, result: RunResult) -> None:

@@ -173,20 +173,22 @@ class LinkStateRequest(_message.Message):
     def __init__(self, peer: _Optional[str] = ..., up: _Optional[bool] = ..., link: _Optional[_Union[LinkConfig, _Mapping]] = ...) -> None: ...
 
 class ImpairmentRequest(_message.Message):
-    __slots__ = ("peer", "extra_loss_db", "misalignment_error", "dark_count_factor", "intercept_resend_fraction", "photon_number_splitting")
+    __slots__ = ("peer", "extra_loss_db", "misalignment_error", "dark_count_factor", "intercept_resend_fraction", "photon_number_splitting", "misalignment_drift_per_s")
     PEER_FIELD_NUMBER: _ClassVar[int]
     EXTRA_LOSS_DB_FIELD_NUMBER: _ClassVar[int]
     MISALIGNMENT_ERROR_FIELD_NUMBER: _ClassVar[int]
     DARK_COUNT_FACTOR_FIELD_NUMBER: _ClassVar[int]
     INTERCEPT_RESEND_FRACTION_FIELD_NUMBER: _ClassVar[int]
     PHOTON_NUMBER_SPLITTING_FIELD_NUMBER: _ClassVar[int]
+    MISALIGNMENT_DRIFT_PER_S_FIELD_NUMBER: _ClassVar[int]
     peer: str
     extra_loss_db: float
     misalignment_error: float
     dark_count_factor: float
     intercept_resend_fraction: float
     photon_number_splitting: bool
-    def __init__(self, peer: _Optional[str] = ..., extra_loss_db: _Optional[float] = ..., misalignment_error: _Optional[float] = ..., dark_count_factor: _Optional[float] = ..., intercept_resend_fraction: _Optional[float] = ..., photon_number_splitting: _Optional[bool] = ...) -> None: ...
+    misalignment_drift_per_s: float
+    def __init__(self, peer: _Optional[str] = ..., extra_loss_db: _Optional[float] = ..., misalignment_error: _Optional[float] = ..., dark_count_factor: _Optional[float] = ..., intercept_resend_fraction: _Optional[float] = ..., photon_number_splitting: _Optional[bool] = ..., misalignment_drift_per_s: _Optional[float] = ...) -> None: ...
 
 class ExposureRequest(_message.Message):
     __slots__ = ()

@@ -16,7 +16,7 @@ from tests.node.inprocess import close_all, configure_line, link_pair, nodes_in
 @pytest.mark.parametrize("fields", [
     {"intercept_resend_fraction": 1.5}, {"intercept_resend_fraction": -0.1}, {"intercept_resend_fraction": math.nan},
     {"extra_loss_db": -1.0}, {"extra_loss_db": 100.0}, {"misalignment_error": 0.6}, {"dark_count_factor": 0.5},
-    {"intercept_resend_fraction": 0.5, "photon_number_splitting": True},
+    {"intercept_resend_fraction": 0.5, "photon_number_splitting": True}, {"misalignment_drift_per_s": 1.0},
 ])
 def test_an_impossible_impairment_is_refused(fields):
     with pytest.raises(InvalidRequest):
@@ -29,6 +29,10 @@ def test_an_impairment_changes_the_physics_the_transmitter_samples():
     assert math.isclose(bent.channel_transmittance, STANDARD.channel_transmittance / 10 ** 0.3)
     assert math.isclose(bent.misalignment_error, STANDARD.misalignment_error + 0.02)
     assert math.isclose(bent.background_yield, STANDARD.background_yield * 10)
+    drifting = Impairment(misalignment_drift_per_s=0.01)
+    assert drifting.physics(STANDARD, 0.0).misalignment_error == STANDARD.misalignment_error
+    assert math.isclose(drifting.physics(STANDARD, 3.0).misalignment_error, STANDARD.misalignment_error + 0.03)
+    assert drifting.physics(STANDARD, 1e6).misalignment_error == 0.5  # capped: a useless channel, not more
     assert Impairment(intercept_resend_fraction=0.3).attack == InterceptResend(0.3)
     assert isinstance(Impairment(photon_number_splitting=True).attack, PhotonNumberSplitting)
 

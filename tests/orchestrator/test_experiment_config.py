@@ -25,6 +25,7 @@ events:
   - {at_s: 70, restore: [n0, n1]}
   - {at_s: 20, impair: [n1, n2], with: {intercept_resend_fraction: 0.5, extra_loss_db: 2}}
   - {at_s: 40, impair: [n1, n2]}
+  - {at_s: 60, burst: {source: n0, destination: n2, requests: 50}}
 """
 
 
@@ -38,7 +39,8 @@ def test_a_good_file_loads(tmp_path):
     config = load_config(_write(tmp_path, GOOD))
     assert [s.label for s in config.strategies] == ["fewest_hops", "multipath-k2"]
     assert config.events[0].u == "n0" and config.time_scale == 2.0 and config.seeds == (1,)
-    assert [e.kind for e in config.events] == ["cut", "restore", "impair", "impair"]
+    assert [e.kind for e in config.events] == ["cut", "restore", "impair", "impair", "burst"]
+    assert (config.events[4].requests, config.events[4].key_bits) == (50, 256)
     assert config.events[2].impairment == Impairment(extra_loss_db=2.0, intercept_resend_fraction=0.5)
     assert config.events[3].impairment == Impairment()  # no fields: healthy again
 
@@ -54,6 +56,10 @@ def test_a_good_file_loads(tmp_path):
     (("intercept_resend_fraction: 0.5", "eavesdropper: 0.5"), "an impairment has the fields"),
     (("restore: [n0, n1]}", "restore: [n0, n1], cut: [n0, n1]}"), "an event is"),
     (("{at_s: 40, impair: [n1, n2]}", "{at_s: 40, impair: [n1, n2], with: 3}"), "an impairment has the fields"),
+    (("requests: 50", "requests: 0"), "requests must be an integer from 1"),
+    (("destination: n2, requests", "destination: n0, requests"), "two different nodes"),
+    (("source: n0, destination: n2, requests", "source: n7, destination: n2, requests"), "unknown node 'n7'"),
+    (("requests: 50}", "requests: 50, colour: red}"), "an event is"),
     (("name: t", "colour: blue"), "unknown key(s) colour"),
 ])
 def test_bad_files_name_the_problem(tmp_path, change, message):
@@ -96,3 +102,16 @@ def test_trace_files_are_replayed_and_checked(tmp_path):
     trace.write_text("t_s,source,destination,key_bits\n1.0,n0,n2,100\n")
     with pytest.raises(ConfigError, match="t.csv:2: key_bits must be a positive multiple of 8"):
         trace_arrivals(trace, config.topology, 100)
+
+
+def test_a_burst_adds_its_requests_to_the_demand_at_its_time(tmp_path):
+    from qkdnet.orchestrator.experiment.runner import arrivals_for
+
+    config = load_config(_write(tmp_path, GOOD))
+    arrivals = arrivals_for(config, 1, 0)
+    at_burst = [a for a in arrivals if a.t_s == 60.0 and (a.source, a.destination) == ("n0", "n2")]
+    assert len(at_burst) == 50
+    assert [a.t_s for a in arrivals] == sorted(a.t_s for a in arrivals)
+    plain = load_config(_write(tmp_path, GOOD.replace("  - {at_s: 60, burst: {source: n0, destination: n2, "
+                                                      "requests: 50}}\n", "")))
+    assert len(arrivals) == len(arrivals_for(plain, 1, 0)) + 50
