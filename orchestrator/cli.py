@@ -22,6 +22,8 @@ from .errors import QkdnetError
 from .files import write_json
 
 if TYPE_CHECKING:
+    from .experiment.config import ExperimentConfig
+    from .experiment.runner import RunResult
     from .state import StateDir
     from .supervisor_client import SupervisorClient
 
@@ -71,6 +73,12 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
+    return int(text)
 
 
 def _seed(text: str) -> int:
@@ -179,6 +187,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _experiment_with_metrics(config: ExperimentConfig, args: argparse.Namespace,
+                                   out: pathlib.Path) -> list[RunResult]:
+    """Run the experiment while serving its per-strategy results to Prometheus on 127.0.0.1."""
+    import yaml
+
+    from qkdnet.node.web.server import serve_app
+
+    from .experiment.live_metrics import ExperimentMetrics
+    from .experiment.runner import run_experiment
+    from .files import write_atomically
+    from .live_view.server import metrics_only_app, new_token
+
+    metrics, token = ExperimentMetrics(), new_token()
+    try:
+        server = await serve_app(metrics_only_app(metrics.render, token), "127.0.0.1", args.metrics_port, None)
+    except OSError as exc:
+        raise QkdnetError(f"--metrics-port {args.metrics_port}: {exc.strerror}") from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        scrape = out / "prometheus-experiment.yml"  # holds the token: its owner's alone
+        write_atomically(scrape, yaml.safe_dump({"scrape_configs": [{
+            "job_name": "qkdnet-experiment", "authorization": {"type": "Bearer", "credentials": token},
+            "static_configs": [{"targets": [server.url.removeprefix("http://")]}]}]}, sort_keys=False), 0o600)
+        print(f"  per-strategy metrics at {server.url}/metrics; scrape configuration with its token: {scrape}",
+              file=sys.stderr, flush=True)
+        return await run_experiment(config, _progress(args), metrics)
+    finally:
+        await server.close()
+
+
 def _cmd_experiment(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -190,7 +228,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out or pathlib.Path("results") / config.name
     if out.exists() and any(out.iterdir()) and not args.force:
         raise QkdnetError(f"{out} exists and is not empty (use --force to overwrite its files)")
-    results = asyncio.run(run_experiment(config, _progress(args)))
+    results = asyncio.run(_experiment_with_metrics(config, args, out) if args.metrics_port is not None
+                          else run_experiment(config, _progress(args)))
     summary = write_results(config, results, out)
     print(f"{'strategy':<22} {'requests':>8} {'delivered':>9} {'blocking':>8} {'key b/s':>10} {'p99 ms':>8}")
     for label, r in summary["strategies"].items():
@@ -466,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=pathlib.Path, help="results directory (default results/<experiment name>)")
     ex.add_argument("--force", action="store_true", help="write into a non-empty results directory")
     ex.add_argument("--quiet", action="store_true")
+    ex.add_argument("--metrics-port", type=_port, metavar="PORT",
+                    help="serve the per-strategy results to Prometheus on 127.0.0.1:PORT while it runs (0: any free "
+                         "port); writes OUT/prometheus-experiment.yml with the bearer token")
     ex.set_defaults(func=_cmd_experiment)
 
     def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

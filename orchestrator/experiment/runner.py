@@ -22,6 +22,7 @@ from qkdnet.node.routing import RouteRequest, StrategySpec
 from qkdnet.orchestrator.errors import QkdnetError
 from qkdnet.orchestrator.experiment.config import ExperimentConfig
 from qkdnet.orchestrator.experiment.demand import Arrival, poisson_arrivals, trace_arrivals
+from qkdnet.orchestrator.experiment.live_metrics import ExperimentMetrics
 from qkdnet.orchestrator.network import Network
 from qkdnet.orchestrator.router import Router
 
@@ -53,7 +54,9 @@ def arrivals_for(config: ExperimentConfig, seed: int, repetition: int) -> list[A
     return sorted(arrivals + bursts, key=lambda a: a.t_s) if bursts else arrivals
 
 
-async def run_experiment(config: ExperimentConfig, progress: Progress | None = None) -> list[RunResult]:
+async def run_experiment(config: ExperimentConfig, progress: Progress | None = None,
+                         metrics: ExperimentMetrics | None = None) -> list[RunResult]:
+    """``metrics``: where each request's outcome is counted as it completes (live, for Prometheus)."""
     say = progress or (lambda _: None)
     results = []
     for seed in config.seeds:
@@ -61,12 +64,12 @@ async def run_experiment(config: ExperimentConfig, progress: Progress | None = N
             arrivals = arrivals_for(config, seed, repetition)
             for spec in config.strategies:
                 say(f"run {spec.label} seed {seed} repetition {repetition}: {len(arrivals)} requests")
-                results.append(await run_one(config, spec, seed, repetition, arrivals, say))
+                results.append(await run_one(config, spec, seed, repetition, arrivals, say, metrics))
     return results
 
 
 async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repetition: int,
-                  arrivals: list[Arrival], say: Progress) -> RunResult:
+                  arrivals: list[Arrival], say: Progress, metrics: ExperimentMetrics | None = None) -> RunResult:
     result = RunResult(spec.label, seed, repetition)
     clock = time.perf_counter
     t = clock()
@@ -95,7 +98,7 @@ async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repet
             delay = arrival.t_s / config.time_scale - (clock() - t0)
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(_request(router, arrival, config, now_s, result)))
+            pending.append(asyncio.create_task(_request(router, arrival, config, now_s, result, metrics)))
         demand_end = clock()
         await asyncio.gather(*pending)
         result.wall_s["demand"] = demand_end - t0
@@ -123,9 +126,11 @@ Clock = Callable[[], float]
 
 
 async def _request(router: Router, arrival: Arrival, config: ExperimentConfig, now_s: Clock,
-                   result: RunResult) -> None:
+                   result: RunResult, metrics: ExperimentMetrics | None = None) -> None:
     request = RouteRequest(arrival.source, arrival.destination, arrival.key_bits)
     routed: RelayResult = await router.relay(request, config.request_timeout_s)
+    if metrics is not None:
+        metrics.record(result.strategy, routed)
     result.requests.append(dict(
         t_s=round(arrival.t_s, 6), done_s=round(now_s(), 6), source=arrival.source,
         destination=arrival.destination, key_bits=arrival.key_bits, outcome=routed.outcome,

@@ -77,6 +77,20 @@ def _asset(name: str) -> web.Response:
                                                             "script-src 'self'; connect-src 'self'"})
 
 
+def metrics_only_app(render_metrics: Callable[[], bytes], token: str) -> web.Application:
+    """Just ``/metrics``, behind a bearer token (what ``qkdnet experiment --metrics-port`` serves)."""
+    async def serve(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        given = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return web.json_response({"message": "a bearer token is required"}, status=401)
+        return web.Response(body=render_metrics(), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", serve)])
+    return app
+
+
 async def start_view(model: ViewModel, token: str, metrics: NetworkMetrics | None = None, port: int = 0) -> HttpServer:
     """Serve the view (and the network-level metrics) on 127.0.0.1:port (0: a free one)."""
     return await serve_app(view_app(model, token, metrics), "127.0.0.1", port, None)

@@ -112,3 +112,23 @@ async def test_the_network_level_metrics_count_requests_states_and_faults_behind
     assert samples[("qkdnet_network_faults_total", (("kind", "cut"),))] == 1
     assert samples[("qkdnet_network_requests_total", (("outcome", "delivered"),))] == 1
     assert samples[("qkdnet_network_requests_total", (("outcome", "blocked"),))] == 1
+
+
+async def test_an_experiments_metrics_need_the_bearer_token():
+    from qkdnet.node.web.server import serve_app
+    from qkdnet.orchestrator.experiment.live_metrics import ExperimentMetrics
+    from qkdnet.orchestrator.live_view.server import metrics_only_app
+
+    metrics, token = ExperimentMetrics(), new_token()
+    metrics.record("fewest_hops", RelayResult("n0", "n1", Route.of([["n0", "n1"]]).paths, ("k1",), 0.02, 256))
+    server = await serve_app(metrics_only_app(metrics.render, token), "127.0.0.1", 0, None)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server.url + "/metrics") as reply:
+                assert reply.status == 401
+            async with session.get(server.url + "/metrics", headers={"Authorization": "Bearer " + token}) as reply:
+                text = await reply.text()
+    finally:
+        await server.close()
+    assert 'qkdnet_experiment_requests_total{outcome="delivered",strategy="fewest_hops"} 1.0' in text
+    assert 'qkdnet_experiment_link_key_consumed_bits_total{strategy="fewest_hops"} 256.0' in text

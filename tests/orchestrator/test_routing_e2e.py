@@ -4,9 +4,11 @@ and a small experiment end to end."""
 import json
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from qkdnet.node.routing import LiveState, RouteRequest, make_strategy
 from qkdnet.orchestrator.experiment.config import load_config
+from qkdnet.orchestrator.experiment.live_metrics import ExperimentMetrics
 from qkdnet.orchestrator.experiment.report import write_results
 from qkdnet.orchestrator.experiment.runner import run_experiment
 from qkdnet.orchestrator.network import Network, comparison_salt
@@ -89,9 +91,15 @@ demand:
     - {source: n0, destination: n2, rate_per_s: 2}
 strategies: [fewest_hops, {name: multipath, k: 2}]
 seeds: [3]
+events:
+  - {at_s: 1, impair: [n0, n1], with: {extra_loss_db: 1}}
+  - {at_s: 2, burst: {source: n1, destination: n3, requests: 5}}
+  - {at_s: 3, cut: [n2, n3]}
+  - {at_s: 4, restore: [n2, n3]}
 """)
     config = load_config(tmp_path / "exp.yaml")
-    results = await run_experiment(config)
+    metrics = ExperimentMetrics()
+    results = await run_experiment(config, metrics=metrics)
     summary = write_results(config, results, tmp_path / "out")
     for name in ("requests.csv", "pools.csv", "links.csv", "exposure.csv", "summary.json", "report.md",
                  "delivered_rate.png", "blocking.png", "latency_cdf.png", "pool_levels.png", "exposure.png"):
@@ -102,3 +110,13 @@ seeds: [3]
     assert all(r["links_balanced"] for r in runs.values())
     assert runs["multipath-k2"]["delivered"] > 0
     assert all(v == 0 for v in runs["multipath-k2"]["exposure"].values())
+    for result in results:  # every fault ran, in order, with its time, in every run
+        assert [(e["event"], e["link"]) for e in result.events] == [
+            ("impair", "n0-n1"), ("burst", "n1->n3"), ("cut", "n2-n3"), ("restore", "n2-n3")]
+        assert sum(1 for r in result.requests if (r["source"], r["destination"]) == ("n1", "n3")) == 5
+    counted = {}  # the live per-strategy metrics saw every request the report did
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == "qkdnet_experiment_requests_total":
+                counted[sample.labels["strategy"]] = counted.get(sample.labels["strategy"], 0) + sample.value
+    assert counted == {label: r["requests"] for label, r in runs.items()}
