@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 UNCONFIRMED = "block kept by the transmitter only (the receiver's last answer was lost)"
 SILENT_BACKOFF_S = 0.1  # after each block in a row the receiver would not take part in, wait longer
 SILENT_BACKOFF_MAX_S = 2.0
+QBER_BACKOFF_AFTER = 3  # blocks in a row over the QBER threshold before the transmitter slows down
+QBER_BACKOFF_S = 0.5  # then waits this long, doubling with each further one, up to
+QBER_BACKOFF_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,16 @@ def frame_to_record(frame: FrameForPeer) -> BobRecord:
                      double_click=unpack(frame.double_clicks).astype(bool))
 
 
+def qber_backoff_s(aborted_in_a_row: int) -> float:
+    """How long the transmitter waits before its next block after this many in a row aborted
+    for their QBER. An attack, or a channel gone bad, would otherwise abort block after block,
+    each spending authentication key that only accepted blocks refill: the blocks are spaced out
+    (as a link that detects an attack should), and probing goes on so the link resumes after it."""
+    if aborted_in_a_row < QBER_BACKOFF_AFTER:
+        return 0.0
+    return min(QBER_BACKOFF_MAX_S, QBER_BACKOFF_S * 2 ** min(aborted_in_a_row - QBER_BACKOFF_AFTER, 16))
+
+
 class LinkRuntime:
     def __init__(self, settings: LinkSettings, pool: LinkKeyPool, time_scale: float) -> None:
         self.settings = settings
@@ -122,6 +135,7 @@ class LinkRuntime:
         self.emulated_seconds = 0.0
         self._unsynced = True  # the transmitter resynchronises before its next block
         self._silent_blocks = 0  # transmitter: blocks in a row the receiver would not take part in
+        self._qber_aborts = 0  # transmitter: blocks in a row aborted for their QBER
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # receiver: one message batch or resynchronisation at a time
 
@@ -167,6 +181,7 @@ class LinkRuntime:
             self.generating_s += time.monotonic() - started
             if self._silent_blocks:  # e.g. it has no authentication key left: do not spin on it
                 await asyncio.sleep(min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks))
+            await asyncio.sleep(qber_backoff_s(self._qber_aborts))
 
     async def resync(self, peer: LinkPeer) -> None:
         """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""
@@ -209,8 +224,9 @@ class LinkRuntime:
             session.abandon("peer stopped answering" if answered else "the exchange with the peer broke off")
             self._record(session.result, frame_id, confirmed=answered)
         self._unsynced = not (session.result is not None and session.result.accepted)
-        silent = session.result is not None and (session.result.abort_reason or "").startswith("peer stopped")
-        self._silent_blocks = self._silent_blocks + 1 if silent else 0
+        reason = (session.result.abort_reason or "") if session.result is not None else ""
+        self._silent_blocks = self._silent_blocks + 1 if reason.startswith("peer stopped") else 0
+        self._qber_aborts = self._qber_aborts + 1 if reason and abort_category(reason) == "qber" else 0
         return n_pulses
 
     # -- receiver -------------------------------------------------------------------------
