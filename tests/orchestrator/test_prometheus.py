@@ -78,7 +78,8 @@ async def test_prometheus_sees_every_metric_and_the_qber_alert_fire_and_resolve_
     topology = load("ring:4")
     # Slow emulated time (a block of the generated topology's links covers about 10 ms): a block
     # every few seconds, so the attack below spans a handful of aborted blocks. Each aborted block
-    # spends authentication key that only accepted ones refill; tens in a row exhaust it.
+    # spends authentication key that only accepted ones refill, and blocks over the QBER threshold
+    # are spaced out: a slow clock keeps the timing of the attack and the recovery predictable.
     network = Network(topology, time_scale=0.005, seed=3, data_dir=tmp_path / "net")
     await network.start()
     prometheus = None
