@@ -321,6 +321,7 @@ class Network:
             raise QkdnetError(f"node {name} is not running")
         process.kill()
         await process.wait()
+        self.nodes[name].failure = "killed (a fault injected)"  # now, not when its watcher next runs
         self.faults.append(FaultRecord(time.time(), "kill", name))
         if self.kme:
             await self.publish_routing()
