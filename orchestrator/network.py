@@ -105,7 +105,6 @@ class Network:
         self._tasks: list[asyncio.Task] = []
         self._publishing = asyncio.Lock()  # one view at a time: the last one sent is the newest
         self.cuts: set[frozenset[str]] = set()  # links cut and not restored
-        self.impairments: dict[frozenset[str], Impairment] = {}  # faults on quantum channels now
         self.faults: list[FaultRecord] = []  # every fault injected, in order, with its time
         self._temporary = tempfile.TemporaryDirectory(prefix="qkdnet-") if data_dir is None else None
         self.data_dir = pathlib.Path(self._temporary.name) if self._temporary else pathlib.Path(data_dir or ".")
@@ -469,11 +468,6 @@ class Network:
         if self.nodes[link.transmitter].failure:
             raise QkdnetError(f"link {u}-{v}: its transmitter {link.transmitter} is down")
         described = await self.client(link.transmitter).set_impairment(link.receiver, impairment)
-        key = frozenset((u, v))
-        if impairment.healthy:
-            self.impairments.pop(key, None)
-        else:
-            self.impairments[key] = impairment
         self.faults.append(FaultRecord(time.time(), "impair", f"{u}-{v}", described))
         return described
 
