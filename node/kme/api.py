@@ -26,7 +26,7 @@ from prometheus_client import Counter, Histogram
 
 from qkdnet.node.errors import NodeError, status_of
 from qkdnet.node.key_service import KeyService
-from qkdnet.node.web.server import HttpServer, serve_app
+from qkdnet.node.web.server import HttpServer, peer_common_name, serve_app
 
 MAX_BODY_BYTES = 64 * 1024
 DIGITS = re.compile(r"[0-9]{1,9}")
@@ -168,13 +168,12 @@ class KmeApi:
 
     # -- validation ---------------------------------------------------------------------
     def _caller(self, request: web.Request) -> str:
-        cert = request.transport.get_extra_info("peercert") if request.transport else None
-        names = [value for rdn in (cert or {}).get("subject", ()) for key, value in rdn if key == "commonName"]
-        if not names:
+        name = peer_common_name(request)
+        if not name:
             raise ApiError(401, "a client certificate is required")
-        if names[0] not in self.service.local_saes():
-            raise ApiError(401, f"SAE {names[0]!r} is not attached to KME {self.service.kme_id}")
-        return names[0]
+        if name not in self.service.local_saes():
+            raise ApiError(401, f"SAE {name!r} is not attached to KME {self.service.kme_id}")
+        return name
 
     def _known(self, sae: str, field: str) -> str:
         if not self.service.knows(sae):

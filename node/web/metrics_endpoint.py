@@ -19,23 +19,17 @@ from prometheus_client.metrics_core import Metric
 from qkdnet.node.errors import NodeError, PermissionDenied
 from qkdnet.node.identity import METRICS, authorise
 from qkdnet.node.metrics import CONTENT_TYPE, render
-from qkdnet.node.web.server import HttpServer, serve_app
+from qkdnet.node.web.server import HttpServer, peer_common_name, serve_app
 
 if TYPE_CHECKING:
     from qkdnet.node.trusted_node import TrustedNode
-
-
-def _identity(request: web.Request) -> str:
-    cert = request.transport.get_extra_info("peercert") if request.transport else None
-    names = [value for rdn in (cert or {}).get("subject", ()) for key, value in rdn if key == "commonName"]
-    return names[0] if names else ""
 
 
 def metrics_app(node: TrustedNode, extra: Callable[[], Iterable[Metric]], tls: bool) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         if tls:
             try:
-                authorise(METRICS, _identity(request), frozenset(), node.name)
+                authorise(METRICS, peer_common_name(request), frozenset(), node.name)
             except NodeError as exc:
                 return web.Response(status=403 if isinstance(exc, PermissionDenied) else 401, text=f"{exc}\n")
         return web.Response(body=render(node, extra), headers={"Content-Type": CONTENT_TYPE})

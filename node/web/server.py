@@ -30,6 +30,14 @@ def server_ssl_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLCo
     return context
 
 
+def peer_common_name(request: web.Request) -> str:
+    """The common name of the caller's certificate ('' without one), which TLS has checked
+    against the CA."""
+    cert = request.transport.get_extra_info("peercert") if request.transport else None
+    names = [value for rdn in (cert or {}).get("subject", ()) for key, value in rdn if key == "commonName"]
+    return names[0] if names else ""
+
+
 class HttpServer:
     """A running endpoint: its URL, and ``close`` to stop it."""
 
