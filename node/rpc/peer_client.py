@@ -18,11 +18,7 @@ from qkdnet.node.rpc.tls import TlsIdentity, secure_channel
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
-CHANNEL_OPTIONS = [("grpc.max_send_message_length", 512 << 20), ("grpc.max_receive_message_length", 512 << 20),
-                   # A neighbour that restarts is back within seconds: reconnect within 2 s of it, not
-                   # after gRPC's default backoff, which grows to two minutes.
-                   ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
-                   ("grpc.max_reconnect_backoff_ms", 2000)]
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", 512 << 20), ("grpc.max_receive_message_length", 512 << 20)]
 FRAME_TIMEOUT_S = 120.0
 RECONCILE_TIMEOUT_S = 30.0
 FORWARD_TIMEOUT_S = 60.0
@@ -39,9 +35,7 @@ class GrpcPeer:
                          else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
         self._link = rpc.LinkStub(self._channel)
         relay = rpc.RelayStub(self._channel)
-        # A stream opened while the channel reconnects waits for it (each call keeps its own timeout)
-        # rather than failing at once: the first relay after a neighbour's restart goes through.
-        self._forward = StreamMux(lambda: relay.ForwardStream(wait_for_ready=True), pb.ForwardRequests)
+        self._forward = StreamMux(relay.ForwardStream, pb.ForwardRequests)
         self._abort = relay.Abort
 
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
