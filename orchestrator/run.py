@@ -87,16 +87,17 @@ async def _relay_pair(network: Network, pair: tuple[str, str], path: list[str], 
     started = time.monotonic()
     for index in range(keys):
         result = await network.relay(source, destination, 1, key_bits, timeout_s)
-        if not result.ok:
+        if result.ok:
+            key_ids += result.key_ids
+            latencies += [result.latency_s] * len(result.key_ids)
+            consumed += result.link_bits_consumed
+        else:
             errors.append(result.error)
             if len(errors) >= ERRORS_BEFORE_GIVING_UP:
                 break
-            continue
-        key_ids += result.key_ids
-        latencies += [result.latency_s] * len(result.key_ids)
-        consumed += result.link_bits_consumed
-        if (index + 1) % max(1, keys // 5) == 0:
-            progress(f"{source}->{destination}: {index + 1}/{keys} keys relayed")
+        if (index + 1) % max(1, keys // 5) == 0:  # keys delivered so far, not requests made
+            failed = f", {len(errors)} failed" if errors else ""
+            progress(f"{source}->{destination}: {len(key_ids)}/{keys} keys relayed{failed}")
     elapsed = time.monotonic() - started
     salt = comparison_salt()
     at_source = {k.key_id: k.digest for k in await network.list_keys(source, destination, salt=salt)}

@@ -6,6 +6,8 @@ keeps its failed hop); a neighbour that cannot be reached is ``Unavailable``.
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from qkdnet.node.errors import RelayError
@@ -18,11 +20,19 @@ from qkdnet.node.rpc.tls import TlsIdentity, secure_channel
 from qkdnet_proto.v1 import node_pb2 as pb
 from qkdnet_proto.v1 import node_pb2_grpc as rpc
 
-CHANNEL_OPTIONS = [("grpc.max_send_message_length", 512 << 20), ("grpc.max_receive_message_length", 512 << 20)]
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", 512 << 20), ("grpc.max_receive_message_length", 512 << 20),
+                   # A neighbour that restarts is back within seconds: try it again every 2 s at most,
+                   # not after gRPC's default backoff, which grows to two minutes. (Not the *minimum*
+                   # backoff: gRPC also takes it as the deadline of a connection attempt.)
+                   ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 2000)]
 FRAME_TIMEOUT_S = 120.0
 RECONCILE_TIMEOUT_S = 30.0
 FORWARD_TIMEOUT_S = 60.0
 ABORT_TIMEOUT_S = 30.0
+# How long a relay waits for a neighbour's channel to reconnect before it gives up on that hop:
+# longer than one reconnect backoff (above), far shorter than a relay's own deadline, so a
+# neighbour that has just restarted takes the relay while one that is gone fails it quickly.
+RECONNECT_WAIT_S = 5.0
 
 
 class GrpcPeer:
@@ -70,12 +80,28 @@ class GrpcPeer:
 
     async def forward(self, path: Path, hop: int, items: list[RelayItem]) -> None:
         request = pb.ForwardRequest(path=path, hop=hop, items=convert.items_to_pb(items))
+        if not self._forward.is_open:
+            await self._reconnected()
         try:
             reply = await self._forward.call(request, FORWARD_TIMEOUT_S)
         except StreamBroken as exc:
             raise RelayError(f"{self.address}: {exc}") from None
         if reply.HasField("failure"):
             raise convert.failure_from_pb(reply.failure).to_error()
+
+    async def _reconnected(self) -> None:
+        """Wait for the channel to be connected before a stream opens on it.
+
+        A stream opened while the channel waits out a reconnect backoff (the neighbour restarted a
+        moment ago) fails at once; waiting for the next attempt lets the relay through.
+        """
+        if self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+            return
+        try:
+            async with asyncio.timeout(RECONNECT_WAIT_S):
+                await self._channel.channel_ready()
+        except TimeoutError:
+            raise RelayError(f"{self.address}: unreachable (not connected within {RECONNECT_WAIT_S:g} s)") from None
 
     async def abort(self, path: Path, hop: int, key_ids: list[str]) -> None:
         try:

@@ -37,6 +37,11 @@ class StreamMux:
         self._writer: asyncio.Task | None = None
         self._writer_call: Any = None  # the stream the running writer writes to
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a stream is open (the next call does not open one)."""
+        return self._call is not None
+
     async def call(self, request: Any, timeout_s: float) -> Any:
         """Send request (its call_id is set here) and wait for the matching reply."""
         if self._call is None:
