@@ -408,13 +408,14 @@ class Network:
     # -- relay and routing ------------------------------------------------------------------
     def route(self, source: str, destination: str) -> list[str]:
         failed = [n for n in self.nodes if self.nodes[n].failure]
-        cut = [tuple(pair) for pair, link in self.live.links.items() if not link.up]
+        # Cut or down, or aborting its blocks for their QBER when last seen (an eavesdropper).
+        cut = [tuple(pair) for pair, link in self.live.links.items() if not link.up or link.aborted]
         return key_path(nx.restricted_view(self.topology.graph, failed, cut), source, destination)  # a view, no copy
 
     async def relay(self, source: str, destination: str, count: int = 1, key_bits: int = 256,
                     timeout_s: float = 30.0, paths: Sequence[Sequence[str]] | None = None) -> RelayResult:
         """Order a relay; without ``paths`` it goes over the fewest-hops route among live nodes and
-        links that are not cut."""
+        links that are neither cut nor aborting for their QBER."""
         paths = paths or [self.route(source, destination)]
         handle = self.nodes[source]
         if handle.failure or handle.client is None:

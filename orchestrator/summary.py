@@ -48,15 +48,18 @@ class PairSummary:
 
 
 def link_summaries(topology: Topology, status: dict[str, NodeStatus | None]) -> list[LinkSummary]:
-    """Each link as its transmitter end reports it."""
+    """Each link as its transmitter end reports it; as its receiver end does, marked down, while
+    the transmitter is down (a link is never left out of the list for that)."""
     out = []
     for link in topology.links:
         node_status = status.get(link.transmitter)
         entry = node_status.link_to(link.receiver) if node_status else None
-        if entry is None:
-            continue
         other = status.get(link.receiver)
         far = other.link_to(link.transmitter) if other else None
+        if entry is None:
+            if far is None:
+                continue  # neither end answers: nothing to report but the node failures
+            entry, far = far, None
         states = [entry.state, far.state if far else "down"]
         state = next((s for s in states if s in ("cut", "down")), entry.state)
         out.append(LinkSummary(link=f"{link.transmitter}-{link.receiver}", length_km=link.params.length_km,
