@@ -10,7 +10,7 @@ import asyncio
 
 import grpc
 
-from qkdnet.node.errors import RelayError
+from qkdnet.node.errors import RelayError, Unavailable
 from qkdnet.node.link_runtime import FrameForPeer, Resync
 from qkdnet.node.relay.result import Path, RelayItem
 from qkdnet.node.rpc import convert
@@ -29,9 +29,10 @@ FRAME_TIMEOUT_S = 120.0
 RECONCILE_TIMEOUT_S = 30.0
 FORWARD_TIMEOUT_S = 60.0
 ABORT_TIMEOUT_S = 30.0
-# How long a relay waits for a neighbour's channel to reconnect before it gives up on that hop:
-# longer than one reconnect backoff (above), far shorter than a relay's own deadline, so a
-# neighbour that has just restarted takes the relay while one that is gone fails it quickly.
+# How long a call waits for the neighbour's channel to reconnect before it fails: longer than one
+# reconnect backoff (above), far shorter than any call's own deadline, so a neighbour that has just
+# restarted takes the next frame or relay (its link does not flap to "down") while one that is
+# gone fails them quickly.
 RECONNECT_WAIT_S = 5.0
 
 
@@ -49,6 +50,7 @@ class GrpcPeer:
         self._abort = relay.Abort
 
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
+        await self._reconnected()
         try:
             reply = await self._link.DeliverFrame(convert.frame_to_pb(frame), timeout=FRAME_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
@@ -56,6 +58,7 @@ class GrpcPeer:
         return list(reply.envelopes), reply.done
 
     async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
+        await self._reconnected()
         try:
             reply = await self._link.Exchange(pb.ClassicalBatch(link_id=link_id, frame_id=frame_id,
                                                                 envelopes=envelopes), timeout=FRAME_TIMEOUT_S)
@@ -64,6 +67,7 @@ class GrpcPeer:
         return list(reply.envelopes), reply.done
 
     async def reconcile(self, link_id: str, inventory: convert.Inventory) -> convert.Inventory:
+        await self._reconnected()
         try:
             reply = await self._link.ReconcilePool(convert.inventory_to_pb(link_id, inventory),
                                                    timeout=RECONCILE_TIMEOUT_S)
@@ -72,6 +76,7 @@ class GrpcPeer:
         return convert.inventory_from_pb(reply)
 
     async def resync(self, request: Resync) -> Resync:
+        await self._reconnected()
         try:
             reply = await self._link.Resync(convert.resync_to_pb(request), timeout=RECONCILE_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
@@ -80,20 +85,20 @@ class GrpcPeer:
 
     async def forward(self, path: Path, hop: int, items: list[RelayItem]) -> None:
         request = pb.ForwardRequest(path=path, hop=hop, items=convert.items_to_pb(items))
-        if not self._forward.is_open:
-            await self._reconnected()
         try:
+            if not self._forward.is_open:  # an open stream is a connected channel
+                await self._reconnected()
             reply = await self._forward.call(request, FORWARD_TIMEOUT_S)
-        except StreamBroken as exc:
-            raise RelayError(f"{self.address}: {exc}") from None
+        except (StreamBroken, Unavailable) as exc:
+            raise RelayError(str(exc) if isinstance(exc, Unavailable) else f"{self.address}: {exc}") from None
         if reply.HasField("failure"):
             raise convert.failure_from_pb(reply.failure).to_error()
 
     async def _reconnected(self) -> None:
-        """Wait for the channel to be connected before a stream opens on it.
+        """Wait (a little) for the channel to be connected before a call goes out on it.
 
-        A stream opened while the channel waits out a reconnect backoff (the neighbour restarted a
-        moment ago) fails at once; waiting for the next attempt lets the relay through.
+        A call made while the channel waits out a reconnect backoff (the neighbour restarted a
+        moment ago) fails at once; waiting for the next attempt lets it through.
         """
         if self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
             return
@@ -101,9 +106,10 @@ class GrpcPeer:
             async with asyncio.timeout(RECONNECT_WAIT_S):
                 await self._channel.channel_ready()
         except TimeoutError:
-            raise RelayError(f"{self.address}: unreachable (not connected within {RECONNECT_WAIT_S:g} s)") from None
+            raise Unavailable(f"{self.address}: unreachable (not connected within {RECONNECT_WAIT_S:g} s)") from None
 
     async def abort(self, path: Path, hop: int, key_ids: list[str]) -> None:
+        await self._reconnected()
         try:
             reply = await self._abort(pb.AbortRequest(path=path, hop=hop, key_ids=key_ids), timeout=ABORT_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:

@@ -103,7 +103,7 @@ async def test_keys_over_three_hops_authorisation_bad_input_and_restart(tmp_path
         # The reset link makes fresh key again, and relays to the restarted node work.
         await network.wait_for_link_key(4 * 1024, 300)
         status, again = await _call(network, "n0", "sae-n0", "POST", "/api/v1/keys/sae-n3/enc_keys", {})
-        assert status == 200, again
+        assert status == 200, (again, network.live.snapshot())  # with the view the KMEs route on
         status, fetched = await _call(network, "n3", "sae-n3", "POST", "/api/v1/keys/sae-n0/dec_keys",
                                       {"key_IDs": [{"key_ID": again["keys"][0]["key_ID"]}]})
         assert status == 200 and fetched == again

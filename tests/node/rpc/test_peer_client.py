@@ -1,4 +1,4 @@
-"""A neighbour that has just restarted takes the next relay; one that is gone fails it quickly."""
+"""A neighbour that has just restarted takes the next relay or call; one that is gone fails them quickly."""
 
 import asyncio
 import socket
@@ -6,7 +6,7 @@ import socket
 import grpc
 import pytest
 
-from qkdnet.node.errors import RelayError
+from qkdnet.node.errors import RelayError, Unavailable
 from qkdnet.node.keystore.link_pool import LinkKeyId
 from qkdnet.node.relay.result import RelayItem
 from qkdnet.node.rpc import peer_client
@@ -21,9 +21,13 @@ class Accepting:
 
     def __init__(self) -> None:
         self.forwarded: list[tuple[tuple[str, ...], int, list[str]]] = []
+        self.aborted: list[list[str]] = []
 
     async def forward(self, path, hop, items):
         self.forwarded.append((tuple(path), hop, [i.key_id for i in items]))
+
+    async def abort(self, path, hop, key_ids):
+        self.aborted.append(list(key_ids))
 
 
 def _reserved_port() -> socket.socket:
@@ -47,17 +51,19 @@ async def test_the_first_relay_after_a_neighbour_restarts_waits_for_the_channel_
     server = None
     try:
         relay = asyncio.ensure_future(peer.forward(("a", "b"), 1, [ITEM]))
+        abort = asyncio.ensure_future(peer.abort(("a", "b"), 1, ["k0"]))  # a unary call, the same way
         # The neighbour is down: the connection is refused and the channel waits out a backoff,
         # the state in which a stream opened at once would fail.
         await eventually(lambda: peer._channel.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE, 30,
                          "the connection refused")
-        assert not relay.done()
+        assert not relay.done() and not abort.done()
         server = grpc.aio.server()
         rpc.add_RelayServicer_to_server(RelayServicer(engine), server)
         server.add_insecure_port(address)
         await server.start()
         await relay
-        assert engine.forwarded == [(("a", "b"), 1, ["k1"])]
+        await abort
+        assert engine.forwarded == [(("a", "b"), 1, ["k1"])] and engine.aborted == [["k0"]]
     finally:
         await peer.close()
         if server is not None:
@@ -73,6 +79,8 @@ async def test_a_relay_to_a_neighbour_that_does_not_come_back_fails_with_its_add
     try:
         with pytest.raises(RelayError, match=f"{address}: unreachable"):
             await peer.forward(("a", "b"), 1, [ITEM])
+        with pytest.raises(Unavailable, match=f"{address}: unreachable"):
+            await peer.abort(("a", "b"), 1, ["k0"])
     finally:
         await peer.close()
         holder.close()
