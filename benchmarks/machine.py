@@ -107,16 +107,33 @@ def _descendants_cpu_s(root: int) -> float:
 
 class Scraper:
     """What Prometheus does to a running network: every ``interval_s`` it GETs every node's
-    /metrics over mutual TLS with the monitor identity (a no-op for an interval of 0)."""
+    /metrics over mutual TLS with the monitor identity (a no-op for an interval of 0).
+
+    Like Prometheus, it holds its connections: one unmeasured round on entry opens them (the
+    TLS handshakes), and the first measured round comes half an interval later, so a measured
+    stretch of T seconds sees about T / ``interval_s`` rounds, not a burst of handshakes at its
+    start. A stretch much shorter than the interval therefore sees no scrape at all: compare
+    only levels that last several intervals.
+    """
 
     def __init__(self, network, interval_s: float) -> None:
         self.network = network
         self.interval_s = interval_s
         self.scrapes = 0
         self._task: asyncio.Task | None = None
+        self._session = None
+        self._urls = [h.metrics_url for h in network.nodes.values() if h.metrics_url]
 
     async def __aenter__(self) -> Scraper:
         if self.interval_s > 0:
+            import aiohttp
+
+            certs = self.network.certs
+            context = ssl.create_default_context(cafile=str(certs.ca_file))
+            context.load_cert_chain(*map(str, certs.monitor or certs.controller))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+            await self._round()
+            self.scrapes = 0  # the warm-up round is not part of what is measured
             self._task = asyncio.create_task(self._run())
         return self
 
@@ -124,24 +141,23 @@ class Scraper:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    async def _round(self) -> None:
+        for url in self._urls:
+            async with self._session.get(url) as reply:
+                await reply.read()
+                if reply.status != 200:
+                    raise SystemExit(f"scrape of {url}: HTTP {reply.status}")
+            self.scrapes += 1
 
     async def _run(self) -> None:
-        import aiohttp
-
-        certs = self.network.certs
-        context = ssl.create_default_context(cafile=str(certs.ca_file))
-        context.load_cert_chain(*map(str, certs.monitor or certs.controller))
-        urls = [h.metrics_url for h in self.network.nodes.values() if h.metrics_url]
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
-            while True:
-                started = time.monotonic()
-                for url in urls:
-                    async with session.get(url) as reply:
-                        await reply.read()
-                        if reply.status != 200:
-                            raise SystemExit(f"scrape of {url}: HTTP {reply.status}")
-                    self.scrapes += 1
-                await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+        await asyncio.sleep(self.interval_s / 2)
+        while True:
+            started = time.monotonic()
+            await self._round()
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
 
 async def levels_with_and_without_scraper(network, levels: list[int], scrape_every_s: float,

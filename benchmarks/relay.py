@@ -9,7 +9,8 @@ commits mid-run. ``--busy-links`` keeps the pools below capacity so BB84 runs du
 Prints a final JSON line with keys/s, latency p50/p99 and the nodes' CPU time per key for both
 modes, and the machine. ``--scrape-every 5`` runs each concurrency level twice on the same
 network, once while every node's /metrics is scraped every 5 s as Prometheus would, which shows
-what monitoring costs.
+what monitoring costs; a level must last several scrape intervals for that to mean anything
+(``--concurrency 1 --single 2000 --batches 1``: about 20 s a level).
 """
 
 from __future__ import annotations
