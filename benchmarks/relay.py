@@ -80,8 +80,8 @@ async def _batched(network: Network, batches: int, batch: int, concurrency: int)
         latencies.append(time.perf_counter() - t0)
         delivered += len(report.key_ids)
 
-    for _ in range(batches // concurrency):
-        await asyncio.gather(*(one() for _ in range(concurrency)))
+    for first in range(0, batches, concurrency):  # the last round may be smaller: every batch asked for runs
+        await asyncio.gather(*(one() for _ in range(min(concurrency, batches - first))))
     wall = time.perf_counter() - start
     cpu = meter.per(delivered)
     return {"keys_per_s": round(delivered / wall, 1), "batch": batch,
