@@ -15,6 +15,8 @@ import ssl
 import tempfile
 import time
 
+import aiohttp
+
 from qkdnet.orchestrator.stats import percentile
 
 FSYNC_PROBES = 100
@@ -121,13 +123,11 @@ class Scraper:
         self.interval_s = interval_s
         self.scrapes = 0
         self._task: asyncio.Task | None = None
-        self._session = None
+        self._session: aiohttp.ClientSession | None = None
         self._urls = [h.metrics_url for h in network.nodes.values() if h.metrics_url]
 
     async def __aenter__(self) -> Scraper:
         if self.interval_s > 0:
-            import aiohttp
-
             certs = self.network.certs
             context = ssl.create_default_context(cafile=str(certs.ca_file))
             context.load_cert_chain(*map(str, certs.monitor or certs.controller))
@@ -145,6 +145,8 @@ class Scraper:
             await self._session.close()
 
     async def _round(self) -> None:
+        if self._session is None:
+            raise RuntimeError("the scraper's session is opened on entry")
         for url in self._urls:
             async with self._session.get(url) as reply:
                 await reply.read()
