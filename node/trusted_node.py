@@ -11,6 +11,7 @@ listings carry counts, IDs and salted digests only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
 from qkdnet.node.errors import Conflict, InvalidRequest, NotFound
@@ -56,8 +57,12 @@ class TrustedNode:
             pool = LinkKeyPool(link.role.send_half, link.pool_capacity_bits)
             if await self.keeper.open(link.peer, link.link_id, pool):
                 restored.add(link.peer)
-            self.links.add(LinkEnd(link, pool, LinkRuntime(link, pool, settings.time_scale),
-                                   self._peer_factory(link.peer, link.peer_address)))
+            runtime = LinkRuntime(link, pool, settings.time_scale)
+            if link.role is Role.TRANSMITTER:  # a fault put on the channel before this node restarted
+                fields = await self.store.links.load_impairment(link.link_id)
+                if fields is not None:
+                    runtime.impairment = Impairment(**fields)
+            self.links.add(LinkEnd(link, pool, runtime, self._peer_factory(link.peer, link.peer_address)))
         await asyncio.gather(*(self.keeper.reconcile_with(end.settings.peer, end.peer, end.settings.peer in restored)
                                for end in self.links))
         for end in self.links:
@@ -113,13 +118,16 @@ class TrustedNode:
         end.cut = False
         end.runtime.start(end.peer)
 
-    def set_impairment(self, peer: str, impairment: Impairment) -> None:
+    async def set_impairment(self, peer: str, impairment: Impairment) -> None:
         """A fault on the quantum channel to ``peer`` (``Impairment()`` ends it), applied by this
-        node as the link's transmitter from its next block on."""
+        node as the link's transmitter from its next block on. It is stored first, so it is
+        still there when this node restarts (a drift starts again from zero then)."""
         end = self.links.by_peer(peer)
         if end.settings.role is not Role.TRANSMITTER:
             raise InvalidRequest(f"{self.name} receives on link {end.settings.link_id}: its transmitter "
                                  f"{peer} owns the channel")
+        await self.store.links.save_impairment(end.settings.link_id,
+                                               None if impairment.healthy else dataclasses.asdict(impairment))
         end.runtime.impairment = impairment
         end.runtime.impaired_since_s = end.runtime.emulated_seconds
 

@@ -1,4 +1,6 @@
-"""Link-key pools on disk: each pool's chunks, counters and the sender's lease mark.
+"""Link-key pools on disk: each pool's chunks, counters and the sender's lease mark; and the
+fault a tester put on the link's channel, which outlives a restart of its transmitter as a bent
+fibre would.
 
 Layer: node domain, synchronous. ``node.pool_keeper`` decides when to write; this module only
 says how. A spent or erased chunk is zeroed in place before its row is deleted.
@@ -26,6 +28,10 @@ create table if not exists link_leases(   -- the sender's allocation mark: bits 
     link_id text primary key,
     frame_id integer not null,
     offset integer not null
+);
+create table if not exists link_impairments(  -- the transmitter's fault on the channel, if any
+    link_id text primary key,
+    fields text not null                -- JSON of node.impairment.Impairment's fields
 );
 create table if not exists link_counters(
     link_id text primary key,
@@ -80,3 +86,16 @@ class LinkPoolTable:
         row = self._db.conn.execute("select frame_id, offset from link_leases where link_id = ?",
                                     (link_id,)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def save_impairment(self, link_id: str, fields: dict | None) -> None:
+        """``None``: the channel is healthy again (the row goes)."""
+        with self._db.transaction() as conn:
+            if fields is None:
+                conn.execute("delete from link_impairments where link_id = ?", (link_id,))
+            else:
+                conn.execute("insert or replace into link_impairments values (?,?)",
+                             (link_id, json.dumps(fields, sort_keys=True)))
+
+    def load_impairment(self, link_id: str) -> dict | None:
+        row = self._db.conn.execute("select fields from link_impairments where link_id = ?", (link_id,)).fetchone()
+        return json.loads(row[0]) if row else None

@@ -145,6 +145,12 @@ class AsyncLinkPools:
     async def load_lease(self, link_id: str) -> tuple[int, int] | None:
         return await self._call(self._table.load_lease, link_id)
 
+    async def save_impairment(self, link_id: str, fields: dict | None) -> None:
+        await self._call(self._table.save_impairment, link_id, fields)
+
+    async def load_impairment(self, link_id: str) -> dict | None:
+        return await self._call(self._table.load_impairment, link_id)
+
 
 class NodeStore:
     def __init__(self, tables: StoreTables, checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> None:

@@ -132,7 +132,7 @@ class ControlServicer(rpc.ControlServicer):
         impairment = Impairment(request.extra_loss_db, request.misalignment_error, request.dark_count_factor or 1.0,
                                 request.intercept_resend_fraction, request.photon_number_splitting,
                                 request.misalignment_drift_per_s)
-        self.node.set_impairment(request.peer, impairment)
+        await self.node.set_impairment(request.peer, impairment)
         return pb.Ack(ok=True, message=impairment.describe())
 
     async def ListExposure(self, request: pb.ExposureRequest, context: Context) -> pb.ExposureList:

@@ -49,13 +49,13 @@ async def test_an_intercept_resend_eavesdropper_raises_qber_to_a_quarter_and_abo
         a = nodes["A"].links.by_peer("B").runtime
         await eventually(lambda: a.blocks_accepted >= 1, 120, "an honest block accepted")
         with pytest.raises(InvalidRequest, match="transmitter A owns the channel"):
-            nodes["B"].set_impairment("A", Impairment(intercept_resend_fraction=1.0))
-        nodes["A"].set_impairment("B", Impairment(intercept_resend_fraction=1.0))
+            await nodes["B"].set_impairment("A", Impairment(intercept_resend_fraction=1.0))
+        await nodes["A"].set_impairment("B", Impairment(intercept_resend_fraction=1.0))
         accepted = a.blocks_accepted
         await eventually(lambda: a.aborts_by_category.get("qber", 0) >= 1, 120, "a block aborted for its QBER")
         assert 0.22 <= a.last_qber <= 0.30
         assert all(0.2 <= q <= 0.32 for q in a.last_qber_per_intensity[:2])  # signal and decoy
-        nodes["A"].set_impairment("B", Impairment())  # Eve leaves: blocks are accepted again
+        await nodes["A"].set_impairment("B", Impairment())  # Eve leaves: blocks are accepted again
         await eventually(lambda: a.blocks_accepted > accepted + 1, 120, "honest blocks accepted again")
         assert a.last_qber < 0.05
     finally:
@@ -68,7 +68,7 @@ async def test_a_repaired_cut_generates_key_again_on_the_kept_pools(tmp_path):
         await configure_line(nodes)
         a_end, b_end = nodes["A"].links.by_peer("B"), nodes["B"].links.by_peer("A")
         await eventually(lambda: a_end.pool.generated_bits > 0 and b_end.pool.generated_bits > 0, 120, "link key")
-        nodes["A"].set_impairment("B", Impairment(extra_loss_db=1.0))  # a fault that outlives the cut
+        await nodes["A"].set_impairment("B", Impairment(extra_loss_db=1.0))  # a fault that outlives the cut
         fresh_tx, fresh_rx = link_pair("A", "B")
         with pytest.raises(Conflict, match="no cut to restore"):
             await nodes["B"].restore_link(fresh_rx)
@@ -106,9 +106,9 @@ async def test_a_long_attack_exhausts_authentication_key_and_a_re_key_brings_the
         await configure_line(nodes)
         a, b = (nodes[x].links.by_peer(y).runtime for x, y in (("A", "B"), ("B", "A")))
         await eventually(lambda: a.blocks_accepted >= 1, 120, "an honest block accepted")
-        nodes["A"].set_impairment("B", Impairment(intercept_resend_fraction=1.0))
+        await nodes["A"].set_impairment("B", Impairment(intercept_resend_fraction=1.0))
         await eventually(lambda: b.aborts_by_category.get("authentication", 0) >= 3, 300, "authentication exhausted")
-        nodes["A"].set_impairment("B", Impairment())
+        await nodes["A"].set_impairment("B", Impairment())
         refused, accepted = b.aborts_by_category["authentication"], a.blocks_accepted
         await eventually(lambda: b.aborts_by_category["authentication"] > refused + 2, 60, "more refused blocks")
         assert a.blocks_accepted == accepted  # Eve has gone, yet nothing is accepted
@@ -119,5 +119,29 @@ async def test_a_long_attack_exhausts_authentication_key_and_a_re_key_brings_the
         await nodes["A"].restore_link(fresh_tx)
         a = nodes["A"].links.by_peer("B").runtime
         await eventually(lambda: a.blocks_accepted >= 1, 120, "blocks accepted after the re-key")
+    finally:
+        await close_all(nodes)
+
+
+async def test_a_fault_on_the_channel_outlives_a_restart_of_its_transmitter_until_cleared(tmp_path):
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        await nodes["A"].set_impairment("B", Impairment(extra_loss_db=3.0, intercept_resend_fraction=0.5))
+    finally:
+        await close_all(nodes)
+    nodes = nodes_in(tmp_path, "AB")  # both processes again, on their stores
+    try:
+        await configure_line(nodes)
+        assert nodes["A"].links.by_peer("B").runtime.impairment == Impairment(extra_loss_db=3.0,
+                                                                             intercept_resend_fraction=0.5)
+        assert nodes["B"].links.by_peer("A").runtime.impairment.healthy  # the receiver never holds one
+        await nodes["A"].set_impairment("B", Impairment())
+    finally:
+        await close_all(nodes)
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        assert nodes["A"].links.by_peer("B").runtime.impairment.healthy
     finally:
         await close_all(nodes)
