@@ -316,4 +316,13 @@ class LinkRuntime:
             consumed_bits=p.consumed_bits, discarded_bits=p.discarded_bits, emulated_seconds=emulated,
             sifted_bits_per_s=self.sifted_bits / emulated if emulated else 0.0,
             secret_bits_per_s=p.generated_bits / emulated if emulated else 0.0,
-            auth_bits=self.auth_bits, sendable_bits=p.sendable_bits, resyncs=self.resyncs)
+            auth_bits=self.auth_bits, sendable_bits=p.sendable_bits, resyncs=self.resyncs,
+            clock_ratio=self.clock_ratio)
+
+    @property
+    def clock_ratio(self) -> float:
+        """How well the host keeps up with the emulated clock (``LinkStatus.clock_ratio``)."""
+        clock_s = self.generating_s * self.time_scale
+        if self.settings.role is not Role.TRANSMITTER or clock_s <= 0:
+            return 0.0
+        return min(1.0, self.emulated_seconds / clock_s)  # a block's time is counted just before its wall time

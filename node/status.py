@@ -31,6 +31,10 @@ class LinkStatus:
     auth_bits: int
     sendable_bits: int  # link key this end can still send with (its own half)
     resyncs: int = 0  # resynchronisations after lost, late or repeated messages
+    # Transmitter with a time scale: emulated time covered per emulated second of the clock while
+    # generating (1.0: the host keeps up; 0.2: the link made key for a fifth of the time the
+    # physics allows). 0 where there is no clock to keep up with (time_scale 0, the receiver).
+    clock_ratio: float = 0.0
 
     @property
     def balanced(self) -> bool:

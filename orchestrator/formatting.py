@@ -23,6 +23,20 @@ def format_links(links: Iterable[LinkSummary]) -> list[str]:
     return lines
 
 
+KEEPS_UP = 0.95  # a link covering less of its emulated clock than this is reported as lagging
+
+
+def clock_warnings(links: Iterable[LinkSummary]) -> list[str]:
+    """One line when the host could not keep up with the emulated clock on some link."""
+    lagging = sorted((l for l in links if 0 < l.clock_ratio < KEEPS_UP), key=lambda l: l.clock_ratio)
+    if not lagging:
+        return []
+    worst = lagging[0]
+    return [f"warning: this host cannot keep up with the emulated clock on {len(lagging)} link(s): "
+            f"{worst.link} made key for {100 * worst.clock_ratio:.0f} % of the emulated time it ran, so key is "
+            "scarcer than the physics alone would make it (a lower time_scale lets it keep up)"]
+
+
 def format_status(status: NetworkStatus) -> str:
     """The running network (``qkdnet status``): nodes with liveness, then links."""
     width = max(4, *(len(n) for n in status.nodes)) + 2
@@ -31,7 +45,7 @@ def format_status(status: NetworkStatus) -> str:
     for name, node in status.nodes.items():
         lines.append(f"{name:<{width}}{node.address:<22}{node.kme:<28}{node.metrics or '-':<38}"
                      f"{'up' if node.alive else 'FAILED: ' + node.failure}")
-    lines += [""] + format_links(status.links)
+    lines += [""] + format_links(status.links) + clock_warnings(status.links)
     if status.faults:
         lines += ["", f"faults injected: {len(status.faults)} (qkdnet fault list); latest:",
                   format_faults(status.faults[-3:])]
@@ -56,7 +70,7 @@ def _maybe(value: float | None) -> str:
 
 def format_summary(summary: RunSummary) -> str:
     lines = [f"topology {summary.topology}: {summary.nodes} nodes, {summary.wall_seconds:.1f} s", ""]
-    lines += format_links(summary.links)
+    lines += format_links(summary.links) + clock_warnings(summary.links)
     lines += ["", f"{'pair':<22}{'keys':>10}{'hops':>6}{'keys/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'link bits':>11}"
                   "  identical"]
     for p in summary.pairs:

@@ -29,6 +29,7 @@ class LinkSummary:
     balanced: bool
     last_abort_reason: str
     state: str = ""  # down or cut if either end says so, else the transmitter's state
+    clock_ratio: float = 0.0  # how well the host kept up with the emulated clock (``LinkStatus``)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def link_summaries(topology: Topology, status: dict[str, NodeStatus | None]) -> 
                                generated_bits=entry.generated_bits, consumed_bits=entry.consumed_bits,
                                discarded_bits=entry.discarded_bits, blocks_accepted=entry.blocks_accepted,
                                blocks_aborted=entry.blocks_aborted, balanced=entry.balanced,
-                               last_abort_reason=entry.last_abort_reason, state=state))
+                               last_abort_reason=entry.last_abort_reason, state=state,
+                               clock_ratio=round(entry.clock_ratio, 4)))
     return out
 
 

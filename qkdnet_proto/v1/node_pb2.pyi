@@ -346,7 +346,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LinkStatus(_message.Message):
-    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits", "sendable_bits", "resyncs")
+    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits", "sendable_bits", "resyncs", "clock_ratio")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -367,6 +367,7 @@ class LinkStatus(_message.Message):
     AUTH_BITS_FIELD_NUMBER: _ClassVar[int]
     SENDABLE_BITS_FIELD_NUMBER: _ClassVar[int]
     RESYNCS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_RATIO_FIELD_NUMBER: _ClassVar[int]
     link_id: str
     peer: str
     role: str
@@ -387,7 +388,8 @@ class LinkStatus(_message.Message):
     auth_bits: int
     sendable_bits: int
     resyncs: int
-    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ..., resyncs: _Optional[int] = ...) -> None: ...
+    clock_ratio: float
+    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ..., resyncs: _Optional[int] = ..., clock_ratio: _Optional[float] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url", "keys_read_whole", "shares_read", "metrics_url")

@@ -97,3 +97,21 @@ async def test_a_reset_link_runs_afresh_on_the_same_pool(keyed):
     assert nodes["A"].links.by_peer("B").pool is pool
     await eventually(lambda: pool.generated_bits > generated, 120, "a block under the new secret")
     await eventually(lambda: _key_on_both_ends(nodes, "A", "B", 256), 120, "both ends in step")
+
+
+@pytest.mark.parametrize("time_scale, keeps_up", [(1e3, False), (0.005, True)])
+async def test_status_says_how_well_the_host_keeps_up_with_the_emulated_clock(tmp_path, time_scale, keeps_up):
+    """A block here covers about 0.02 emulated seconds and takes a fraction of a wall second to
+    compute. At a time scale of 1,000 its clock wants it in 20 us: the link covers well under 5 %
+    of its clock. At 0.005 it may take 4 s and the host keeps up: the transmitter waits out the
+    rest (the ratio falls under 0.5 only if a block took over 8 s to compute)."""
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes, time_scale=time_scale)
+        a = nodes["A"].links.by_peer("B")
+        await eventually(lambda: a.runtime.blocks_accepted >= 1 and a.runtime.generating_s > 0, 120, "a block")
+        ratio = (await nodes["A"].status()).links[0].clock_ratio
+        assert (0.5 < ratio <= 1.0) if keeps_up else (0 < ratio < 0.05), ratio
+        assert (await nodes["B"].status()).links[0].clock_ratio == 0.0  # the receiver has no clock of its own
+    finally:
+        await close_all(nodes)

@@ -29,3 +29,20 @@ def test_the_plain_route_avoids_a_link_last_seen_aborting_for_its_qber():
     assert network.route("n0", "n1") == ["n0", "n1"]
     network.live.links[frozenset(("n0", "n1"))].aborted = True
     assert network.route("n0", "n1") == ["n0", "n3", "n2", "n1"]
+
+
+def test_a_link_that_could_not_keep_up_with_its_clock_is_a_warning_naming_the_worst():
+    import dataclasses
+
+    from qkdnet.orchestrator.formatting import clock_warnings
+
+    topology = load("line:3")
+    status = {name: NodeStatus(name, tuple(_link(peer, "transmitter" if name < peer else "receiver")
+                                           for peer in topology.graph.neighbors(name)), 0, 0, 0, 0)
+              for name in topology.nodes}
+    links = link_summaries(topology, status)
+    assert clock_warnings(links) == []  # no clock (time scale 0): nothing to say
+    slow = [dataclasses.replace(l, clock_ratio=r) for l, r in zip(links, (0.23, 0.6), strict=True)]
+    [line] = clock_warnings(slow)
+    assert "2 link(s)" in line and f"{links[0].link} made key for 23 %" in line
+    assert clock_warnings([dataclasses.replace(l, clock_ratio=1.0) for l in links]) == []
