@@ -111,6 +111,8 @@ class NodeCollector(Collector):
                 lag = max(0.0, runtime.generating_s * time_scale - s.emulated_seconds)
                 out.gauge("qkdnet_link_emulated_clock_lag_seconds", "Emulated seconds the link is behind its clock "
                           "while generating", LINK_LABELS, labels, lag)
+                out.gauge("qkdnet_link_emulated_clock_ratio", "Emulated time covered per second of the link's clock "
+                          "while generating (1: the host keeps up)", LINK_LABELS, labels, s.clock_ratio)
 
     def _keys(self, out: _Families) -> None:
         node, keys, store = self.node.name, self.node.store.keys, self.node.store
