@@ -66,6 +66,9 @@ class NodeSettings:
     sae_nodes: dict[str, str] = dataclasses.field(default_factory=dict)  # SAE ID -> node
     routing: RoutingState = dataclasses.field(default_factory=RoutingState)  # for application key requests
     kme: KmeSettings | None = None
+    # Start from empty stores: every key, relay in flight, link pool and channel fault this node
+    # kept from an earlier network is destroyed first (an experiment's run on attached nodes).
+    fresh_start: bool = False
 
 
 def processing_from_json(text: str) -> ProcessingParams:

@@ -49,6 +49,9 @@ class TrustedNode:
         if self.settings is not None:
             raise Conflict(f"node {self.name!r} is already configured")
         self.settings = settings
+        if settings.fresh_start:  # before anything is opened: nothing of an earlier network is reused
+            await self.store.keys.revoke_all("fresh start asked by the controller")
+            await self.store.links.erase_all()
         if settings.kme is not None:  # the ETSI max_key_count is the store's limit
             await self.store.keys.set_max_keys(settings.kme.max_keys)
         self.set_routing(settings.routing)

@@ -22,6 +22,7 @@ from .errors import QkdnetError
 from .files import write_json
 
 if TYPE_CHECKING:
+    from .certs import CertPaths
     from .experiment.config import ExperimentConfig
     from .experiment.runner import RunResult
     from .state import StateDir
@@ -188,7 +189,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 async def _experiment_with_metrics(config: ExperimentConfig, args: argparse.Namespace,
-                                   out: pathlib.Path) -> list[RunResult]:
+                                   out: pathlib.Path, certs: CertPaths | None) -> list[RunResult]:
     """Run the experiment while serving its per-strategy results to Prometheus on 127.0.0.1."""
     import yaml
 
@@ -212,7 +213,7 @@ async def _experiment_with_metrics(config: ExperimentConfig, args: argparse.Name
             "static_configs": [{"targets": [server.url.removeprefix("http://")]}]}]}, sort_keys=False), 0o600)
         print(f"  per-strategy metrics at {server.url}/metrics; scrape configuration with its token: {scrape}",
               file=sys.stderr, flush=True)
-        return await run_experiment(config, _progress(args), metrics)
+        return await run_experiment(config, _progress(args), metrics, certs, args.attach_timeout)
     finally:
         await server.close()
 
@@ -228,8 +229,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out or pathlib.Path("results") / config.name
     if out.exists() and any(out.iterdir()) and not args.force:
         raise QkdnetError(f"{out} exists and is not empty (use --force to overwrite its files)")
-    results = asyncio.run(_experiment_with_metrics(config, args, out) if args.metrics_port is not None
-                          else run_experiment(config, _progress(args)))
+    certs = None
+    if args.certs is not None:  # every certificate present and right, or one line and exit 2
+        from . import certs as pki
+        certs = pki.load_for(config.topology, args.certs)
+    elif config.topology.deployment:
+        raise QkdnetError(f"{config.topology.source}: its nodes run elsewhere (deployment section): give their "
+                          "PKI, --certs DIR (made by `qkdnet certs`)")
+    results = asyncio.run(_experiment_with_metrics(config, args, out, certs) if args.metrics_port is not None
+                          else run_experiment(config, _progress(args), None, certs, args.attach_timeout))
     summary = write_results(config, results, out)
     print(f"{'strategy':<22} {'requests':>8} {'delivered':>9} {'blocking':>8} {'key b/s':>10} {'p99 ms':>8}")
     for label, r in summary["strategies"].items():
@@ -508,6 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--metrics-port", type=_port, metavar="PORT",
                     help="serve the per-strategy results to Prometheus on 127.0.0.1:PORT while it runs (0: any free "
                          "port); writes OUT/prometheus-experiment.yml with the bearer token")
+    ex.add_argument("--certs", type=pathlib.Path, metavar="DIR",
+                    help="the network's PKI from `qkdnet certs`, to attach to nodes the topology's deployment "
+                         "section places elsewhere (each run starts them afresh: they must be restarted when a "
+                         "run shuts them down, as Compose or a StatefulSet does)")
+    ex.add_argument("--attach-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                    help="how long nodes placed elsewhere may take to answer, at the start of each run (default 30)")
     ex.set_defaults(func=_cmd_experiment)
 
     def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

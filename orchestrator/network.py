@@ -93,10 +93,12 @@ class Network:
     def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
                  log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True,
                  certs: pki.CertPaths | None = None, attach_timeout_s: float = ATTACH_TIMEOUT_S,
-                 isolation: str = "process") -> None:
+                 isolation: str = "process", fresh_start: bool = False) -> None:
         """data_dir holds each node's key store (nodes/<name>) and the development PKI (certs/);
         without one a temporary directory is used and removed by ``stop``. ``certs``: an existing
-        PKI (``certs.load``) instead of a fresh one."""
+        PKI (``certs.load``) instead of a fresh one. ``fresh_start``: every node destroys what its
+        store kept from an earlier network before it is configured (attached nodes keep their
+        stores across networks; nodes started here begin empty anyway)."""
         self.topology = topology
         self.time_scale = topology.time_scale if time_scale is None else time_scale
         self.seed = seed if seed is not None else secrets.randbits(32)
@@ -115,6 +117,7 @@ class Network:
         self._launcher = default_launcher()
         self._controller: TlsIdentity | None = None
         self.attach_timeout_s = attach_timeout_s
+        self.fresh_start = fresh_start
         if isolation not in ("process", "netns"):
             raise QkdnetError(f"unknown isolation {isolation!r}; choose process or netns")
         if isolation == "netns" and topology.deployment:
@@ -257,7 +260,8 @@ class Network:
         kme = KmeSettings() if self.kme else None
         spec = self.topology.routing
         return NodeSettings(name=name, links=tuple(links), time_scale=self.time_scale, sae_nodes=self.topology.saes,
-                            routing=self.live.routing_state(spec.name, spec.options), kme=kme)
+                            routing=self.live.routing_state(spec.name, spec.options), kme=kme,
+                            fresh_start=self.fresh_start)
 
     async def _configure_all(self) -> None:
         links: dict[str, list[LinkSettings]] = {name: [] for name in self.nodes}
@@ -353,7 +357,8 @@ class Network:
             peer_link = self._link_settings(self.topology.link_between(name, link.peer), link.peer, secret, seed)
             # The receiving end must be ready before the transmitting end sends its first frame.
             (resets_first if link.role is Role.TRANSMITTER else resets_after).append((link.peer, peer_link))
-        self._settings[name] = dataclasses.replace(settings, links=tuple(mine))
+        # A restart resumes from the node's store: never a fresh start, whatever the network began with.
+        self._settings[name] = dataclasses.replace(settings, links=tuple(mine), fresh_start=False)
         await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_first))
         await self._configure(name)
         await asyncio.gather(*(self.client(peer).reset_link(c) for peer, c in resets_after))

@@ -181,6 +181,21 @@ class KeyStore:
                 self._move([key_id], self._state(key_id), KeyState.REVOKED, now, [{"reason": reason}])
                 self._destroy([key_id], KeyState.REVOKED, now)
 
+    def revoke_all(self, reason: str) -> int:
+        """Revoke and destroy every key still held, and settle every relay still in flight from
+        here (a fresh start: the network it belonged to is gone); returns how many keys."""
+        now = self._clock()
+        with self._db.transaction() as conn:
+            ids = [r[0] for r in conn.execute("select key_id from app_keys where state = ?", (KeyState.RELAYED.value,))]
+            self._move(ids, KeyState.RELAYED, KeyState.REVOKED, now, [{"reason": reason}] * len(ids))
+            self._destroy(ids, KeyState.REVOKED, now)
+            in_flight = [k for group, _ in self._outbox.unsettled() for k in group]
+            if in_flight:
+                self._outbox.settle(in_flight)
+                self._audit.append(now, [(KeyState.REVOKED.value, k, {"role": "source", "reason": reason})
+                                         for k in in_flight])
+            return len(ids)
+
     def expire(self) -> int:
         """Withdraw every undelivered key past its TTL; returns how many."""
         now = self._clock()

@@ -87,6 +87,14 @@ class LinkPoolTable:
                                     (link_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def erase_all(self) -> None:
+        """Every pool, lease and fault of every link gone, the key zeroed first (a fresh start)."""
+        with self._db.transaction() as conn:
+            conn.execute("update link_chunks set bits = zeroblob(length(bits))")
+            for table in ("link_chunks", "link_leases", "link_counters", "link_impairments"):
+                conn.execute(f"delete from {table}")
+            self._db.wants_truncate = True
+
     def save_impairment(self, link_id: str, fields: dict | None) -> None:
         """``None``: the channel is healthy again (the row goes)."""
         with self._db.transaction() as conn:

@@ -84,6 +84,9 @@ class AsyncKeys:
     async def expire(self) -> int:
         return await self._call(self._table.expire)
 
+    async def revoke_all(self, reason: str) -> int:
+        return await self._call(self._table.revoke_all, reason)
+
     async def withdraw_arrivals(self, key_ids: list[str], source: str, reason: str) -> int:
         return await self._call(self._table.withdraw_arrivals, key_ids, source, reason)
 
@@ -144,6 +147,9 @@ class AsyncLinkPools:
 
     async def load_lease(self, link_id: str) -> tuple[int, int] | None:
         return await self._call(self._table.load_lease, link_id)
+
+    async def erase_all(self) -> None:
+        await self._call(self._table.erase_all)
 
     async def save_impairment(self, link_id: str, fields: dict | None) -> None:
         await self._call(self._table.save_impairment, link_id, fields)

@@ -204,7 +204,7 @@ def kme_from_pb(msg: pb.KmeConfig) -> KmeSettings:
 def settings_to_pb(settings: NodeSettings) -> pb.NodeConfig:
     msg = pb.NodeConfig(name=settings.name, links=[link_settings_to_pb(l) for l in settings.links],
                         time_scale=settings.time_scale, sae_nodes=settings.sae_nodes,
-                        routing=routing_to_pb(settings.routing))
+                        routing=routing_to_pb(settings.routing), fresh_start=settings.fresh_start)
     if settings.kme is not None:
         msg.kme.CopyFrom(kme_to_pb(settings.kme))
     return msg
@@ -213,4 +213,5 @@ def settings_to_pb(settings: NodeSettings) -> pb.NodeConfig:
 def settings_from_pb(msg: pb.NodeConfig) -> NodeSettings:
     return NodeSettings(name=msg.name, links=tuple(link_settings_from_pb(l) for l in msg.links),
                         time_scale=msg.time_scale, sae_nodes=dict(msg.sae_nodes),
-                        routing=routing_from_pb(msg.routing), kme=kme_from_pb(msg.kme) if msg.HasField("kme") else None)
+                        routing=routing_from_pb(msg.routing), kme=kme_from_pb(msg.kme) if msg.HasField("kme") else None,
+                        fresh_start=msg.fresh_start)

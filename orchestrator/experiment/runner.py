@@ -19,11 +19,12 @@ import numpy as np
 from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult
 from qkdnet.node.routing import RouteRequest, StrategySpec
+from qkdnet.orchestrator.certs import CertPaths
 from qkdnet.orchestrator.errors import QkdnetError
 from qkdnet.orchestrator.experiment.config import ExperimentConfig
 from qkdnet.orchestrator.experiment.demand import Arrival, poisson_arrivals, trace_arrivals
 from qkdnet.orchestrator.experiment.live_metrics import ExperimentMetrics
-from qkdnet.orchestrator.network import Network
+from qkdnet.orchestrator.network import ATTACH_TIMEOUT_S, Network
 from qkdnet.orchestrator.router import Router
 
 Progress = Callable[[str], None]
@@ -55,8 +56,13 @@ def arrivals_for(config: ExperimentConfig, seed: int, repetition: int) -> list[A
 
 
 async def run_experiment(config: ExperimentConfig, progress: Progress | None = None,
-                         metrics: ExperimentMetrics | None = None) -> list[RunResult]:
-    """``metrics``: where each request's outcome is counted as it completes (live, for Prometheus)."""
+                         metrics: ExperimentMetrics | None = None, certs: CertPaths | None = None,
+                         attach_timeout_s: float = ATTACH_TIMEOUT_S) -> list[RunResult]:
+    """``metrics``: where each request's outcome is counted as it completes (live, for Prometheus).
+    ``certs``: the PKI of nodes the topology's deployment section places elsewhere. The runner
+    attaches to them for every run; each run ends by shutting them down, as it does the nodes it
+    starts, so whatever runs them (Compose, a StatefulSet) must start them again, and each run
+    begins with a fresh start of their stores, so every run faces the same empty pools."""
     say = progress or (lambda _: None)
     results = []
     for seed in config.seeds:
@@ -64,18 +70,21 @@ async def run_experiment(config: ExperimentConfig, progress: Progress | None = N
             arrivals = arrivals_for(config, seed, repetition)
             for spec in config.strategies:
                 say(f"run {spec.label} seed {seed} repetition {repetition}: {len(arrivals)} requests")
-                results.append(await run_one(config, spec, seed, repetition, arrivals, say, metrics))
+                results.append(await run_one(config, spec, seed, repetition, arrivals, say, metrics, certs,
+                                             attach_timeout_s))
     return results
 
 
 async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repetition: int,
-                  arrivals: list[Arrival], say: Progress, metrics: ExperimentMetrics | None = None) -> RunResult:
+                  arrivals: list[Arrival], say: Progress, metrics: ExperimentMetrics | None = None,
+                  certs: CertPaths | None = None, attach_timeout_s: float = ATTACH_TIMEOUT_S) -> RunResult:
     result = RunResult(spec.label, seed, repetition)
     clock = time.perf_counter
     t = clock()
     # Every strategy of a (seed, repetition) gets the same link randomness, so runs are paired.
     link_seed = int(np.random.SeedSequence([seed, repetition]).generate_state(1, np.uint32)[0])
-    network = Network(config.topology, time_scale=config.time_scale, seed=link_seed, kme=False)
+    network = Network(config.topology, time_scale=config.time_scale, seed=link_seed, kme=False, certs=certs,
+                      attach_timeout_s=attach_timeout_s, fresh_start=True)
     await network.start()
     result.wall_s["boot"] = clock() - t
     try:

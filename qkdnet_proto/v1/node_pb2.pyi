@@ -245,7 +245,7 @@ class LinkConfig(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[str] = ..., params_json: _Optional[str] = ..., processing_json: _Optional[str] = ..., bootstrap_secret: _Optional[bytes] = ..., pool_capacity_bits: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class NodeConfig(_message.Message):
-    __slots__ = ("name", "links", "time_scale", "sae_nodes", "kme", "routing")
+    __slots__ = ("name", "links", "time_scale", "sae_nodes", "kme", "routing", "fresh_start")
     class SaeNodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -259,13 +259,15 @@ class NodeConfig(_message.Message):
     SAE_NODES_FIELD_NUMBER: _ClassVar[int]
     KME_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
+    FRESH_START_FIELD_NUMBER: _ClassVar[int]
     name: str
     links: _containers.RepeatedCompositeFieldContainer[LinkConfig]
     time_scale: float
     sae_nodes: _containers.ScalarMap[str, str]
     kme: KmeConfig
     routing: RoutingState
-    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ..., sae_nodes: _Optional[_Mapping[str, str]] = ..., kme: _Optional[_Union[KmeConfig, _Mapping]] = ..., routing: _Optional[_Union[RoutingState, _Mapping]] = ...) -> None: ...
+    fresh_start: bool
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ..., sae_nodes: _Optional[_Mapping[str, str]] = ..., kme: _Optional[_Union[KmeConfig, _Mapping]] = ..., routing: _Optional[_Union[RoutingState, _Mapping]] = ..., fresh_start: _Optional[bool] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("path",)

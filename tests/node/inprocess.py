@@ -65,7 +65,8 @@ def nodes_in(directory: pathlib.Path, names: str) -> dict[str, TrustedNode]:
     return nodes
 
 
-async def configure_line(nodes: dict[str, TrustedNode], capacity_bits: int = 10**7, time_scale: float = 0.0) -> None:
+async def configure_line(nodes: dict[str, TrustedNode], capacity_bits: int = 10**7, time_scale: float = 0.0,
+                         fresh_start: bool = False) -> None:
     """Link consecutive names; receivers are configured first, as the orchestrator does."""
     names = list(nodes)
     links: dict[str, list[LinkSettings]] = {n: [] for n in names}
@@ -77,6 +78,7 @@ async def configure_line(nodes: dict[str, TrustedNode], capacity_bits: int = 10*
         LinkState(u, v, LINK.length_km, capacity_bits) for u, v in zip(names, names[1:], strict=False)))
     for name in reversed(names):
         await nodes[name].configure(NodeSettings(name=name, links=tuple(links[name]), time_scale=time_scale,
+                                                 fresh_start=fresh_start,
                                                  routing=routing))
 
 

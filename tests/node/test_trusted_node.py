@@ -2,6 +2,7 @@
 (its store and a peer factory), with its neighbours in the same process."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -115,3 +116,43 @@ async def test_status_says_how_well_the_host_keeps_up_with_the_emulated_clock(tm
         assert (await nodes["B"].status()).links[0].clock_ratio == 0.0  # the receiver has no clock of its own
     finally:
         await close_all(nodes)
+
+
+async def test_a_fresh_start_destroys_what_the_store_kept_and_a_plain_restart_keeps_it(tmp_path):
+    """An experiment's runs on attached nodes each begin with a fresh start: the keys, link pools
+    and channel faults of the run before are destroyed (audited), not reused."""
+    from qkdnet.node.impairment import Impairment
+
+    nodes = nodes_in(tmp_path, "AB")
+    try:
+        await configure_line(nodes)
+        await eventually(lambda: _key_on_both_ends(nodes, "A", "B"), 120, "link key at both ends")
+        keys = await nodes["A"].relay.relay(Route.of([["A", "B"]]), 2, 256, 5.0)
+        await nodes["A"].set_impairment("B", Impairment(extra_loss_db=1.0))
+    finally:
+        await close_all(nodes)
+    for fresh in (False, True):
+        nodes = nodes_in(tmp_path, "AB")
+        try:
+            await configure_line(nodes, fresh_start=fresh)
+            a = nodes["A"].links.by_peer("B")
+            # Nothing relays here: only the pool kept from before has key consumed.
+            assert (a.pool.consumed_bits == 0) == fresh and (a.runtime.impairment.healthy == fresh)
+            held = {r.key_id: r.state for r in await nodes["A"].store.keys.records()}
+            assert {held[k.key_id] for k in keys} == ({"destroyed"} if fresh else {"relayed"})
+        finally:
+            await close_all(nodes)
+    audit = [e for e in (await _audit_of(tmp_path / "A.db")) if e["event"] == "revoked"]
+    assert {e["key_id"] for e in audit} == {k.key_id for k in keys}
+    assert all("fresh start" in json.dumps(e) for e in audit)
+
+
+async def _audit_of(path):
+    from qkdnet.node.keystore.store import open_tables
+
+    tables = open_tables(path)
+    try:
+        assert tables.audit.verify() is None
+        return tables.audit.entries()
+    finally:
+        tables.close()

@@ -186,3 +186,59 @@ def test_cli_attach_needs_the_pki_and_names_an_unreachable_node(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("qkdnet: error: node n") and "at 127.0.0.1:9: never became healthy" in err
     assert len(err.splitlines()) == 1
+
+
+async def test_an_experiment_attaches_for_every_run_and_starts_each_from_empty_stores(attached, tmp_path):
+    """`qkdnet experiment` on nodes it did not start: each run attaches, configures them with a
+    fresh start (the keys and pools of the run before are destroyed, audited), relays and
+    collects, then shuts them down; here the test starts them again, as a restart policy would."""
+    from qkdnet.node.keystore.store import open_tables
+    from qkdnet.orchestrator.experiment.config import load_config
+    from qkdnet.orchestrator.experiment.runner import run_experiment
+
+    topology, pki, processes = attached
+    restarts = dict.fromkeys(processes, 0)
+
+    async def keep_running(name):  # what Compose's `restart:` or a StatefulSet does
+        while True:
+            await processes[name].wait()
+            restarts[name] += 1
+            processes[name], _ = await _start_node(name, pki, tmp_path / "nodes" / name,
+                                                   listen=topology.deployment[name])
+
+    (tmp_path / "exp.yaml").write_text("""
+name: attached
+topology: line:3
+duration_s: 4
+warmup_key_bits: 2048
+time_scale: 1
+poll_s: 1
+demand:
+  poisson:
+    - {source: n0, destination: n2, rate_per_s: 3}
+strategies: [fewest_hops, load_balancing]
+seeds: [5]
+""")
+    config = dataclasses.replace(load_config(tmp_path / "exp.yaml"), topology=topology)
+    keepers = [asyncio.create_task(keep_running(name)) for name in processes]
+    try:
+        results = await run_experiment(config, certs=pki)
+        await eventually(lambda: all(count >= len(results) - 1 for count in restarts.values()), 30,
+                         "every node started again between runs")
+    finally:
+        for keeper in keepers:
+            keeper.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+    assert [r.strategy for r in results] == ["fewest_hops", "load_balancing"]
+    assert len(results[0].requests) == len(results[1].requests) > 0  # the same demand on each
+    delivered = [{r["key_id"] for r in run.requests if r["outcome"] == "delivered"} for run in results]
+    assert all(delivered)
+    assert all(link["balanced"] for run in results for link in run.links)
+    # The second run's fresh start destroyed the first run's keys at the source, in its audit.
+    tables = open_tables(tmp_path / "nodes" / "n0" / "keys.db")
+    try:
+        revoked = {e["key_id"] for e in tables.audit.entries()
+                   if e["event"] == "revoked" and "fresh start" in json.dumps(e)}
+    finally:
+        tables.close()
+    assert delivered[0] <= revoked and not delivered[1] & revoked
