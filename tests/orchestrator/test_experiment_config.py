@@ -115,3 +115,22 @@ def test_a_burst_adds_its_requests_to_the_demand_at_its_time(tmp_path):
     plain = load_config(_write(tmp_path, GOOD.replace("  - {at_s: 60, burst: {source: n0, destination: n2, "
                                                       "requests: 50}}\n", "")))
     assert len(arrivals) == len(arrivals_for(plain, 1, 0)) + 50
+
+
+def test_an_experiment_on_nodes_placed_elsewhere_without_their_pki_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "placed.yaml").write_text("""
+name: placed
+nodes: [n0, n1]
+links: [{source: n0, target: n1, length_km: 10}]
+deployment: {n0: "127.0.0.1:9", n1: "127.0.0.1:9"}
+""")
+    path = _write(tmp_path, """
+topology: placed.yaml
+duration_s: 10
+demand: {poisson: [{source: n0, destination: n1, rate_per_s: 1}]}
+strategies: [fewest_hops]
+""")
+    done = subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", "experiment", str(path), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "--certs" in done.stderr and not (tmp_path / "r").exists()
