@@ -48,6 +48,10 @@ from qkdnet.node.relay.result import Path, RelayItem, RelayResult, Route
 from qkdnet.node.relay.shares import ExposureLog, ShareAssembler, split_key
 
 HOP_KEY_WAIT_S = 30.0  # how long an intermediate node waits for link key to the next hop
+# How long a hop waits for a block its neighbour already sends from: a link's receiver keeps a
+# block as it sends its last answer, the transmitter only once that answer has arrived, so a
+# relay from the receiver can come first by a few milliseconds.
+BLOCK_ARRIVAL_WAIT_S = 2.0
 ABORT_TIMEOUT_S = 10.0  # one attempt to carry an abort to the destination
 # Relay batches per route under way at once: more keeps every hop of a long path busy (a batch
 # spends most of its time in transit), fewer makes larger batches (less CPU per key).
@@ -249,6 +253,7 @@ class RelayEngine:
             raise InvalidRequest("relay path visits a node twice")
         check_neighbour(path[hop - 1], f"forward as hop {hop - 1} of {list(path)}")
         previous = self._links.pool_in_service(path[hop - 1])
+        await _blocks_recorded(previous, {item.link_key.frame_id for item in items})
         try:
             pads = previous.take_many([item.link_key for item in items])
         except KeyPoolError as exc:
@@ -418,6 +423,19 @@ class _Launch:
         if self._task is None:
             self._task = asyncio.ensure_future(self._record())
         await asyncio.shield(self._task)
+
+
+async def _blocks_recorded(pool: LinkKeyPool, frame_ids: set[int]) -> None:
+    """Wait (a little) until this end holds every block the pads come from; if one never comes,
+    taking the pads reports it as unknown."""
+    if all(pool.holds_block(f) for f in frame_ids):
+        return
+    try:
+        async with asyncio.timeout(BLOCK_ARRIVAL_WAIT_S):
+            while not all(pool.holds_block(f) for f in frame_ids):
+                await pool.changed()
+    except TimeoutError:
+        pass
 
 
 def _failed_hop(exc: BaseException) -> tuple[str, str] | None:

@@ -1,6 +1,7 @@
 """A trusted node: configuration, link ends, status, cuts and resets, through its constructor seams
 (its store and a peer factory), with its neighbours in the same process."""
 
+import asyncio
 import dataclasses
 import json
 
@@ -156,3 +157,40 @@ async def _audit_of(path):
         return tables.audit.entries()
     finally:
         tables.close()
+
+
+async def test_a_relay_from_the_receiver_waits_for_the_transmitter_to_record_the_block_it_uses(tmp_path):
+    """The receiver of a link keeps a block as it sends its last answer; the transmitter once that
+    answer arrives. A relay the receiver sends from the new block at once must not fail at the
+    transmitter for an unknown link key: it waits for the block (here added by hand, after the
+    forward has started and found it missing)."""
+    import hashlib
+    import hmac
+
+    import numpy as np
+
+    from qkdnet.node.keystore.link_pool import LinkKeyId
+    from qkdnet.node.relay.otp import one_time_pad
+    from qkdnet.node.relay.result import RelayItem
+
+    nodes = nodes_in(tmp_path, "AB")  # A transmits on A~B, B receives
+    try:
+        await configure_line(nodes, capacity_bits=40_000)
+        pool = nodes["A"].links.by_peer("B").pool
+        frame_id = 2**62  # far beyond the runtime's own frame numbers
+        block = np.random.default_rng(7).integers(0, 2, 4096, dtype=np.uint8)
+        half = block[2048:] if pool.receive_half == "b" else block[:2048]
+        key = bytes(range(32))
+        item = RelayItem("k-late-block", one_time_pad(key, half[:256]), LinkKeyId(frame_id, pool.receive_half, 0, 256))
+        forward = asyncio.ensure_future(nodes["A"].relay.forward(("B", "A"), 1, [item]))
+        await asyncio.sleep(0)  # it runs until it waits for the block
+        assert not forward.done() and not pool.holds_block(frame_id)
+        pool.add_block(frame_id, block)  # what the transmitter records once B's last answer arrives
+        await forward
+        held = {r.key_id: r.state for r in await nodes["A"].store.keys.records()}
+        assert held["k-late-block"] == "relayed"
+        salt = bytes(range(16))
+        [entry] = [e for e in await nodes["A"].list_keys("B", salt) if e.key_id == "k-late-block"]
+        assert entry.digest == hmac.new(salt, key, hashlib.sha256).digest()
+    finally:
+        await close_all(nodes)
