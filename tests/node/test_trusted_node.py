@@ -182,9 +182,18 @@ async def test_a_relay_from_the_receiver_waits_for_the_transmitter_to_record_the
         half = block[2048:] if pool.receive_half == "b" else block[:2048]
         key = bytes(range(32))
         item = RelayItem("k-late-block", one_time_pad(key, half[:256]), LinkKeyId(frame_id, pool.receive_half, 0, 256))
+        waiting = asyncio.Event()
+        changed = pool.changed
+
+        async def noted_changed():  # the forward says when it waits on the pool
+            waiting.set()
+            await changed()
+        pool.changed = noted_changed
         forward = asyncio.ensure_future(nodes["A"].relay.forward(("B", "A"), 1, [item]))
-        await asyncio.sleep(0)  # it runs until it waits for the block
-        assert not forward.done() and not pool.holds_block(frame_id)
+        noticed = asyncio.ensure_future(waiting.wait())
+        await asyncio.wait({forward, noticed}, return_when=asyncio.FIRST_COMPLETED)
+        noticed.cancel()
+        assert not forward.done() and not pool.holds_block(frame_id)  # waiting for the block, not failed
         pool.add_block(frame_id, block)  # what the transmitter records once B's last answer arrives
         await forward
         held = {r.key_id: r.state for r in await nodes["A"].store.keys.records()}
