@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .experiment.runner import RunResult
     from .state import StateDir
     from .supervisor_client import SupervisorClient
+    from .topology import Topology
 
 
 class _UsageError(Exception):
@@ -146,6 +147,15 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None]:
     return Progress(sys.stderr)
 
 
+def _certs(topology: Topology, directory: pathlib.Path | None) -> CertPaths | None:
+    """The PKI in ``directory``, every certificate present and right (or one line and exit 2)."""
+    if directory is None:
+        return None
+    from . import certs
+
+    return certs.load_for(topology, directory)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -157,10 +167,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pairs = run.parse_pairs(args.pairs, topo)
     if args.key_bits % 8:
         raise QkdnetError("--key-bits must be a multiple of 8")
-    paths = None
-    if args.certs is not None:  # every certificate present and right, or one line and exit 2
-        from . import certs
-        paths = certs.load_for(topo, args.certs)
+    paths = _certs(topo, args.certs)
     summary = asyncio.run(run.run_network(topo, pairs, args.keys, args.key_bits, args.time_scale, args.seed,
                                           args.timeout, _progress(args), paths, args.attach_timeout, args.isolation))
     print(format_summary(summary))
@@ -229,13 +236,10 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     out = args.out or pathlib.Path("results") / config.name
     if out.exists() and any(out.iterdir()) and not args.force:
         raise QkdnetError(f"{out} exists and is not empty (use --force to overwrite its files)")
-    certs = None
-    if args.certs is not None:  # every certificate present and right, or one line and exit 2
-        from . import certs as pki
-        certs = pki.load_for(config.topology, args.certs)
-    elif config.topology.deployment:
-        raise QkdnetError(f"{config.topology.source}: its nodes run elsewhere (deployment section): give their "
-                          "PKI, --certs DIR (made by `qkdnet certs`)")
+    from .network import require_pki_for_placed_nodes
+
+    certs = _certs(config.topology, args.certs)
+    require_pki_for_placed_nodes(config.topology, certs)  # before anything is written
     results = asyncio.run(_experiment_with_metrics(config, args, out, certs) if args.metrics_port is not None
                           else run_experiment(config, _progress(args), None, certs, args.attach_timeout))
     summary = write_results(config, results, out)
@@ -270,9 +274,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         raise QkdnetError(f"a network is already up (topology {running['topology']}, supervisor pid "
                           f"{running['pid']}); run `qkdnet down` first")
     topo = topology.load(args.topology)  # validate before anything starts
-    if args.certs is not None:  # every certificate present and right, or one line and exit 2
-        from . import certs
-        certs.load_for(topo, args.certs)
+    _certs(topo, args.certs)
     state.prepare()
     command = [sys.executable, "-m", "qkdnet.orchestrator.supervisor", args.topology, "--state-dir", str(state.path)]
     if args.time_scale is not None:

@@ -89,6 +89,14 @@ class NodeHandle:
         return self.process
 
 
+def require_pki_for_placed_nodes(topology: Topology, certs: pki.CertPaths | None) -> None:
+    """Nodes a deployment section places elsewhere hold their own identities: the controller
+    needs the network's PKI to reach them (one line, before anything starts)."""
+    if certs is None and topology.deployment:
+        raise QkdnetError(f"{topology.source}: its nodes run elsewhere (deployment section): give their "
+                          "PKI, --certs DIR (made by `qkdnet certs`)")
+
+
 class Network:
     def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
                  log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True,
@@ -150,9 +158,7 @@ class Network:
             progress(f"{len(self.nodes)} nodes up and configured in {time.monotonic() - started:.1f} s")
 
     async def _launch_all(self, progress: Progress | None) -> None:
-        if self.certs is None and self.topology.deployment:
-            raise QkdnetError(f"{self.topology.source}: its nodes run elsewhere (deployment section): give their "
-                              "PKI, --certs DIR (made by `qkdnet certs`)")
+        require_pki_for_placed_nodes(self.topology, self.certs)
         if self.fabric is not None:  # checks root, ip and tc first: one line before anything is made
             await self.fabric.build()
         if self.certs is None:  # every channel is mutual TLS: the network always has its PKI

@@ -159,7 +159,7 @@ async def _audit_of(path):
         tables.close()
 
 
-async def test_a_relay_from_the_receiver_waits_for_the_transmitter_to_record_the_block_it_uses(tmp_path):
+async def test_a_relay_from_the_receiver_waits_for_the_transmitter_to_record_the_block_it_uses(tmp_path, monkeypatch):
     """The receiver of a link keeps a block as it sends its last answer; the transmitter once that
     answer arrives. A relay the receiver sends from the new block at once must not fail at the
     transmitter for an unknown link key: it waits for the block (here added by hand, after the
@@ -188,7 +188,7 @@ async def test_a_relay_from_the_receiver_waits_for_the_transmitter_to_record_the
         async def noted_changed():  # the forward says when it waits on the pool
             waiting.set()
             await changed()
-        pool.changed = noted_changed
+        monkeypatch.setattr(pool, "changed", noted_changed)
         forward = asyncio.ensure_future(nodes["A"].relay.forward(("B", "A"), 1, [item]))
         noticed = asyncio.ensure_future(waiting.wait())
         await asyncio.wait({forward, noticed}, return_when=asyncio.FIRST_COMPLETED)
