@@ -1,7 +1,7 @@
 """A pre-imported launcher that forks node processes, so a hundred nodes boot in seconds.
 
 Layer: node process management; no asyncio and no gRPC object is ever created here, so that
-a fork is clean. It imports everything a node needs once (numpy, scipy.fft, grpc, aiohttp, the
+a fork is clean. It imports everything a node needs once (numpy, gmpy2, grpc, aiohttp, the
 node modules), then waits for orders on a Unix socket: each order carries the node's argument
 list and, as passed file descriptors, the pipes that become the child's stdout and stderr. A
 forked child is a full, separate OS process running ``node.server.main``; the launcher only
@@ -25,8 +25,6 @@ MAX_ORDER_BYTES = 1 << 16
 
 
 def _preload() -> None:
-    import scipy.fft  # noqa: F401  (a node imports it at its first block otherwise)
-
     import qkdnet.node.key_service  # noqa: F401
     import qkdnet.node.kme.api  # noqa: F401
     import qkdnet.node.server  # noqa: F401

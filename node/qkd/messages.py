@@ -95,14 +95,15 @@ class ReconciliationDone(Message):
 
 @dataclass(frozen=True)
 class Amplify(Message):
-    """Alice -> Bob: verification hash and tag, final key length, the Toeplitz seed, and how many
-    authentication keys for each end the final key refills first (the rest is link key)."""
+    """Alice -> Bob: verification hash and tag, final key length, the privacy-amplification hash
+    (``amplification.HashChoice`` bytes), and how many authentication keys for each end the final
+    key refills first (the rest is link key)."""
 
     type_code: ClassVar[int] = 8
     hash_key: bytes
     tag: bytes
     key_bits: int
-    toeplitz_seed: bytes
+    hash_choice: bytes
     auth_refill_alice: int
     auth_refill_bob: int
 

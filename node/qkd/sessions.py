@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from . import cascade
-from .amplification import toeplitz_hash
+from .amplification import HashChoice, choose_hash, universal_hash
 from .authentication import KEY_BITS, AuthKeyIndex
-from .bits import pack, random_bits, unpack
+from .bits import pack, unpack
 from .channel import AliceRecord, BobRecord
 from .endpoint import BlockResult, LinkEndpoint
 from .errors import AuthenticationError, AuthKeyExhausted, ProtocolError, UnknownAuthKey
@@ -230,13 +230,13 @@ class AliceSession(_Session):
         if length <= 0:
             return self._abort_msg(f"key length {length} after error-correction leak {leak} bits")
         hash_key = new_hash_key(ep.rng)
-        seed = random_bits(ep.rng, n + length - 1)
-        self._final = toeplitz_hash(self._key, seed, length)
+        choice = choose_hash(ep.rng, n)
+        self._final = universal_hash(self._key, choice, length)
         self._stats["amplified_bits"] = length
         self._refill = _affordable(ep.refill_wanted(), length)
         self._expect = Confirm
         return [Amplify(frame_id=self.frame_id, hash_key=hash_key, tag=key_tag(self._key, hash_key),
-                        key_bits=length, toeplitz_seed=pack(seed), auth_refill_alice=self._refill[0],
+                        key_bits=length, hash_choice=choice.to_bytes(), auth_refill_alice=self._refill[0],
                         auth_refill_bob=self._refill[1])]
 
     def _on_Confirm(self, m: Confirm) -> list[Message]:
@@ -325,8 +325,7 @@ class BobSession(_Session):
             self._expect = Finish
             self._verified = False
             return [Confirm(frame_id=self.frame_id, ok=False)]
-        seed = unpack(m.toeplitz_seed, n + m.key_bits - 1)
-        self._final = toeplitz_hash(self._key, seed, m.key_bits)
+        self._final = universal_hash(self._key, HashChoice.from_bytes(n, m.hash_choice), m.key_bits)
         self._verified = True
         self._expect = Finish
         return [Confirm(frame_id=self.frame_id, ok=True)]
