@@ -25,6 +25,9 @@ MAX_ORDER_BYTES = 1 << 16
 
 
 def _preload() -> None:
+    from qkdnet.node.qkd.compiled import warm_up
+
+    warm_up()  # every node forked from here starts with the link engine's kernels loaded
     import qkdnet.node.key_service  # noqa: F401
     import qkdnet.node.kme.api  # noqa: F401
     import qkdnet.node.server  # noqa: F401

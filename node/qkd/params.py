@@ -118,6 +118,7 @@ class ProcessingParams:
     block_detections: int = 4_000_000
     """Detection events per post-processing block (sets the finite-size block)."""
     cascade_passes: int = 3
+    """The fewest Cascade passes; ``cascade.plan`` adds passes while it expects residual errors."""
     auth_tag_bits: int = 128
 
     def __post_init__(self) -> None:
