@@ -39,7 +39,7 @@ class CascadePlan:
 
     def permutations(self) -> np.ndarray:
         """(passes, n_bits) int32; pass 0 keeps the sifted order, later passes shuffle (SplitMix64
-        Fisher-Yates from the public seed, compiled: numpy's shuffle took 0.5 s per block and end)."""
+        shuffle from the public seed, compiled: numpy's shuffle took 0.5 s per block and end)."""
         perms = np.empty((len(self.block_sizes), self.n_bits), np.int32)
         perms[0] = np.arange(self.n_bits, dtype=np.int32)
         for p in range(1, len(self.block_sizes)):
@@ -98,9 +98,10 @@ def node_ranges(node: np.ndarray, padded_bits: int) -> tuple[np.ndarray, np.ndar
 
 def prefix_parities(key: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """(passes, n + 1) running XOR of the key in each pass's order, for O(1) range parities."""
-    out = np.zeros((perms.shape[0], perms.shape[1] + 1), np.uint8)
+    out = np.empty((perms.shape[0], perms.shape[1] + 1), np.uint8)
+    key = np.ascontiguousarray(key, np.uint8)
     for p in range(perms.shape[0]):
-        np.bitwise_xor.accumulate(key[perms[p]], out=out[p, 1:])
+        kernels.prefix_parity(key, perms[p], out[p])
     return out
 
 
@@ -125,9 +126,7 @@ class CascadeCorrector:
         self._key0 = key.astype(np.uint8, copy=True)
         self._sizes = np.asarray(plan.block_sizes, np.int64)
         self._perms = plan.permutations()
-        self._inverse = np.empty_like(self._perms)
-        for p in range(self._perms.shape[0]):
-            self._inverse[p, self._perms[p]] = np.arange(self._n, dtype=np.int32)
+        self._inverse = np.stack([kernels.inverse(perm) for perm in self._perms]) if self._n else self._perms
         self._prefix0 = prefix_parities(self._key0, self._perms)
         passes = len(plan.block_sizes)
         self._fenwick = np.zeros((passes, self._n + 1), np.uint8)

@@ -21,20 +21,67 @@ OK = 0
 INCONSISTENT = 1
 
 
+BUCKETS = 256
+
+
+@nb.njit(cache=True, nogil=True)
+def _splitmix(state: np.ndarray) -> np.uint64:
+    state[0] += _GOLDEN
+    z = state[0]
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
 @nb.njit(cache=True, nogil=True)
 def permutation(n: int, seed: int) -> np.ndarray:
-    """A Fisher-Yates shuffle of 0..n-1 driven by SplitMix64 from ``seed`` (public; both ends)."""
-    out = np.arange(n).astype(np.int32)
-    state = np.uint64(seed)
-    for i in range(n - 1, 0, -1):
-        state += _GOLDEN
-        z = state
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-        j = np.int64(z % np.uint64(i + 1))
-        out[i], out[j] = out[j], out[i]
+    """A uniformly random permutation of 0..n-1 from SplitMix64 seeded by ``seed`` (public: both
+    ends compute the same one).
+
+    Rao-Sandelius: every element draws one of 256 buckets, the buckets are laid end to end and
+    each is Fisher-Yates shuffled; the result is uniform, and each step touches memory in order or
+    within one cache-sized bucket (plain Fisher-Yates over 3 M elements waited on memory).
+    """
+    state = np.empty(1, np.uint64)
+    state[0] = np.uint64(seed)
+    bucket = np.empty(n, np.uint8)
+    starts = np.zeros(BUCKETS + 1, np.int64)
+    for i in range(n):
+        b = np.uint8(_splitmix(state) >> np.uint64(56))
+        bucket[i] = b
+        starts[np.int64(b) + 1] += 1
+    for b in range(BUCKETS):
+        starts[b + 1] += starts[b]
+    fill = starts[:BUCKETS].copy()
+    out = np.empty(n, np.int32)
+    for i in range(n):
+        b = bucket[i]
+        out[fill[b]] = i
+        fill[b] += 1
+    for b in range(BUCKETS):
+        low = starts[b]
+        for i in range(starts[b + 1] - 1, low, -1):
+            j = low + np.int64(_splitmix(state) % np.uint64(i - low + 1))
+            out[i], out[j] = out[j], out[i]
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def inverse(perm: np.ndarray) -> np.ndarray:
+    out = np.empty_like(perm)
+    for i in range(perm.size):
+        out[perm[i]] = i
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def prefix_parity(key: np.ndarray, perm: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = XOR of key[perm[0..i-1]]: the running parity of the key in a pass's order."""
+    parity = np.uint8(0)
+    out[0] = 0
+    for i in range(perm.size):
+        parity ^= key[perm[i]]
+        out[i + 1] = parity
 
 
 @nb.njit(cache=True, nogil=True)
