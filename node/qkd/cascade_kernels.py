@@ -47,17 +47,17 @@ def permutation(n: int, seed: int) -> np.ndarray:
     bucket = np.empty(n, np.uint8)
     starts = np.zeros(BUCKETS + 1, np.int64)
     for i in range(n):
-        b = np.uint8(_splitmix(state) >> np.uint64(56))
-        bucket[i] = b
-        starts[np.int64(b) + 1] += 1
+        drawn = np.uint8(_splitmix(state) >> np.uint64(56))
+        bucket[i] = drawn
+        starts[np.int64(drawn) + 1] += 1
     for b in range(BUCKETS):
         starts[b + 1] += starts[b]
     fill = starts[:BUCKETS].copy()
     out = np.empty(n, np.int32)
     for i in range(n):
-        b = bucket[i]
-        out[fill[b]] = i
-        fill[b] += 1
+        own = bucket[i]
+        out[fill[own]] = i
+        fill[own] += 1
     for b in range(BUCKETS):
         low = starts[b]
         for i in range(starts[b + 1] - 1, low, -1):
