@@ -259,7 +259,7 @@ class Network:
         if self.fabric is not None:  # over the link's own interface
             address = f"{self.fabric.address_towards(me, peer)}:{NETNS_GRPC_PORT}"
         return LinkSettings(link_id=link.link_id, peer=peer, peer_address=address, role=role,
-                            params=link.params, processing=self.topology.processing, bootstrap_secret=secret,
+                            params=link.params, processing=self.topology.link_processing(link), bootstrap_secret=secret,
                             pool_capacity_bits=self.topology.pool_capacity_bits, seed=seed)
 
     def _node_settings(self, name: str, links: list[LinkSettings]) -> NodeSettings:

@@ -25,7 +25,7 @@ import yaml
 from qkdnet.node.endpoint import WILDCARD_HOSTS, join_host_port, split_host_port
 from qkdnet.node.errors import QkdnetError
 from qkdnet.node.qkd.errors import ParameterError
-from qkdnet.node.qkd.params import LinkParams, ProcessingParams, link_params_from_mapping
+from qkdnet.node.qkd.params import RECONCILERS, LinkParams, ProcessingParams, link_params_from_mapping
 from qkdnet.node.routing import StrategySpec
 from qkdnet.orchestrator.errors import TopologyError
 
@@ -77,6 +77,7 @@ class Link:
     receiver: str
     params: LinkParams
     classical: ClassicalChannel = ClassicalChannel()
+    reconciler: str | None = None  # this link's error correction; None: the network's (processing)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,12 @@ class Topology:
     @property
     def nodes(self) -> list[str]:
         return list(self.graph.nodes)
+
+    def link_processing(self, link: Link) -> ProcessingParams:
+        """The post-processing settings of one link: the network's, with the link's reconciler."""
+        if link.reconciler is None:
+            return self.processing
+        return dataclasses.replace(self.processing, reconciler=link.reconciler)
 
     def with_link_changes(self, changes: dict) -> Topology:
         """The same network with every link's parameters changed (e.g. pulse_rate_hz), checked."""
@@ -276,11 +283,13 @@ def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: 
         transmitter, receiver = sorted((u, v))
         try:
             classical = _classical(data)
-            params = link_params_from_mapping({k: val for k, val in data.items() if k not in CLASSICAL_KEYS}, base=base)
+            reconciler = _reconciler(data.get("reconciler"))
+            params = link_params_from_mapping({k: val for k, val in data.items()
+                                               if k not in CLASSICAL_KEYS and k != "reconciler"}, base=base)
         except ParameterError as exc:
             raise TopologyError(f"{source}: link {u}-{v}: {exc}") from None
         link = Link(link_id=f"{transmitter}~{receiver}", transmitter=transmitter, receiver=receiver, params=params,
-                    classical=classical)
+                    classical=classical, reconciler=reconciler)
         graph.edges[u, v].clear()
         graph.edges[u, v]["link"] = link
         graph.edges[u, v]["length_km"] = params.length_km
@@ -303,6 +312,14 @@ def _build(source: str, name: str, graph: nx.Graph, defaults: dict, processing: 
                     pool_capacity_bits=capacity, time_scale=float(time_scale),
                     saes=_saes(source, extras.get("saes"), graph), routing=routing,
                     deployment=_deployment(source, extras.get("deployment"), graph))
+
+
+def _reconciler(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in RECONCILERS:
+        raise ParameterError(f"reconciler must be one of {', '.join(RECONCILERS)}, got {value!r}")
+    return str(value)
 
 
 def _classical(data: dict) -> ClassicalChannel:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cascade, channel_kernels
+from . import cascade, channel_kernels, ldpc
 
 
 def warm_up() -> None:
@@ -23,3 +23,6 @@ def warm_up() -> None:
     bob = cascade.CascadeCorrector(alice ^ (rng.random(alice.size) < 0.05).astype(np.uint8), plan)
     while (queries := bob.next_queries()) is not None:
         bob.receive(cascade.answer_parities(prefix, plan.padded_bits, queries))
+    code = ldpc.plan(alice.size, 0.05, 0.06, seed=1)
+    filler = np.zeros((code.frames, code.punctured), np.uint8)
+    ldpc.LdpcDecoder(alice, code, ldpc.syndromes(alice, code, filler), ldpc.frame_tags(alice, code), 0.05)

@@ -47,6 +47,13 @@ class BlockResult:
     auth_bits: int = 0
     auth_refill_bits: int = 0
     cascade_rounds: int = 0
+    """Round trips of reconciliation: Cascade's parity rounds, or LDPC's reveal retries."""
+    reconciler: str = "cascade"
+    frames: int = 0
+    """LDPC frames in the block (0 for Cascade)."""
+    frames_failed_first: int = 0
+    """LDPC frames not decoded at the first try (Bob's count; the frame error rate's numerator)."""
+    frames_dropped: int = 0
     estimate: DecoyEstimate | None = None
     gain_per_intensity: tuple[float, ...] = ()
     qber_x_per_intensity: tuple[float, ...] = ()

@@ -119,7 +119,8 @@ class InMemoryLink:
 
 _STAGES = {1: "sifting", 2: "sifting", 3: "estimation", 4: "reconciliation", 5: "reconciliation",
            6: "reconciliation", 7: "verification+amplification", 8: "verification+amplification",
-           9: "verification+amplification", 10: "verification+amplification", 11: "abort"}
+           9: "verification+amplification", 10: "verification+amplification", 11: "abort",
+           12: "reconciliation", 13: "reconciliation", 14: "reconciliation"}
 
 
 def _stage_of(type_code: int) -> str:

@@ -86,11 +86,13 @@ class ParityReply(Message):
 
 @dataclass(frozen=True)
 class ReconciliationDone(Message):
-    """Bob -> Alice: every block agrees; carries the Cascade transcript tag."""
+    """Bob -> Alice: every block agrees (Cascade) or every frame is decoded or dropped (LDPC);
+    carries the reconciliation transcript tag and the LDPC frames dropped (none for Cascade)."""
 
     type_code: ClassVar[int] = 7
     corrected_bits: int
     transcript_tag: bytes
+    dropped_frames: np.ndarray  # int64 frame indices
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,45 @@ class Abort(Message):
     reason: str
 
 
+@dataclass(frozen=True)
+class Syndromes(Message):
+    """Alice -> Bob: LDPC reconciliation instead of Cascade. The QBER estimate and seed fix the
+    plan (``ldpc.plan``); every frame's syndrome (packed) and 32-bit tag; the authentication key
+    that will tag the transcript of any retry rounds."""
+
+    type_code: ClassVar[int] = 12
+    qber_estimate: float
+    qber_upper: float
+    seed: int
+    syndromes: bytes
+    tags: np.ndarray  # uint32, one per frame
+    transcript_key_origin: int
+    transcript_key_seq: int
+
+
+@dataclass(frozen=True)
+class RevealRequest(Message):
+    """Bob -> Alice: the frames he could not decode, for the given retry (transcript-authenticated)."""
+
+    type_code: ClassVar[int] = 13
+    retry: int
+    frames: np.ndarray  # int64
+
+
+@dataclass(frozen=True)
+class Reveal(Message):
+    """Alice -> Bob: the retry's revealed filler bits of the asked frames (transcript-authenticated)."""
+
+    type_code: ClassVar[int] = 14
+    bits: bytes
+    count: int
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.type_code: cls for cls in (Detections, SiftReply, TestBits, Reconcile, ParityQuery,
-                                   ParityReply, ReconciliationDone, Amplify, Confirm, Finish, Abort)}
-TRANSCRIPT_TYPES = (ParityQuery, ParityReply)
+                                   ParityReply, ReconciliationDone, Amplify, Confirm, Finish, Abort,
+                                   Syndromes, RevealRequest, Reveal)}
+TRANSCRIPT_TYPES = (ParityQuery, ParityReply, RevealRequest, Reveal)
 
 
 def frame_of(envelope: bytes) -> int | None:

@@ -100,6 +100,7 @@ class LinkParams:
         return dataclasses.replace(self, **changes)
 
 
+RECONCILERS = ("cascade", "ldpc")
 MAX_EPSILON = 1e-3
 MAX_BLOCK_DETECTIONS = 100_000_000  # a block's arrays must fit in memory
 
@@ -119,6 +120,9 @@ class ProcessingParams:
     """Detection events per post-processing block (sets the finite-size block)."""
     cascade_passes: int = 3
     """The fewest Cascade passes; ``cascade.plan`` adds passes while it expects residual errors."""
+    reconciler: str = "cascade"
+    """``cascade`` (interactive, about 1,000 round trips per 3 Mbit block) or ``ldpc`` (one-way:
+    syndromes, then a round trip per retry of the frames that failed)."""
     auth_tag_bits: int = 128
 
     def __post_init__(self) -> None:
@@ -133,6 +137,8 @@ class ProcessingParams:
             raise ParameterError(f"block_detections must be a whole number from 1000 to {MAX_BLOCK_DETECTIONS}")
         if not _whole(self.cascade_passes) or not 1 <= self.cascade_passes <= 16:
             raise ParameterError("cascade_passes must be a whole number in [1, 16]")
+        if self.reconciler not in RECONCILERS:
+            raise ParameterError(f"reconciler must be one of {', '.join(RECONCILERS)}, got {self.reconciler!r}")
 
 
 # Gobby, Yuan, Shields, APL 84, 3762 (2004), as tabulated by Lo, Ma, Chen, PRL 94, 230504 (2005).

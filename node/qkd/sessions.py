@@ -8,9 +8,9 @@ reason and, where the peer still waits, an authenticated Abort. A message for an
 one naming an authentication key this end no longer holds (a repeat, or a stale message after a
 resynchronisation), is ignored: nothing of it is used and the block goes on.
 
-Order: Detections (B) -> SiftReply (A) -> TestBits (B) -> Reconcile | Abort (A) ->
-[ParityQuery (B) -> ParityReply (A)]* -> ReconciliationDone (B) -> Amplify | Abort (A) ->
-Confirm (B) -> Finish (A).
+Order: Detections (B) -> SiftReply (A) -> TestBits (B) -> Reconcile | Syndromes | Abort (A) ->
+[ParityQuery (B) -> ParityReply (A)]* (Cascade) or [RevealRequest (B) -> Reveal (A)]* (LDPC) ->
+ReconciliationDone (B) -> Amplify | Abort (A) -> Confirm (B) -> Finish (A).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cascade
+from . import cascade, ldpc
 from .amplification import HashChoice, choose_hash, universal_hash
 from .authentication import KEY_BITS, AuthKeyIndex
 from .bits import pack, unpack
@@ -38,7 +38,10 @@ from .messages import (
     ParityReply,
     Reconcile,
     ReconciliationDone,
+    Reveal,
+    RevealRequest,
     SiftReply,
+    Syndromes,
     TestBits,
     frame_of,
 )
@@ -149,6 +152,7 @@ class AliceSession(_Session):
     def __init__(self, endpoint: LinkEndpoint, frame_id: int, record: AliceRecord) -> None:
         super().__init__(endpoint, frame_id)
         self._record = record
+        self._ldpc: ldpc.LdpcPlan | None = None
         self._expect = Detections
 
     @property
@@ -196,17 +200,42 @@ class AliceSession(_Session):
                                    f"(s_Z1 >= {est.s_z1:.0f}, phase error <= {est.phase_error_z1:.4f})")
         if self._key.size < 64:
             return self._abort_msg("too few sifted key bits")
-        plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), int(ep.rng.integers(1 << 62)),
-                            proc.cascade_passes)
-        self._plan = plan
-        self._prefix = cascade.prefix_parities(self._key, plan.permutations())
+        seed = int(ep.rng.integers(1 << 62))
         self._leak = 0
         self._rounds = 0
+        if proc.reconciler == "ldpc":
+            return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(test.sum())), seed)
+        plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), seed, proc.cascade_passes)
+        self._plan = plan
+        self._prefix = cascade.prefix_parities(self._key, plan.permutations())
         self._expect = ParityQuery | ReconciliationDone
         transcript_key = ep.open_transcript()
         return [Reconcile(frame_id=self.frame_id, qber_estimate=float(est.qber_x),
                           block_sizes=np.asarray(plan.block_sizes, np.int64), seed=plan.seed,
                           transcript_key_origin=transcript_key.origin, transcript_key_seq=transcript_key.seq)]
+
+    def _start_ldpc(self, qber_estimate: float, qber_upper: float, seed: int) -> list[Message]:
+        plan = ldpc.plan(self._key.size, qber_estimate, qber_upper, seed)
+        self._ldpc = plan
+        # The punctured filler is secret (it hides syndrome bits): the device's randomness.
+        self._filler = self.endpoint.secret_bits(plan.frames * plan.punctured).reshape(plan.frames, plan.punctured)
+        self._reveal_requests: list[np.ndarray] = []
+        self._stats.update(reconciler="ldpc", frames=plan.frames)
+        transcript_key = self.endpoint.open_transcript()
+        self._expect = RevealRequest | ReconciliationDone
+        return [Syndromes(frame_id=self.frame_id, qber_estimate=float(qber_estimate), qber_upper=float(qber_upper),
+                          seed=seed,
+                          syndromes=pack(ldpc.syndromes(self._key, plan, self._filler)),
+                          tags=ldpc.frame_tags(self._key, plan),
+                          transcript_key_origin=transcript_key.origin, transcript_key_seq=transcript_key.seq)]
+
+    def _on_RevealRequest(self, m: RevealRequest) -> list[Message]:
+        if self._ldpc is None or m.retry != self._rounds:
+            raise ProtocolError(f"reveal for retry {m.retry}, expected {self._rounds}")
+        bits = ldpc.reveal(self._ldpc, self._filler, m.frames, m.retry)
+        self._reveal_requests.append(m.frames)
+        self._rounds += 1
+        return [Reveal(frame_id=self.frame_id, bits=pack(bits), count=int(bits.size))]
 
     def _on_ParityQuery(self, m: ParityQuery) -> list[Message]:
         parities = cascade.answer_parities(
@@ -218,6 +247,17 @@ class AliceSession(_Session):
     def _on_ReconciliationDone(self, m: ReconciliationDone) -> list[Message]:
         ep, proc = self.endpoint, self.endpoint.processing
         ep.check_transcript(m.transcript_tag)
+        if self._ldpc is not None:
+            plan, dropped = self._ldpc, np.unique(m.dropped_frames)
+            if dropped.size != m.dropped_frames.size or (dropped.size and (dropped[0] < 0 or dropped[-1] >= plan.frames)):
+                raise ProtocolError("dropped frames outside the LDPC plan")
+            self._key = ldpc.kept(self._key, plan, dropped)
+            self._leak = ldpc.leak_bits(plan, ldpc.revealed_per_frame(plan, self._reveal_requests), dropped)
+            self._stats["frames_dropped"] = int(dropped.size)
+            if self._key.size == 0:
+                return self._abort_msg("every LDPC frame was dropped")
+        elif m.dropped_frames.size:
+            raise ProtocolError("Cascade drops no frame")
         n = self._key.size
         if not 0 <= m.corrected_bits <= n:
             raise ProtocolError("corrected bit count out of range")
@@ -241,7 +281,7 @@ class AliceSession(_Session):
 
     def _on_Confirm(self, m: Confirm) -> list[Message]:
         if not m.ok:
-            self._end("verification failed: keys differ after Cascade")
+            self._end("verification failed: keys differ after reconciliation")
             return []
         self._deferred_end = (None, self._final)  # after Finish is sealed, so its pad is charged
         return [Finish(frame_id=self.frame_id, accepted=True)]
@@ -280,7 +320,7 @@ class BobSession(_Session):
         masks = sift(alice_basis, rec.basis)
         self._key = rec.bit[masks.key]
         self._stats.update(sifted_key_bits=int(self._key.size), test_bits=int(masks.test.sum()))
-        self._expect = Reconcile
+        self._expect = Reconcile | Syndromes
         return [TestBits(frame_id=self.frame_id, bits=pack(rec.bit[masks.test]))]
 
     def _on_Reconcile(self, m: Reconcile) -> list[Message]:
@@ -292,6 +332,32 @@ class BobSession(_Session):
         self._corrector = cascade.CascadeCorrector(self._key, cascade.CascadePlan(self._key.size, sizes, m.seed))
         return self._next_round()
 
+    def _on_Syndromes(self, m: Syndromes) -> list[Message]:
+        plan = ldpc.plan(self._key.size, m.qber_estimate, m.qber_upper, m.seed)
+        self.endpoint.join_transcript(AuthKeyIndex(m.transcript_key_origin, m.transcript_key_seq))
+        syndromes = unpack(m.syndromes, plan.frames * plan.syndrome_bits).reshape(plan.frames, plan.syndrome_bits)
+        self._stats.update(qber_x=m.qber_estimate, reconciler="ldpc", frames=plan.frames)
+        self._decoder = ldpc.LdpcDecoder(self._key, plan, syndromes, m.tags, m.qber_estimate)
+        self._stats["frames_failed_first"] = self._decoder.first_try_failures
+        return self._next_ldpc_step()
+
+    def _next_ldpc_step(self) -> list[Message]:
+        d = self._decoder
+        if not d.done:
+            self._expect = Reveal
+            return [RevealRequest(frame_id=self.frame_id, retry=d.retries, frames=d.failed)]
+        self._key = d.kept_key()
+        self._stats.update(qber_z=d.corrected_bits / max(self._key.size, 1), cascade_rounds=d.retries,
+                           leak_ec_bits=ldpc.leak_bits(d.plan, d.revealed, d.dropped),
+                           frames_dropped=int(d.dropped.size))
+        self._expect = Amplify
+        return [ReconciliationDone(frame_id=self.frame_id, corrected_bits=d.corrected_bits,
+                                   transcript_tag=self.endpoint.finish_transcript(), dropped_frames=d.dropped)]
+
+    def _on_Reveal(self, m: Reveal) -> list[Message]:
+        self._decoder.receive_reveal(unpack(m.bits, m.count))
+        return self._next_ldpc_step()
+
     def _next_round(self) -> list[Message]:
         queries = self._corrector.next_queries()
         if queries is None:
@@ -301,7 +367,8 @@ class BobSession(_Session):
             self._key = c.key
             self._expect = Amplify
             return [ReconciliationDone(frame_id=self.frame_id, corrected_bits=c.corrected_bits,
-                                       transcript_tag=self.endpoint.finish_transcript())]
+                                       transcript_tag=self.endpoint.finish_transcript(),
+                                       dropped_frames=np.empty(0, np.int64))]
         self._expect = ParityReply
         return [ParityQuery(frame_id=self.frame_id, pass_index=queries.pass_index, node=queries.node)]
 
@@ -334,7 +401,7 @@ class BobSession(_Session):
         if m.accepted and self._verified:
             self._end(None, self._final)
         else:
-            self._end("verification failed: keys differ after Cascade")
+            self._end("verification failed: keys differ after reconciliation")
         return []
 
 

@@ -85,7 +85,8 @@ def topology_document(topology: Topology, hosts: dict[str, str]) -> dict[str, An
         "nodes": list(topology.nodes),
         "links": [{"source": link.transmitter, "target": link.receiver, **dataclasses.asdict(link.params),
                    **{key: getattr(link.classical, field) for key, field in CLASSICAL_KEYS.items()
-                      if getattr(link.classical, field)}}
+                      if getattr(link.classical, field)},
+                   **({"reconciler": link.reconciler} if link.reconciler else {})}
                   for link in topology.links],
         "processing": dataclasses.asdict(topology.processing),
         "pool_capacity_bits": topology.pool_capacity_bits,

@@ -48,12 +48,24 @@ def test_roles_are_deterministic():
     ("nodes: [A, B]\ndeployment: {A: 'h:1', B: '0.0.0.0:5'}\n", "not one to dial"),
     ("nodes: [A, B]\ndeployment: {A: 'h:1', B: 'h:99999'}\n", "port must be a number"),
     ("nodes: [A, B]\ndeployment: [A, B]\n", "must map every node"),
+    ("nodes: [A, B]\nlinks:\n  - {source: A, target: B, reconciler: turbo}\n", "reconciler must be one of"),
+    ("nodes: [A, B]\nprocessing: {reconciler: turbo}\n", "reconciler must be one of"),
 ])
 def test_invalid_topologies_name_file_and_problem(tmp_path, text, message):
     path = _write(tmp_path, text)
     with pytest.raises(TopologyError) as info:
         load(path)
     assert path in str(info.value) and message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_link_may_choose_its_own_reconciler(tmp_path):
+    path = _write(tmp_path, "nodes: [A, B, C]\nprocessing: {reconciler: cascade}\n"
+                            "links: [{source: A, target: B, reconciler: ldpc}, {source: B, target: C}]\n")
+    topology = load(path)
+    ab, bc = topology.link_between("A", "B"), topology.link_between("B", "C")
+    assert topology.link_processing(ab).reconciler == "ldpc"
+    assert topology.link_processing(bc).reconciler == "cascade"
+    assert topology.link_processing(ab).block_detections == topology.processing.block_detections
 
 
 def test_a_deployment_section_places_every_node(tmp_path):
