@@ -116,3 +116,27 @@ async def test_nodes_die_with_a_killed_orchestrator(tmp_path):
     proc.kill()
     await proc.wait()
     await eventually(lambda: not any(_alive(p) for p in pids), 30, "the orphaned nodes gone")
+
+
+async def test_a_link_reconciled_by_ldpc_relays_beside_one_reconciled_by_cascade(tmp_path):
+    """Node processes run the one-way LDPC exchange over gRPC like Cascade's: n0-n1 uses LDPC,
+    n1-n2 Cascade; keys relayed across both are identical at both ends."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text("nodes: [n0, n1, n2]\nprocessing: {block_detections: 200000}\n"
+                    "links:\n  - {source: n0, target: n1, length_km: 10, reconciler: ldpc}\n"
+                    "  - {source: n1, target: n2, length_km: 10}\n")
+    network = Network(load(str(path)), time_scale=0, seed=5)
+    await network.start()
+    try:
+        report = await network.relay("n0", "n2", count=20, key_bits=256, timeout_s=120)
+        assert report.error == "" and len(report.key_ids) == 20
+        salt = comparison_salt()
+        at_source = {k.key_id: k.digest for k in await network.list_keys("n0", salt=salt)}
+        at_destination = {k.key_id: k.digest for k in await network.list_keys("n2", salt=salt)}
+        assert all(at_source[k] == at_destination[k] for k in report.key_ids)
+        status = await network.status()
+        for name in ("n0", "n1"):
+            ldpc_link = next(link for link in status[name].links if {name, link.peer} == {"n0", "n1"})
+            assert ldpc_link.generated_bits > 0, ldpc_link
+    finally:
+        await network.stop()
