@@ -96,15 +96,17 @@ def test_1200_frames_at_qber_1_to_8_percent_never_accept_differing_keys():
     assert accepted + dropped == 1200 and accepted >= 1100
 
 
-# Efficiency and frame error rate at the full frame (32 kbit), 12 frames per QBER, estimate exact:
-# f = leak / (n h(QBER measured)), FER = frames not decoded at the first try. Bounds are the
-# measured values of this fixed seed rounded up (a regression guard; the benchmark reports them).
-BOUNDS = {0.01: (1.32, 1.0), 0.02: (1.25, 1.0), 0.03: (1.20, 1.0), 0.05: (1.16, 1.0)}
+# Efficiency at the full frame (32 kbit), 12 frames per QBER, estimate exact: f = leak / (n h(QBER
+# measured)). Bounds: this fixed seed's measured 1.255, 1.186, 1.152, 1.121, rounded up by 0.015
+# (a regression guard; the benchmark reports the figures). No frame may be dropped: the blind
+# protocol starts below where the code decodes (most frames need a reveal round), and must then
+# decode every frame before its filler runs out.
+BOUNDS = {0.01: 1.27, 0.02: 1.20, 0.03: 1.17, 0.05: 1.14}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("qber", sorted(BOUNDS))
-def test_efficiency_and_frame_error_rate_at_full_frames(qber):
+def test_efficiency_at_full_frames_and_no_frame_dropped(qber):
     rng = np.random.default_rng(int(qber * 1000))
     n = 12 * ldpc.FRAME_BITS
     alice = rng.integers(0, 2, n, dtype=np.uint8)
@@ -113,6 +115,4 @@ def test_efficiency_and_frame_error_rate_at_full_frames(qber):
     bob, _ = _reconcile(alice, alice ^ errors, plan, rng, qber)
     assert bob.dropped.size == 0 and np.array_equal(bob.kept_key(), alice)
     f = ldpc.leak_bits(plan, bob.revealed, bob.dropped) / (n * float(binary_entropy(errors.mean())))
-    max_f, max_fer = BOUNDS[qber]
-    assert f <= max_f and bob.first_try_failures / plan.frames <= max_fer
-    assert math.isfinite(f)
+    assert math.isfinite(f) and f <= BOUNDS[qber]
