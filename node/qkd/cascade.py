@@ -126,7 +126,10 @@ class CascadeCorrector:
         self._key0 = key.astype(np.uint8, copy=True)
         self._sizes = np.asarray(plan.block_sizes, np.int64)
         self._perms = plan.permutations()
-        self._inverse = np.stack([kernels.inverse(perm) for perm in self._perms]) if self._n else self._perms
+        self._inverse = np.empty_like(self._perms)
+        self._inverse[0] = self._perms[0]  # pass 0 keeps the sifted order
+        for p in range(1, self._perms.shape[0]):
+            kernels.invert(self._perms[p], self._inverse[p])
         self._prefix0 = prefix_parities(self._key0, self._perms)
         passes = len(plan.block_sizes)
         self._fenwick = np.zeros((passes, self._n + 1), np.uint8)

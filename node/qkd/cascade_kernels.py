@@ -67,11 +67,9 @@ def permutation(n: int, seed: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def inverse(perm: np.ndarray) -> np.ndarray:
-    out = np.empty_like(perm)
+def invert(perm: np.ndarray, out: np.ndarray) -> None:
     for i in range(perm.size):
         out[perm[i]] = i
-    return out
 
 
 @nb.njit(cache=True, nogil=True)
