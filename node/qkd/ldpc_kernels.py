@@ -13,18 +13,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-@nb.njit(cache=True, nogil=True)
-def _next(state: np.ndarray) -> np.uint64:
-    state[0] += _GOLDEN
-    z = state[0]
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
+from .splitmix import next_value as _next
 
 
 @nb.njit(cache=True, nogil=True)
