@@ -131,11 +131,16 @@ def _phi(table: np.ndarray, x: float) -> float:
     return table[i] + fraction * (table[i + 1] - table[i])
 
 
+STALL_ITERATIONS = 10
+
+
 @nb.njit(cache=True, nogil=True)
 def decode(row_start: np.ndarray, column: np.ndarray, target: np.ndarray, prior_llr: np.ndarray,
            max_iterations: int, table: np.ndarray) -> tuple[np.ndarray, int]:
     """The error pattern e with H e = target that layered sum-product decoding finds, and the
-    iterations it took (-1: not found within ``max_iterations``).
+    iterations it took (-1: not found within ``max_iterations``, or no fewer unsatisfied checks
+    than the best so far for ``STALL_ITERATIONS`` iterations: a frame that will get a reveal
+    anyway need not spend the rest).
 
     ``prior_llr[v]`` = log(P(e_v = 0) / P(e_v = 1)); a large value pins a variable. Check updates
     go through phi (``phi_table``, interpolated): normalised min-sum, tried first, failed on
@@ -146,6 +151,11 @@ def decode(row_start: np.ndarray, column: np.ndarray, target: np.ndarray, prior_
     total = prior_llr.copy()
     message = np.zeros(column.size)
     error = np.zeros(n, np.uint8)
+    widest = 0
+    for r in range(m):
+        widest = max(widest, row_start[r + 1] - row_start[r])
+    own_phi = np.empty(widest)
+    best, best_at = m + 1, 0
     for iteration in range(1, max_iterations + 1):
         for r in range(m):
             lo, hi = row_start[r], row_start[r + 1]
@@ -156,24 +166,28 @@ def decode(row_start: np.ndarray, column: np.ndarray, target: np.ndarray, prior_
                 message[e] = q  # hold the variable-to-check value until the update below
                 if q < 0:
                     negative = not negative
-                phis += _phi(table, abs(q))
+                own_phi[e - lo] = _phi(table, abs(q))
+                phis += own_phi[e - lo]
             for e in range(lo, hi):
                 q = message[e]
-                magnitude = _phi(table, max(phis - _phi(table, abs(q)), 0.0))
+                magnitude = _phi(table, max(phis - own_phi[e - lo], 0.0))
                 flip = negative != (q < 0)
                 new = -magnitude if flip else magnitude
                 message[e] = new
                 total[column[e]] = q + new
         for v in range(n):
             error[v] = 1 if total[v] < 0 else 0
-        solved = True
+        unsatisfied = 0
         for r in range(m):
             parity = np.uint8(0)
             for e in range(row_start[r], row_start[r + 1]):
                 parity ^= error[column[e]]
             if parity != target[r]:
-                solved = False
-                break
-        if solved:
+                unsatisfied += 1
+        if unsatisfied == 0:
             return error, iteration
+        if unsatisfied < best:
+            best, best_at = unsatisfied, iteration
+        elif iteration - best_at >= STALL_ITERATIONS:
+            break
     return error, -1
