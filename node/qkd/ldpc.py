@@ -47,7 +47,8 @@ def start_efficiency(qber: float) -> float:
     """The f of the first try at the point estimate: 1.22 at QBER 1 % down to 1.10 at 5 % and
     above, about where the sweep decoded most frames. Starting lower (1.16 to 1.06) gained
     0.005-0.025 in f but failed 97 % of first tries, each a full decoding attempt (70 s of
-    decoding per 3 Mbit block, against 51 s from here; benchmarks/bb84_link.py)."""
+    decoding per 3 Mbit block, against 51 s from here, measured before decoding learnt to stop
+    on a stall; benchmarks/bb84_link.py)."""
     return 1.22 - 0.12 * min(max((qber - 0.01) / 0.04, 0.0), 1.0)
 
 
