@@ -3,8 +3,12 @@
 Layer: node domain. The transmitter end owns the source and the channel physics: it samples
 each frame, keeps its own record, hands the receiver only what the receiver's detectors saw,
 then exchanges classical envelopes until both sessions end. Kernels run in worker threads so
-the event loop keeps answering. Blocks are paced in emulated time (pulses / pulse rate divided
-by the time scale; 0 means as fast as possible) and generation pauses while the pool is full.
+the event loop keeps answering. In real time, blocks are paced in emulated time (pulses / pulse
+rate divided by the time scale; 0 means as fast as possible) and generation pauses while the
+pool is full. In virtual time (``node.virtual_clock``) a block starts only once the network's
+clock has reached its emulated start, its key enters the pools at both ends when the clock
+reaches its emulated end, and a full pool is checked at each advance of the clock; pauses and
+back-offs are emulated seconds.
 
 A lost, late or repeated message never ends a link. After any block that did not end accepted
 with every answer received (and before the first), the transmitter resynchronises: the two ends
@@ -34,6 +38,7 @@ from qkdnet.node.qkd.link import pulses_for_detections
 from qkdnet.node.qkd.sessions import AliceSession, BobSession
 from qkdnet.node.settings import LinkSettings, Role
 from qkdnet.node.status import LinkStatus
+from qkdnet.node.virtual_clock import VirtualClock
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ class FrameForPeer:
     bases: bytes
     bits: bytes
     double_clicks: bytes
+    end_s: float = 0.0  # virtual time: the block's emulated end (when its key becomes usable)
 
 
 class LinkPeer(Protocol):
@@ -106,10 +112,21 @@ def qber_backoff_s(aborted_in_a_row: int) -> float:
 
 
 class LinkRuntime:
-    def __init__(self, settings: LinkSettings, pool: LinkKeyPool, time_scale: float) -> None:
+    def __init__(self, settings: LinkSettings, pool: LinkKeyPool, time_scale: float,
+                 clock: VirtualClock | None = None) -> None:
+        """``clock``: the node's virtual clock; None runs in real time at ``time_scale``."""
         self.settings = settings
         self.pool = pool
         self.time_scale = time_scale
+        self.clock = clock
+        # Virtual time (transmitter): where the next block starts, where the block under way
+        # ends (or the next start while none is), and the clock value a full pool was checked at.
+        self.next_start_s = clock.now_s if clock is not None else 0.0
+        self.committed_until_s = self.next_start_s
+        self.paused_at_s: float | None = None
+        self._stopped = False
+        self._frame_end_s: dict[int, float] = {}  # receiver, virtual time: each open frame's end
+        self.clock_wait_s = 0.0  # transmitter, virtual time: wall seconds waiting for the clock
         alice_seq, bob_seq, nature_seq = np.random.SeedSequence(settings.seed).spawn(3)
         endpoint_seq = alice_seq if settings.role is Role.TRANSMITTER else bob_seq
         self.endpoint = LinkEndpoint(settings.role.qkd_role, settings.params, settings.processing,
@@ -142,9 +159,24 @@ class LinkRuntime:
     # -- transmitter ----------------------------------------------------------------------
     def start(self, peer: LinkPeer) -> None:
         if self.settings.role is Role.TRANSMITTER and self._task is None:
-            self._task = asyncio.create_task(self._run(peer), name=f"link-{self.settings.link_id}")
+            run = self._run(peer) if self.clock is None else self._run_virtual(peer, self.clock)
+            self._task = asyncio.create_task(run, name=f"link-{self.settings.link_id}")
+            if self.clock is not None:
+                self.clock.join(self)
+
+    def settled_for(self, clock_s: float) -> bool:
+        """Virtual time: whether this link lets the network's clock reach ``clock_s`` (see
+        ``node.virtual_clock``): its block under way ends later, or its full pool was checked then."""
+        if self._task is None:
+            return True
+        if self.paused_at_s is not None:
+            return self.paused_at_s >= clock_s
+        return self.committed_until_s > clock_s
 
     async def stop(self) -> None:
+        self._stopped = True  # blocks not yet released by the virtual clock never will be
+        if self.clock is not None:
+            self.clock.leave(self)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -183,6 +215,50 @@ class LinkRuntime:
                 await asyncio.sleep(min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks))
             await asyncio.sleep(qber_backoff_s(self._qber_aborts))
 
+    async def _run_virtual(self, peer: LinkPeer, clock: VirtualClock) -> None:
+        """Block after block in virtual time: each starts once the clock has reached its start;
+        a full pool is checked at every advance until it is below its low watermark, and the
+        next block then starts at the clock value of the check that saw it full last (when the
+        relays that drained it ran)."""
+        failures = 0
+        rate_hz = self.settings.params.pulse_rate_hz
+        while True:
+            self.committed_until_s = self.next_start_s
+            clock.notify()
+            if clock.now_s < self.next_start_s:
+                waited_from = time.monotonic()
+                await clock.wait_until(self.next_start_s)
+                self.clock_wait_s += time.monotonic() - waited_from
+            if self.pool.full:
+                self.state = "full"
+                while True:
+                    self.paused_at_s = clock.now_s
+                    clock.notify()
+                    await clock.wait_past(self.paused_at_s)
+                    if self.pool.below_low_watermark:
+                        break
+                self.next_start_s = max(self.next_start_s, self.paused_at_s)
+                self.committed_until_s = self.next_start_s
+                self.paused_at_s = None
+            self.state = "running"
+            try:
+                n_pulses = await self._one_block(peer, self.next_start_s)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the peer is unreachable or broke the protocol
+                failures += 1
+                self.state = "down"
+                self.last_abort_reason = f"peer unreachable: {type(exc).__name__}"
+                log.warning("link %s: %s", self.settings.link_id, self.last_abort_reason)
+                self.next_start_s = self.committed_until_s + min(2.0, 0.1 * failures)
+                await asyncio.sleep(min(2.0, 0.1 * failures))  # wall time too: do not spin on it
+                continue
+            self.next_start_s += n_pulses / rate_hz
+            if self._silent_blocks:
+                self.next_start_s += min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks)
+            self.next_start_s += qber_backoff_s(self._qber_aborts)
+
     async def resync(self, peer: LinkPeer) -> None:
         """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""
         keys = self.endpoint.auth_keys
@@ -192,21 +268,26 @@ class LinkRuntime:
         self.resyncs += 1
         self._unsynced = False
 
-    async def _one_block(self, peer: LinkPeer) -> int:
+    async def _one_block(self, peer: LinkPeer, start_s: float | None = None) -> int:
+        """One block; ``start_s``: its emulated start in virtual time (None in real time)."""
         s = self.settings
+        impairment = self.impairment  # as it stands when the block's pulses leave
+        physics = impairment.physics(s.params, self.emulated_seconds - self.impaired_since_s)
+        n_pulses = pulses_for_detections(physics, s.processing.block_detections)
+        end_s = 0.0
+        if start_s is not None and self.clock is not None:  # known before anything is awaited
+            end_s = self.committed_until_s = start_s + n_pulses / s.params.pulse_rate_hz
+            self.clock.notify()
         if self._unsynced:
             await self.resync(peer)
         self._frame += 1
         frame_id = self._frame
-        impairment = self.impairment  # as it stands when the block's pulses leave
-        physics = impairment.physics(s.params, self.emulated_seconds - self.impaired_since_s)
-        n_pulses = pulses_for_detections(physics, s.processing.block_detections)
         alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, physics, n_pulses, self._nature, impairment.attack,
                                                         self.endpoint.secret_bits)
         session = AliceSession(self.endpoint, frame_id, alice_rec)
         gaps = np.diff(bob_rec.slots, prepend=0).astype("<u4").tobytes()
         frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps, pack(bob_rec.basis),
-                             pack(bob_rec.bit), pack(bob_rec.double_click.astype(np.uint8)))
+                             pack(bob_rec.bit), pack(bob_rec.double_click.astype(np.uint8)), end_s)
         del bob_rec  # what Bob's detectors saw now lives only at Bob
         self._unsynced = True  # until this block ends accepted with every answer in
         incoming, _ = await peer.deliver_frame(frame)
@@ -222,7 +303,7 @@ class LinkRuntime:
             answered = True
         finally:  # also when the exchange failed or the task was cancelled mid-block
             session.abandon("peer stopped answering" if answered else "the exchange with the peer broke off")
-            self._record(session.result, frame_id, confirmed=answered)
+            self._record(session.result, frame_id, confirmed=answered, end_s=end_s)
         self._unsynced = not (session.result is not None and session.result.accepted)
         reason = (session.result.abort_reason or "") if session.result is not None else ""
         self._silent_blocks = self._silent_blocks + 1 if reason.startswith("peer stopped") else 0
@@ -239,11 +320,12 @@ class LinkRuntime:
             self._drop_sessions("a new frame began")
             session = BobSession(self.endpoint, frame.frame_id, record)
             self._sessions = {frame.frame_id: session}
+            self._frame_end_s = {frame.frame_id: frame.end_s}
             self.state = "running"
             first = await _in_thread(session.begin)
             if session.done:  # it could not even begin (no authentication key left): count it
                 del self._sessions[frame.frame_id]
-                self._record(session.result, frame.frame_id)
+                self._record(session.result, frame.frame_id, end_s=self._frame_end_s.pop(frame.frame_id, 0.0))
             return first
 
     async def on_exchange(self, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
@@ -256,7 +338,7 @@ class LinkRuntime:
                 outgoing += await _in_thread(session.handle, envelope)
             if session.done:
                 del self._sessions[frame_id]
-                self._record(session.result, frame_id)
+                self._record(session.result, frame_id, end_s=self._frame_end_s.pop(frame_id, 0.0))
             return outgoing, session.done
 
     async def on_resync(self, request: Resync) -> Resync:
@@ -274,11 +356,24 @@ class LinkRuntime:
         for session in self._sessions.values():
             session.abandon(reason)  # erases the block's hash key; nothing of it is kept
         self._sessions = {}
+        self._frame_end_s = {}
 
     # -- shared ---------------------------------------------------------------------------
-    def _record(self, result: BlockResult | None, frame_id: int, confirmed: bool = True) -> None:
+    def _record(self, result: BlockResult | None, frame_id: int, confirmed: bool = True, end_s: float = 0.0) -> None:
+        """Account a block's result; in virtual time, once the clock reaches the block's end."""
         if result is None:
             return
+        if self.clock is None:
+            self._record_now(result, frame_id, confirmed)
+            return
+
+        def release() -> None:
+            if not self._stopped:  # the link was cut (or reset) before the block ended
+                self._record_now(result, frame_id, confirmed)
+
+        self.clock.release_at(end_s, release)
+
+    def _record_now(self, result: BlockResult, frame_id: int, confirmed: bool) -> None:
         self.emulated_seconds += result.n_pulses / self.settings.params.pulse_rate_hz
         self.sifted_bits += result.sifted_key_bits
         self.auth_bits += result.auth_bits
@@ -317,11 +412,13 @@ class LinkRuntime:
             sifted_bits_per_s=self.sifted_bits / emulated if emulated else 0.0,
             secret_bits_per_s=p.generated_bits / emulated if emulated else 0.0,
             auth_bits=self.auth_bits, sendable_bits=p.sendable_bits, resyncs=self.resyncs,
-            clock_ratio=self.clock_ratio)
+            clock_ratio=self.clock_ratio, clock_wait_s=round(self.clock_wait_s, 3))
 
     @property
     def clock_ratio(self) -> float:
         """How well the host keeps up with the emulated clock (``LinkStatus.clock_ratio``)."""
+        if self.clock is not None:  # virtual time: no block runs ahead of its clock, none lags
+            return 1.0 if self.settings.role is Role.TRANSMITTER else 0.0
         clock_s = self.generating_s * self.time_scale
         if self.settings.role is not Role.TRANSMITTER or clock_s <= 0:
             return 0.0

@@ -17,6 +17,19 @@ from qkdnet.node.qkd.params import LinkParams, ProcessingParams, link_params_fro
 from qkdnet.node.routing.live_state import RoutingState
 
 
+class ClockMode(StrEnum):
+    """How a network's emulated time runs: ``realtime`` is wall time times the time scale, and a
+    slow host makes links produce less key; ``virtual`` is one clock the controller advances
+    once every link has produced its key up to it (``node.virtual_clock``), so results do not
+    depend on the host."""
+
+    REALTIME = "realtime"
+    VIRTUAL = "virtual"
+
+
+CLOCK_MODES = tuple(m.value for m in ClockMode)
+
+
 class Role(StrEnum):
     TRANSMITTER = "transmitter"
     RECEIVER = "receiver"
@@ -69,6 +82,7 @@ class NodeSettings:
     # Start from empty stores: every key, relay in flight, link pool and channel fault this node
     # kept from an earlier network is destroyed first (an experiment's run on attached nodes).
     fresh_start: bool = False
+    clock: ClockMode = ClockMode.REALTIME
 
 
 def processing_from_json(text: str) -> ProcessingParams:

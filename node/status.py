@@ -35,6 +35,9 @@ class LinkStatus:
     # generating (1.0: the host keeps up; 0.2: the link made key for a fifth of the time the
     # physics allows). 0 where there is no clock to keep up with (time_scale 0, the receiver).
     clock_ratio: float = 0.0
+    # Transmitter in virtual time: wall seconds it waited for the network's clock to reach its
+    # next block (the barrier's cost on this link; not counting pauses at a full pool).
+    clock_wait_s: float = 0.0
 
     @property
     def balanced(self) -> bool:

@@ -24,8 +24,9 @@ from qkdnet.node.links import LinkEnd, LinkSet, Peer
 from qkdnet.node.pool_keeper import PoolKeeper
 from qkdnet.node.relay.engine import RelayEngine
 from qkdnet.node.routing import RoutePlanner, RoutingState, make_strategy
-from qkdnet.node.settings import LinkSettings, NodeSettings, Role
+from qkdnet.node.settings import ClockMode, LinkSettings, NodeSettings, Role
 from qkdnet.node.status import KeyEntry, NodeStatus
+from qkdnet.node.virtual_clock import VirtualClock
 
 PeerFactory = Callable[[str, str], Peer]  # (peer name, peer address) -> client
 
@@ -41,6 +42,7 @@ class TrustedNode:
         self.routing = RoutePlanner.for_state(RoutingState())
         self._peer_factory = peer_factory
         self.metrics_url = ""  # where Prometheus scrapes this node, once the process serves it
+        self.clock: VirtualClock | None = None  # virtual time only: advanced by the controller
 
     # -- configuration --------------------------------------------------------------------
     async def configure(self, settings: NodeSettings) -> None:
@@ -55,12 +57,16 @@ class TrustedNode:
         if settings.kme is not None:  # the ETSI max_key_count is the store's limit
             await self.store.keys.set_max_keys(settings.kme.max_keys)
         self.set_routing(settings.routing)
+        if settings.clock is ClockMode.VIRTUAL:
+            self.clock = VirtualClock()
+            # The clock stands still while a relay runs: key not there now would not come.
+            self.relay.waits_for_key = False
         restored = set()
         for link in settings.links:
             pool = LinkKeyPool(link.role.send_half, link.pool_capacity_bits)
             if await self.keeper.open(link.peer, link.link_id, pool):
                 restored.add(link.peer)
-            runtime = LinkRuntime(link, pool, settings.time_scale)
+            runtime = LinkRuntime(link, pool, settings.time_scale, self.clock)
             if link.role is Role.TRANSMITTER:  # a fault put on the channel before this node restarted
                 fields = await self.store.links.load_impairment(link.link_id)
                 if fields is not None:
@@ -139,7 +145,7 @@ class TrustedNode:
         await end.runtime.stop()
         impairment = end.runtime.impairment
         end.settings = link
-        end.runtime = LinkRuntime(link, end.pool, self.settings.time_scale if self.settings else 0.0)
+        end.runtime = LinkRuntime(link, end.pool, self.settings.time_scale if self.settings else 0.0, self.clock)
         end.runtime.impairment = impairment
         end.runtime.impaired_since_s = end.runtime.emulated_seconds
 
@@ -174,6 +180,19 @@ class TrustedNode:
 
     async def on_resync(self, request: Resync) -> Resync:
         return await self._runtime(request.link_id).on_resync(request)
+
+    # -- virtual time -----------------------------------------------------------------------
+    async def advance_clock(self, to_s: float) -> NodeStatus:
+        """Advance this node's clock to ``to_s``; the status once every link it transmits on
+        settled there (a receiving end holds a block ending by ``to_s`` once its transmitter
+        settled: it records the block before it answers the transmitter's last message)."""
+        if self.clock is None:
+            raise Conflict(f"node {self.name} runs in real time: there is no clock to advance")
+        if not to_s >= 0:  # also NaN
+            raise InvalidRequest(f"cannot advance the clock to {to_s} s")
+        self.clock.advance(to_s)
+        await self.clock.settled(to_s)
+        return await self.status()
 
     # -- observation ----------------------------------------------------------------------
     async def status(self, kme_url: str = "") -> NodeStatus:

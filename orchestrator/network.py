@@ -33,7 +33,7 @@ from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult
 from qkdnet.node.routing import LiveState, key_path
 from qkdnet.node.rpc.tls import TlsIdentity
-from qkdnet.node.settings import KmeSettings, LinkSettings, NodeSettings, Role
+from qkdnet.node.settings import ClockMode, KmeSettings, LinkSettings, NodeSettings, Role
 from qkdnet.node.status import ExposureReport, KeyEntry, NodeStatus
 from qkdnet.orchestrator import certs as pki
 from qkdnet.orchestrator.errors import NodeFailure
@@ -101,13 +101,16 @@ class Network:
     def __init__(self, topology: Topology, time_scale: float | None = None, seed: int | None = None,
                  log_level: str = "WARNING", data_dir: pathlib.Path | None = None, kme: bool = True,
                  certs: pki.CertPaths | None = None, attach_timeout_s: float = ATTACH_TIMEOUT_S,
-                 isolation: str = "process", fresh_start: bool = False) -> None:
+                 isolation: str = "process", fresh_start: bool = False,
+                 clock: ClockMode = ClockMode.REALTIME) -> None:
         """data_dir holds each node's key store (nodes/<name>) and the development PKI (certs/);
         without one a temporary directory is used and removed by ``stop``. ``certs``: an existing
         PKI (``certs.load``) instead of a fresh one. ``fresh_start``: every node destroys what its
         store kept from an earlier network before it is configured (attached nodes keep their
-        stores across networks; nodes started here begin empty anyway)."""
+        stores across networks; nodes started here begin empty anyway). ``clock``: virtual time
+        is advanced by this controller only (``advance_clock``); links wait for it."""
         self.topology = topology
+        self.clock = clock
         self.time_scale = topology.time_scale if time_scale is None else time_scale
         self.seed = seed if seed is not None else secrets.randbits(32)
         self.log_level = log_level
@@ -122,6 +125,7 @@ class Network:
         self.certs: pki.CertPaths | None = certs
         self.live = LiveState.of(topology)  # what the nodes' KMEs route on
         self._settings: dict[str, NodeSettings] = {}
+        self._renewals: dict[str, int] = {}  # link ID -> times the link was run afresh
         self._launcher = default_launcher()
         self._controller: TlsIdentity | None = None
         self.attach_timeout_s = attach_timeout_s
@@ -262,12 +266,19 @@ class Network:
                             params=link.params, processing=self.topology.link_processing(link), bootstrap_secret=secret,
                             pool_capacity_bits=self.topology.pool_capacity_bits, seed=seed)
 
+    def _next_link_seed(self, link_id: str) -> int:
+        """The seed of a link run afresh (after a repair or a peer's restart): derived from the
+        network's seed, the link and how many times it was renewed, so a run with a seed repeats."""
+        self._renewals[link_id] = self._renewals.get(link_id, 0) + 1
+        index = [l.link_id for l in self.topology.links].index(link_id)
+        return int(np.random.SeedSequence([self.seed, index, self._renewals[link_id]]).generate_state(1, np.uint64)[0])
+
     def _node_settings(self, name: str, links: list[LinkSettings]) -> NodeSettings:
         kme = KmeSettings() if self.kme else None
         spec = self.topology.routing
         return NodeSettings(name=name, links=tuple(links), time_scale=self.time_scale, sae_nodes=self.topology.saes,
                             routing=self.live.routing_state(spec.name, spec.options), kme=kme,
-                            fresh_start=self.fresh_start)
+                            fresh_start=self.fresh_start, clock=self.clock)
 
     async def _configure_all(self) -> None:
         links: dict[str, list[LinkSettings]] = {name: [] for name in self.nodes}
@@ -358,7 +369,7 @@ class Network:
         resets_after: list[tuple[str, LinkSettings]] = []
         mine: list[LinkSettings] = []
         for link in settings.links:
-            secret, seed = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES), secrets.randbits(63)
+            secret, seed = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES), self._next_link_seed(link.link_id)
             mine.append(dataclasses.replace(link, bootstrap_secret=secret, seed=seed))
             peer_link = self._link_settings(self.topology.link_between(name, link.peer), link.peer, secret, seed)
             # The receiving end must be ready before the transmitting end sends its first frame.
@@ -385,6 +396,24 @@ class Network:
                 return handle.name, await self._client(handle).status()
             except NodeFailure:
                 if handle.failure:  # it died while we asked
+                    return handle.name, None
+                raise
+        return dict(await asyncio.gather(*(one(h) for h in self.nodes.values())))
+
+    async def advance_clock(self, to_s: float) -> dict[str, NodeStatus | None]:
+        """Virtual time: advance every node's clock to ``to_s``; each node's status once all its
+        links settled there (None for a node that has failed). Events up to ``to_s`` may be
+        served after this returns, and not before. A node's status is exact for the links it
+        transmits on; a receiving end may answer before its transmitter finished a block ending
+        by ``to_s`` (it records the block before that transmitter can finish it, so a status
+        asked after this returns is exact for every link)."""
+        async def one(handle: NodeHandle) -> tuple[str, NodeStatus | None]:
+            if handle.failure:
+                return handle.name, None
+            try:
+                return handle.name, await self._client(handle).advance_clock(to_s)
+            except NodeFailure:
+                if handle.failure:
                     return handle.name, None
                 raise
         return dict(await asyncio.gather(*(one(h) for h in self.nodes.values())))
@@ -459,7 +488,7 @@ class Network:
             raise QkdnetError(f"link {u}-{v} cannot be restored while {down[0]} is down")
         if self.fabric is not None:
             await self.fabric.set_link(u, v, up=True)
-        secret, seed = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES), secrets.randbits(63)
+        secret, seed = secrets.token_bytes(BOOTSTRAP_SECRET_BYTES), self._next_link_seed(link.link_id)
         ends = {me: self._link_settings(link, me, secret, seed) for me in (link.receiver, link.transmitter)}
         for me, settings in ends.items():  # the receiver first: it must be ready for the first frame
             await self.client(me).restore_link(settings)

@@ -31,6 +31,9 @@ from qkdnet_proto.v1 import node_pb2_grpc as rpc
 CALL_TIMEOUT_S = 10.0
 CONFIGURE_TIMEOUT_S = 30.0
 HEALTH_TIMEOUT_S = 10.0
+# Virtual time: a node answers an advance once its links finished the blocks that reach past it,
+# however slow the host; only a node that stops answering altogether is a failure.
+ADVANCE_TIMEOUT_S = 3600.0
 RELAY_GRACE_S = 5.0  # a relay order's answer may come this long after the relay's own timeout
 _UNANSWERED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 Reply = TypeVar("Reply")
@@ -72,6 +75,11 @@ class NodeClient:
 
     async def status(self) -> NodeStatus:
         return convert.status_from_pb(await self._call(self._control.Status, pb.StatusRequest()))
+
+    async def advance_clock(self, to_s: float) -> NodeStatus:
+        """Virtual time: the node's status once its links settled at ``to_s``."""
+        reply = await self._call(self._control.AdvanceClock, pb.ClockRequest(to_s=to_s), ADVANCE_TIMEOUT_S)
+        return convert.status_from_pb(reply)
 
     async def relay(self, paths: Sequence[Sequence[str]], count: int, key_bits: int, timeout_s: float) -> RelayResult:
         route = Route.of(paths)

@@ -102,6 +102,9 @@ class RelayEngine:
         self.assembler = assembler or ShareAssembler()
         self.exposure = exposure or ExposureLog()
         self._hop_key_wait_s = hop_key_wait_s
+        # False in virtual time, where the clock stands still during a relay: key that is not
+        # in a pool now will not come while the relay waits, so none waits for it.
+        self.waits_for_key = True
         self._destination_ttl_s = destination_ttl_s
         self.outbox = RelayOutbox(store.outbox, self._send_abort)
         self.relays_forwarded = 0
@@ -219,7 +222,8 @@ class RelayEngine:
         """Pad each payload with fresh link key to path[1] and send; on failure the pads are discarded."""
         pool = self._links.pool_in_service(path[1])
         try:  # all pads or none
-            link_keys, pads = await pool.allocate_many_waiting([8 * len(p) for p in payloads], timeout_s)
+            link_keys, pads = await pool.allocate_many_waiting([8 * len(p) for p in payloads],
+                                                               timeout_s if self.waits_for_key else 0.0)
         except KeyPoolError as exc:
             raise RelayError(f"{self.name}->{path[1]}: {exc}", (self.name, path[1])) from None
         try:
@@ -353,8 +357,8 @@ class RelayEngine:
             raise
         sent_bits = 0
         try:
-            link_keys, pads = await following.allocate_many_waiting([8 * len(m) for m in materials],
-                                                                    self._hop_key_wait_s)
+            link_keys, pads = await following.allocate_many_waiting(
+                [8 * len(m) for m in materials], self._hop_key_wait_s if self.waits_for_key else 0.0)
             sent_bits = pads.size
             onward = [RelayItem(item.key_id, ciphertext, link_key, item.master_sae, item.slave_sae,
                                 item.share_index, item.share_count)

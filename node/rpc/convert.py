@@ -22,6 +22,8 @@ from qkdnet.node.qkd.errors import ParameterError
 from qkdnet.node.relay.result import RelayFailure, RelayItem, RelayResult, Route
 from qkdnet.node.routing.live_state import LinkState, RoutingState
 from qkdnet.node.settings import (
+    CLOCK_MODES,
+    ClockMode,
     KmeSettings,
     LinkSettings,
     NodeSettings,
@@ -44,7 +46,7 @@ def frame_to_pb(frame: FrameForPeer) -> pb.QuantumFrame:
 
 def frame_from_pb(msg: pb.QuantumFrame) -> FrameForPeer:
     return FrameForPeer(msg.link_id, msg.frame_id, msg.n_pulses, msg.count, msg.slot_gaps, msg.bases,
-                        msg.bits, msg.double_clicks)
+                        msg.bits, msg.double_clicks, msg.end_s)
 
 
 def inventory_to_pb(link_id: str, inventory: Inventory) -> pb.PoolInventory:
@@ -204,14 +206,18 @@ def kme_from_pb(msg: pb.KmeConfig) -> KmeSettings:
 def settings_to_pb(settings: NodeSettings) -> pb.NodeConfig:
     msg = pb.NodeConfig(name=settings.name, links=[link_settings_to_pb(l) for l in settings.links],
                         time_scale=settings.time_scale, sae_nodes=settings.sae_nodes,
-                        routing=routing_to_pb(settings.routing), fresh_start=settings.fresh_start)
+                        routing=routing_to_pb(settings.routing), fresh_start=settings.fresh_start,
+                        clock=settings.clock.value)
     if settings.kme is not None:
         msg.kme.CopyFrom(kme_to_pb(settings.kme))
     return msg
 
 
 def settings_from_pb(msg: pb.NodeConfig) -> NodeSettings:
-    return NodeSettings(name=msg.name, links=tuple(link_settings_from_pb(l) for l in msg.links),
+    clock = msg.clock or ClockMode.REALTIME.value
+    if clock not in CLOCK_MODES:
+        raise InvalidRequest(f"unknown clock mode {clock!r}; expected one of {', '.join(CLOCK_MODES)}")
+    return NodeSettings(clock=ClockMode(clock), name=msg.name, links=tuple(link_settings_from_pb(l) for l in msg.links),
                         time_scale=msg.time_scale, sae_nodes=dict(msg.sae_nodes),
                         routing=routing_from_pb(msg.routing), kme=kme_from_pb(msg.kme) if msg.HasField("kme") else None,
                         fresh_start=msg.fresh_start)

@@ -145,6 +145,9 @@ class ControlServicer(rpc.ControlServicer):
         await self.node.revoke(list(request.key_ids), request.reason or "revoked by operator")
         return pb.Ack(ok=True, message=f"{len(request.key_ids)} key(s) revoked")
 
+    async def AdvanceClock(self, request: pb.ClockRequest, context: Context) -> pb.NodeStatus:
+        return convert.status_to_pb(await self.node.advance_clock(request.to_s))
+
     async def Shutdown(self, request: pb.ShutdownRequest, context: Context) -> pb.Ack:
         self.stop.set()
         return pb.Ack(ok=True)

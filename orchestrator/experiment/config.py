@@ -1,7 +1,9 @@
 """Experiment configuration: a YAML file read into frozen dataclasses, with one-line errors.
 
 Layer: orchestrator. Times in the file are emulated seconds (``duration_s``, ``warmup_s``,
-``poll_s``, event ``at_s``, request ``rate_per_s``); ``request_timeout_s`` is wall time.
+``poll_s``, event ``at_s``, request ``rate_per_s``, ``clock_step_s``, ``hop_processing_s``);
+``request_timeout_s`` is emulated seconds in virtual time (the default ``clock``) and wall
+seconds in real time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import yaml
 
 from qkdnet.node.impairment import Impairment
 from qkdnet.node.routing import StrategySpec
+from qkdnet.node.settings import CLOCK_MODES, ClockMode
 from qkdnet.orchestrator.errors import QkdnetError
 from qkdnet.orchestrator.topology import Topology, load
 
@@ -62,10 +65,16 @@ class ExperimentConfig:
     request_timeout_s: float = 2.0
     retries: int = 1
     events: tuple[LinkEvent, ...] = ()
+    clock: ClockMode = ClockMode.VIRTUAL
+    # Virtual time: the clock advances at most this far at once; events and requests inside one
+    # step are served at its end, in time order (``experiment.virtual_runner``).
+    clock_step_s: float = 0.01
+    hop_processing_s: float = 0.001  # virtual time: per hop, processing and queueing for key (assumed)
 
 
 KNOWN = {"name", "description", "topology", "duration_s", "time_scale", "strategies", "demand", "warmup_s",
-         "warmup_key_bits", "poll_s", "seeds", "repetitions", "request_timeout_s", "retries", "events", "link_changes"}
+         "warmup_key_bits", "poll_s", "seeds", "repetitions", "request_timeout_s", "retries", "events", "link_changes",
+         "clock", "clock_step_s", "hop_processing_s"}
 
 
 def load_config(path: pathlib.Path) -> ExperimentConfig:
@@ -106,6 +115,9 @@ def load_config(path: pathlib.Path) -> ExperimentConfig:
     topology = topology.with_link_changes(changes)
     strategies = tuple(_strategy(where, entry) for entry in _list(where, data, "strategies"))
     demand, trace = _demand(where, path.parent, data.get("demand"), topology)
+    clock = data.get("clock", ClockMode.VIRTUAL.value)
+    if clock not in CLOCK_MODES:
+        raise ConfigError(f"{where}: clock must be one of {', '.join(CLOCK_MODES)}, got {clock!r}")
     seeds = data.get("seeds", [1])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError(f"{where}: seeds must be a non-empty list of non-negative integers")
@@ -116,7 +128,8 @@ def load_config(path: pathlib.Path) -> ExperimentConfig:
         warmup_key_bits=number("warmup_key_bits", 0, positive=False, kind=int), poll_s=number("poll_s", 5.0),
         seeds=tuple(seeds), repetitions=number("repetitions", 1, kind=int),
         request_timeout_s=number("request_timeout_s", 2.0), retries=number("retries", 1, positive=False, kind=int),
-        events=tuple(_event(where, e, topology) for e in data.get("events") or []))
+        events=tuple(_event(where, e, topology) for e in data.get("events") or []), clock=ClockMode(clock),
+        clock_step_s=number("clock_step_s", 0.01), hop_processing_s=number("hop_processing_s", 0.001, positive=False))
 
 
 def _list(where: str, data: dict, key: str) -> list:

@@ -1,9 +1,11 @@
 """Runs an experiment: for every seed, repetition and strategy, a fresh network of real node
 processes faces the same demand; requests are routed on live state as they arrive.
 
-Layer: orchestrator, control plane. Emulated time is wall time times ``time_scale`` from the
-moment demand starts. The runner records every request, pool levels at each poll, final link
-accounting and what each node decrypted as an intermediate, and the wall time of each phase.
+Layer: orchestrator, control plane. In real time, emulated time is wall time times
+``time_scale`` from the moment demand starts; in virtual time (the default) the run is driven by
+``experiment.virtual_runner`` instead. The runner records every request, pool levels at each
+poll, final link accounting and what each node decrypted as an intermediate, and the wall time
+of each phase.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult
 from qkdnet.node.routing import RouteRequest, StrategySpec
+from qkdnet.node.settings import ClockMode
 from qkdnet.orchestrator.certs import CertPaths
 from qkdnet.orchestrator.errors import QkdnetError
-from qkdnet.orchestrator.experiment.config import ExperimentConfig
+from qkdnet.orchestrator.experiment.config import ExperimentConfig, LinkEvent
 from qkdnet.orchestrator.experiment.demand import Arrival, poisson_arrivals, trace_arrivals
 from qkdnet.orchestrator.experiment.live_metrics import ExperimentMetrics
 from qkdnet.orchestrator.network import ATTACH_TIMEOUT_S, Network
@@ -42,6 +45,7 @@ class RunResult:
     exposure: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     wall_s: dict = field(default_factory=dict)
+    clock: dict = field(default_factory=dict)  # virtual time: step, advances, where the demand began and ended
 
 
 def arrivals_for(config: ExperimentConfig, seed: int, repetition: int) -> list[Arrival]:
@@ -69,10 +73,22 @@ async def run_experiment(config: ExperimentConfig, progress: Progress | None = N
         for repetition in range(config.repetitions):
             arrivals = arrivals_for(config, seed, repetition)
             for spec in config.strategies:
-                say(f"run {spec.label} seed {seed} repetition {repetition}: {len(arrivals)} requests")
-                results.append(await run_one(config, spec, seed, repetition, arrivals, say, metrics, certs,
-                                             attach_timeout_s))
+                say(f"run {spec.label} seed {seed} repetition {repetition}: {len(arrivals)} requests "
+                    f"({config.clock.value} time)")
+                if config.clock is ClockMode.VIRTUAL:
+                    from qkdnet.orchestrator.experiment.virtual_runner import run_one_virtual
+
+                    results.append(await run_one_virtual(config, spec, seed, repetition, arrivals, say, metrics,
+                                                         certs, attach_timeout_s))
+                else:
+                    results.append(await run_one(config, spec, seed, repetition, arrivals, say, metrics, certs,
+                                                 attach_timeout_s))
     return results
+
+
+def link_seed_for(seed: int, repetition: int) -> int:
+    """Every strategy of a (seed, repetition) gets the same link randomness, so runs are paired."""
+    return int(np.random.SeedSequence([seed, repetition]).generate_state(1, np.uint32)[0])
 
 
 async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repetition: int,
@@ -81,8 +97,7 @@ async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repet
     result = RunResult(spec.label, seed, repetition)
     clock = time.perf_counter
     t = clock()
-    # Every strategy of a (seed, repetition) gets the same link randomness, so runs are paired.
-    link_seed = int(np.random.SeedSequence([seed, repetition]).generate_state(1, np.uint32)[0])
+    link_seed = link_seed_for(seed, repetition)
     network = Network(config.topology, time_scale=config.time_scale, seed=link_seed, kme=False, certs=certs,
                       attach_timeout_s=attach_timeout_s, fresh_start=True)
     await network.start()
@@ -119,7 +134,7 @@ async def run_one(config: ExperimentConfig, spec: StrategySpec, seed: int, repet
         cutter.cancel()
         await asyncio.gather(poller, cutter, return_exceptions=True)
         t = clock()
-        await _final_state(network, config, result)
+        await final_state(network, result, config.warmup_s + config.duration_s)
         result.wall_s["collect"] = clock() - t
     finally:
         t = clock()
@@ -165,24 +180,30 @@ async def _events(network: Network, router: Router, config: ExperimentConfig, no
         delay = (event.at_s - now_s()) / config.time_scale
         if delay > 0:
             await asyncio.sleep(delay)
-        detail = ""
-        if event.kind == "burst":  # its requests are part of the demand: only recorded here
-            detail = f"{event.requests} requests of {event.key_bits} bits {event.u}->{event.v}"
-        elif event.kind == "cut":
-            await network.cut_link(event.u, event.v)
-            router.live.mark_down(event.u, event.v)
-        elif event.kind == "restore":
-            await network.restore_link(event.u, event.v)
-            await router.refresh()
-        else:
-            detail = await network.impair(event.u, event.v, event.impairment or Impairment())
-        where = f"{event.u}->{event.v}" if event.kind == "burst" else f"{event.u}-{event.v}"
-        result.events.append(dict(t_s=round(now_s(), 3), event=event.kind, link=where, detail=detail))
+        result.events.append(await apply_event(network, router, event, round(now_s(), 3)))
 
 
-async def _final_state(network: Network, config: ExperimentConfig, result: RunResult) -> None:
+async def apply_event(network: Network, router: Router, event: LinkEvent, t_s: float) -> dict:
+    """Put a cut, repair or impairment on the network (a burst's requests are part of the
+    demand: it is only recorded); the row for ``events.csv``."""
+    detail = ""
+    if event.kind == "burst":
+        detail = f"{event.requests} requests of {event.key_bits} bits {event.u}->{event.v}"
+    elif event.kind == "cut":
+        await network.cut_link(event.u, event.v)
+        router.live.mark_down(event.u, event.v)
+    elif event.kind == "restore":
+        await network.restore_link(event.u, event.v)
+        await router.refresh()
+    else:
+        detail = await network.impair(event.u, event.v, event.impairment or Impairment())
+    where = f"{event.u}->{event.v}" if event.kind == "burst" else f"{event.u}-{event.v}"
+    return dict(t_s=t_s, event=event.kind, link=where, detail=detail)
+
+
+async def final_state(network: Network, result: RunResult, emulated_total: float) -> None:
+    """Each link end's accounting and what each node decrypted as an intermediate."""
     status = await network.status()
-    emulated_total = config.warmup_s + config.duration_s
     for name, node in status.items():
         for link in node.links if node is not None else []:
             result.links.append(dict(
@@ -209,4 +230,5 @@ def as_rows(results: list[RunResult], part: str) -> list[dict]:
             for r in results for row in getattr(r, part)]
 
 
-__all__ = ["RunResult", "arrivals_for", "as_rows", "run_experiment", "run_one"]
+__all__ = ["RunResult", "apply_event", "arrivals_for", "as_rows", "final_state", "link_seed_for", "run_experiment",
+           "run_one"]

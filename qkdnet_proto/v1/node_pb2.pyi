@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class QuantumFrame(_message.Message):
-    __slots__ = ("link_id", "frame_id", "n_pulses", "count", "slot_gaps", "bases", "bits", "double_clicks")
+    __slots__ = ("link_id", "frame_id", "n_pulses", "count", "slot_gaps", "bases", "bits", "double_clicks", "end_s")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     N_PULSES_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class QuantumFrame(_message.Message):
     BASES_FIELD_NUMBER: _ClassVar[int]
     BITS_FIELD_NUMBER: _ClassVar[int]
     DOUBLE_CLICKS_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
     link_id: str
     frame_id: int
     n_pulses: int
@@ -24,7 +25,8 @@ class QuantumFrame(_message.Message):
     bases: bytes
     bits: bytes
     double_clicks: bytes
-    def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., n_pulses: _Optional[int] = ..., count: _Optional[int] = ..., slot_gaps: _Optional[bytes] = ..., bases: _Optional[bytes] = ..., bits: _Optional[bytes] = ..., double_clicks: _Optional[bytes] = ...) -> None: ...
+    end_s: float
+    def __init__(self, link_id: _Optional[str] = ..., frame_id: _Optional[int] = ..., n_pulses: _Optional[int] = ..., count: _Optional[int] = ..., slot_gaps: _Optional[bytes] = ..., bases: _Optional[bytes] = ..., bits: _Optional[bytes] = ..., double_clicks: _Optional[bytes] = ..., end_s: _Optional[float] = ...) -> None: ...
 
 class PoolChunk(_message.Message):
     __slots__ = ("half", "frame_id", "unused", "size")
@@ -162,6 +164,12 @@ class ForwardReply(_message.Message):
     failure: Failure
     def __init__(self, call_id: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
+class ClockRequest(_message.Message):
+    __slots__ = ("to_s",)
+    TO_S_FIELD_NUMBER: _ClassVar[int]
+    to_s: float
+    def __init__(self, to_s: _Optional[float] = ...) -> None: ...
+
 class LinkStateRequest(_message.Message):
     __slots__ = ("peer", "up", "link")
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -245,7 +253,7 @@ class LinkConfig(_message.Message):
     def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[str] = ..., params_json: _Optional[str] = ..., processing_json: _Optional[str] = ..., bootstrap_secret: _Optional[bytes] = ..., pool_capacity_bits: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class NodeConfig(_message.Message):
-    __slots__ = ("name", "links", "time_scale", "sae_nodes", "kme", "routing", "fresh_start")
+    __slots__ = ("name", "links", "time_scale", "sae_nodes", "kme", "routing", "fresh_start", "clock")
     class SaeNodesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +268,7 @@ class NodeConfig(_message.Message):
     KME_FIELD_NUMBER: _ClassVar[int]
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     FRESH_START_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
     name: str
     links: _containers.RepeatedCompositeFieldContainer[LinkConfig]
     time_scale: float
@@ -267,7 +276,8 @@ class NodeConfig(_message.Message):
     kme: KmeConfig
     routing: RoutingState
     fresh_start: bool
-    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ..., sae_nodes: _Optional[_Mapping[str, str]] = ..., kme: _Optional[_Union[KmeConfig, _Mapping]] = ..., routing: _Optional[_Union[RoutingState, _Mapping]] = ..., fresh_start: _Optional[bool] = ...) -> None: ...
+    clock: str
+    def __init__(self, name: _Optional[str] = ..., links: _Optional[_Iterable[_Union[LinkConfig, _Mapping]]] = ..., time_scale: _Optional[float] = ..., sae_nodes: _Optional[_Mapping[str, str]] = ..., kme: _Optional[_Union[KmeConfig, _Mapping]] = ..., routing: _Optional[_Union[RoutingState, _Mapping]] = ..., fresh_start: _Optional[bool] = ..., clock: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("path",)
@@ -348,7 +358,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LinkStatus(_message.Message):
-    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits", "sendable_bits", "resyncs", "clock_ratio")
+    __slots__ = ("link_id", "peer", "role", "state", "length_km", "blocks_accepted", "blocks_aborted", "last_abort_reason", "qber", "sifted_bits", "generated_bits", "pool_bits", "consumed_bits", "discarded_bits", "emulated_seconds", "sifted_bits_per_s", "secret_bits_per_s", "auth_bits", "sendable_bits", "resyncs", "clock_ratio", "clock_wait_s")
     LINK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +380,7 @@ class LinkStatus(_message.Message):
     SENDABLE_BITS_FIELD_NUMBER: _ClassVar[int]
     RESYNCS_FIELD_NUMBER: _ClassVar[int]
     CLOCK_RATIO_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     link_id: str
     peer: str
     role: str
@@ -391,7 +402,8 @@ class LinkStatus(_message.Message):
     sendable_bits: int
     resyncs: int
     clock_ratio: float
-    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ..., resyncs: _Optional[int] = ..., clock_ratio: _Optional[float] = ...) -> None: ...
+    clock_wait_s: float
+    def __init__(self, link_id: _Optional[str] = ..., peer: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., length_km: _Optional[float] = ..., blocks_accepted: _Optional[int] = ..., blocks_aborted: _Optional[int] = ..., last_abort_reason: _Optional[str] = ..., qber: _Optional[float] = ..., sifted_bits: _Optional[int] = ..., generated_bits: _Optional[int] = ..., pool_bits: _Optional[int] = ..., consumed_bits: _Optional[int] = ..., discarded_bits: _Optional[int] = ..., emulated_seconds: _Optional[float] = ..., sifted_bits_per_s: _Optional[float] = ..., secret_bits_per_s: _Optional[float] = ..., auth_bits: _Optional[int] = ..., sendable_bits: _Optional[int] = ..., resyncs: _Optional[int] = ..., clock_ratio: _Optional[float] = ..., clock_wait_s: _Optional[float] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("name", "links", "app_keys", "relays_forwarded", "kme_url", "keys_read_whole", "shares_read", "metrics_url")

@@ -420,6 +420,11 @@ class ControlStub:
                 request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
                 _registered_method=True)
+        self.AdvanceClock = channel.unary_unary(
+                '/qkdnet.v1.Control/AdvanceClock',
+                request_serializer=qkdnet__proto_dot_v1_dot_node__pb2.ClockRequest.SerializeToString,
+                response_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.NodeStatus.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -503,6 +508,15 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdvanceClock(self, request, context):
+        """Virtual time: advance this node's clock to to_s and answer, with the node's status, once
+        every link it transmits on has settled there (node.virtual_clock). FAILED_PRECONDITION in
+        real time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -560,6 +574,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ShutdownRequest.FromString,
                     response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.Ack.SerializeToString,
+            ),
+            'AdvanceClock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceClock,
+                    request_deserializer=qkdnet__proto_dot_v1_dot_node__pb2.ClockRequest.FromString,
+                    response_serializer=qkdnet__proto_dot_v1_dot_node__pb2.NodeStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -859,6 +878,33 @@ class Control:
             '/qkdnet.v1.Control/Shutdown',
             qkdnet__proto_dot_v1_dot_node__pb2.ShutdownRequest.SerializeToString,
             qkdnet__proto_dot_v1_dot_node__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceClock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qkdnet.v1.Control/AdvanceClock',
+            qkdnet__proto_dot_v1_dot_node__pb2.ClockRequest.SerializeToString,
+            qkdnet__proto_dot_v1_dot_node__pb2.NodeStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,7 @@ import secrets
 from qkdnet.node.keystore.store import NodeStore
 from qkdnet.node.qkd.params import STANDARD, ProcessingParams
 from qkdnet.node.routing import LinkState, RoutingState
-from qkdnet.node.settings import LinkSettings, NodeSettings, Role
+from qkdnet.node.settings import ClockMode, LinkSettings, NodeSettings, Role
 from qkdnet.node.trusted_node import TrustedNode
 
 # Small blocks that still give key (as tests/node/qkd/conftest.py): a block takes a few seconds.
@@ -66,7 +66,7 @@ def nodes_in(directory: pathlib.Path, names: str) -> dict[str, TrustedNode]:
 
 
 async def configure_line(nodes: dict[str, TrustedNode], capacity_bits: int = 10**7, time_scale: float = 0.0,
-                         fresh_start: bool = False) -> None:
+                         fresh_start: bool = False, clock: ClockMode = ClockMode.REALTIME) -> None:
     """Link consecutive names; receivers are configured first, as the orchestrator does."""
     names = list(nodes)
     links: dict[str, list[LinkSettings]] = {n: [] for n in names}
@@ -78,7 +78,7 @@ async def configure_line(nodes: dict[str, TrustedNode], capacity_bits: int = 10*
         LinkState(u, v, LINK.length_km, capacity_bits) for u, v in zip(names, names[1:], strict=False)))
     for name in reversed(names):
         await nodes[name].configure(NodeSettings(name=name, links=tuple(links[name]), time_scale=time_scale,
-                                                 fresh_start=fresh_start,
+                                                 fresh_start=fresh_start, clock=clock,
                                                  routing=routing))
 
 

@@ -211,6 +211,7 @@ name: attached
 topology: line:3
 duration_s: 4
 warmup_key_bits: 2048
+clock: realtime
 time_scale: 1
 poll_s: 1
 demand:

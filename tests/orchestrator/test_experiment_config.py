@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from qkdnet.node.impairment import Impairment
+from qkdnet.node.settings import ClockMode
 from qkdnet.orchestrator.experiment.config import ConfigError, PoissonDemand, load_config
 from qkdnet.orchestrator.experiment.demand import poisson_arrivals, trace_arrivals
 
@@ -43,6 +44,9 @@ def test_a_good_file_loads(tmp_path):
     assert (config.events[4].requests, config.events[4].key_bits) == (50, 256)
     assert config.events[2].impairment == Impairment(extra_loss_db=2.0, intercept_resend_fraction=0.5)
     assert config.events[3].impairment == Impairment()  # no fields: healthy again
+    assert config.clock is ClockMode.VIRTUAL and config.clock_step_s == 0.01  # results independent of the host
+    realtime = load_config(_write(tmp_path, GOOD + "clock: realtime\nclock_step_s: 0.5\n"))
+    assert realtime.clock is ClockMode.REALTIME and realtime.clock_step_s == 0.5
 
 
 @pytest.mark.parametrize("change, message", [
@@ -61,6 +65,10 @@ def test_a_good_file_loads(tmp_path):
     (("source: n0, destination: n2, requests", "source: n7, destination: n2, requests"), "unknown node 'n7'"),
     (("requests: 50}", "requests: 50, colour: red}"), "an event is"),
     (("name: t", "colour: blue"), "unknown key(s) colour"),
+    (("time_scale: 2", "clock: sundial"), "clock must be one of realtime, virtual, got 'sundial'"),
+    (("time_scale: 2", "clock_step_s: 0"), "clock_step_s must be positive, got 0"),
+    (("time_scale: 2", "clock_step_s: -0.5"), "clock_step_s must be positive, got -0.5"),
+    (("time_scale: 2", "hop_processing_s: -1"), "hop_processing_s must be non-negative"),
 ])
 def test_bad_files_name_the_problem(tmp_path, change, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -84,6 +84,7 @@ topology: ring:4
 duration_s: 6
 warmup_s: 3
 warmup_key_bits: 4096
+clock: realtime
 time_scale: 1
 poll_s: 1
 demand:
