@@ -17,6 +17,7 @@ import yaml
 
 from qkdnet.node.qkd.errors import QkdError
 from qkdnet.node.qkd.params import PRESETS, ProcessingParams, link_params_from_mapping, preset
+from qkdnet.node.settings import CLOCK_MODES, ClockMode
 
 from .errors import QkdnetError
 from .files import write_json
@@ -169,7 +170,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise QkdnetError("--key-bits must be a multiple of 8")
     paths = _certs(topo, args.certs)
     summary = asyncio.run(run.run_network(topo, pairs, args.keys, args.key_bits, args.time_scale, args.seed,
-                                          args.timeout, _progress(args), paths, args.attach_timeout, args.isolation))
+                                          args.timeout, _progress(args), paths, args.attach_timeout, args.isolation,
+                                          ClockMode(args.clock)))
     print(format_summary(summary))
     if args.json:
         write_json(args.json, summary.to_json())
@@ -247,6 +249,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     for label, r in summary["strategies"].items():
         print(f"{label:<22} {r['requests']:>8} {r['delivered']:>9} {r['blocking_probability']:>8} "
               f"{r['delivered_bits_per_s']:>10} {r['latency_ms_p99'] if r['latency_ms_p99'] is not None else '-':>8}")
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"results, plots and report.md in {out}")
     return 0
 
@@ -482,7 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--key-bits", type=_positive_int, default=256)
     rn.add_argument("--time-scale", type=_non_negative, help="emulated seconds per wall second; 0 = as fast as possible")
     rn.add_argument("--seed", type=_seed, help="reproduces link statistics (never key values)")
-    rn.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds a relay may wait for link key")
+    rn.add_argument("--timeout", type=_positive_float, default=120.0,
+                    help="seconds a relay may wait for link key (virtual clock: emulated seconds for all keys)")
+    rn.add_argument("--clock", choices=CLOCK_MODES, default="realtime",
+                    help="realtime (default): emulated time is wall time x time scale; virtual: one network "
+                         "clock advanced once every link made its key, so results do not depend on the host")
     rn.add_argument("--json", type=pathlib.Path, help="write the summary as JSON (schema in README)")
     rn.add_argument("--certs", type=pathlib.Path, metavar="DIR",
                     help="the network's PKI from `qkdnet certs` (needed to attach to nodes a topology's "

@@ -20,6 +20,7 @@ from qkdnet.node.impairment import Impairment
 from qkdnet.node.routing import StrategySpec
 from qkdnet.node.settings import CLOCK_MODES, ClockMode
 from qkdnet.orchestrator.errors import QkdnetError
+from qkdnet.orchestrator.latency_model import HOP_PROCESSING_S
 from qkdnet.orchestrator.topology import Topology, load
 
 
@@ -69,7 +70,7 @@ class ExperimentConfig:
     # Virtual time: the clock advances at most this far at once; events and requests inside one
     # step are served at its end, in time order (``experiment.virtual_runner``).
     clock_step_s: float = 0.01
-    hop_processing_s: float = 0.001  # virtual time: per hop, processing and queueing for key (assumed)
+    hop_processing_s: float = HOP_PROCESSING_S  # virtual time: per hop, processing and queueing for key
 
 
 KNOWN = {"name", "description", "topology", "duration_s", "time_scale", "strategies", "demand", "warmup_s",
@@ -129,7 +130,7 @@ def load_config(path: pathlib.Path) -> ExperimentConfig:
         seeds=tuple(seeds), repetitions=number("repetitions", 1, kind=int),
         request_timeout_s=number("request_timeout_s", 2.0), retries=number("retries", 1, positive=False, kind=int),
         events=tuple(_event(where, e, topology) for e in data.get("events") or []), clock=ClockMode(clock),
-        clock_step_s=number("clock_step_s", 0.01), hop_processing_s=number("hop_processing_s", 0.001, positive=False))
+        clock_step_s=number("clock_step_s", 0.01), hop_processing_s=number("hop_processing_s", HOP_PROCESSING_S, positive=False))
 
 
 def _list(where: str, data: dict, key: str) -> list:

@@ -39,7 +39,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     interval = mean_interval(diffs.tolist(), confidence)
     if diffs.size < 2:
         p_value = None
-    elif float(diffs.std(ddof=1)) == 0.0:
+    elif float(diffs.std(ddof=1)) <= 1e-12 * max(1.0, float(np.abs(diffs).max())):  # the same on every run
         p_value = 0.0 if float(diffs.mean()) != 0.0 else 1.0
     else:
         p_value = float(stats.ttest_rel(np.asarray(a, float)[:diffs.size], np.asarray(b, float)[:diffs.size]).pvalue)

@@ -8,8 +8,8 @@ or a poll; each advance returns only once every link has produced its blocks up 
 step's cuts, repairs and impairments, then its requests, then its poll are served one at a time
 in time order (ties in the order the demand lists them): concurrent requests inside a step meet
 the pools in the same order on every run. A request's latency is modelled, not measured: the
-wait to the end of its step plus, per attempt, the fibre's round trip (``FIBRE_S_PER_KM`` each
-way) and ``hop_processing_s`` per hop of its route.
+wait to the end of its step plus, per attempt, its route's modelled time
+(``orchestrator.latency_model``).
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ from qkdnet.orchestrator.experiment.runner import (
     final_state,
     link_seed_for,
 )
+from qkdnet.orchestrator.latency_model import route_latency_s
 from qkdnet.orchestrator.network import ATTACH_TIMEOUT_S, Network
 from qkdnet.orchestrator.router import Router
-from qkdnet.orchestrator.topology import Topology
 
-FIBRE_S_PER_KM = 5e-6  # light in fibre (group index about 1.47)
 # A relay in virtual time never waits for key (the clock stands still while it runs), so only a
 # node that stops answering makes it this slow; the wall timeout keeps load from failing one.
 RELAY_WALL_TIMEOUT_S = 300.0
@@ -89,15 +88,6 @@ def step_end(t_s: float, step_s: float) -> float:
     return math.ceil(t_s / step_s - 1e-9) * step_s
 
 
-def route_latency_s(topology: Topology, paths: list[list[str]], hop_processing_s: float) -> float:
-    """One attempt over ``paths`` (shares in parallel): fibre there and back, plus each hop's work."""
-    worst = 0.0
-    for path in paths:
-        km = sum(topology.link_between(u, v).params.length_km for u, v in zip(path, path[1:], strict=False))
-        worst = max(worst, 2 * km * FIBRE_S_PER_KM + (len(path) - 1) * hop_processing_s)
-    return worst
-
-
 def timeline(config: ExperimentConfig, arrivals: list[Arrival]) -> list[_Item]:
     items = [_Item(a.t_s, "request", i, arrival=a) for i, a in enumerate(arrivals)]
     items += [_Item(e.at_s, "event", i, event=e) for i, e in enumerate(config.events)]
@@ -129,9 +119,14 @@ async def run_one_virtual(config: ExperimentConfig, spec: StrategySpec, seed: in
         served_s = 0.0
         items = timeline(config, arrivals)
         i = 0
+        tenth = 1
         while i < len(items):
             end_s = step_end(items[i].t_s, config.clock_step_s)
             await clock.advance_to(demand_start_s + end_s)
+            if end_s >= tenth * config.duration_s / 10:
+                tenth = int(10 * end_s / config.duration_s) + 1
+                say(f"  {spec.label}: {end_s:.1f}/{config.duration_s:g} emulated s of demand, "
+                    f"{wall() - t:.0f} s wall")
             step_started = wall()
             while i < len(items) and step_end(items[i].t_s, config.clock_step_s) == end_s:
                 await _serve(items[i], end_s, network, router, config, result, metrics)
@@ -219,4 +214,4 @@ async def _request(arrival: Arrival, at_s: float, router: Router, config: Experi
         link_bits_consumed=routed.link_bits_consumed, key_id=(routed.key_ids or [""])[0], error=routed.error))
 
 
-__all__ = ["FIBRE_S_PER_KM", "EmulatedClock", "route_latency_s", "run_one_virtual", "step_end", "timeline"]
+__all__ = ["RELAY_WALL_TIMEOUT_S", "EmulatedClock", "run_one_virtual", "step_end", "timeline"]

@@ -87,3 +87,20 @@ def test_a_virtual_time_experiment_gives_the_same_results_pinned_and_loaded_or_f
     summaries = [json.loads((out / "summary.json").read_text()) for out in (loaded, free)]
     assert _without_wall_clock(summaries[0]) == _without_wall_clock(summaries[1])
     assert summaries[0]["clock"] == "virtual"
+
+
+@pytest.mark.slow
+def test_qkdnet_run_in_virtual_time_repeats_its_link_statistics_with_a_seed(tmp_path):
+    summaries = []
+    for name in ("first", "second"):
+        out = tmp_path / f"{name}.json"
+        done = subprocess.run([sys.executable, "-m", "qkdnet.orchestrator", "run", "line:3", "--clock", "virtual",
+                               "--keys", "8", "--seed", "21", "--json", str(out), "--quiet"],
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        summaries.append(json.loads(out.read_text()))
+    first, second = summaries
+    assert first["pairs"][0]["delivered"] == 8 and first["pairs"][0]["identical_at_both_ends"]
+    assert first["links"] == second["links"]  # blocks, QBER, rates, pool levels: all from physics and seed
+    assert [{k: v for k, v in p.items() if k != "keys_per_s"} for p in first["pairs"]] == \
+           [{k: v for k, v in p.items() if k != "keys_per_s"} for p in second["pairs"]]
