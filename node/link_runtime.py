@@ -127,6 +127,7 @@ class LinkRuntime:
         self._stopped = False
         self._frame_end_s: dict[int, float] = {}  # receiver, virtual time: each open frame's end
         self.clock_wait_s = 0.0  # transmitter, virtual time: wall seconds waiting for the clock
+        self._unreleased_key_bits = 0  # virtual time: key of blocks ended but not yet reached by the clock
         alice_seq, bob_seq, nature_seq = np.random.SeedSequence(settings.seed).spawn(3)
         endpoint_seq = alice_seq if settings.role is Role.TRANSMITTER else bob_seq
         self.endpoint = LinkEndpoint(settings.role.qkd_role, settings.params, settings.processing,
@@ -225,11 +226,12 @@ class LinkRuntime:
         while True:
             self.committed_until_s = self.next_start_s
             clock.notify()
-            if clock.now_s < self.next_start_s:
+            if not self._may_start(clock):
                 waited_from = time.monotonic()
-                await clock.wait_until(self.next_start_s)
+                while not self._may_start(clock):
+                    await clock.changed()
                 self.clock_wait_s += time.monotonic() - waited_from
-            if self.pool.full:
+            if clock.now_s >= self.next_start_s and self.pool.full:
                 self.state = "full"
                 while True:
                     self.paused_at_s = clock.now_s
@@ -259,6 +261,14 @@ class LinkRuntime:
                 self.next_start_s += min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks)
             self.next_start_s += qber_backoff_s(self._qber_aborts)
 
+    def _may_start(self, clock: VirtualClock) -> bool:
+        """Whether the next block may start now: the clock has reached its start, or its start is
+        before the horizon and the pool cannot be full by then (see ``node.virtual_clock``)."""
+        if clock.now_s >= self.next_start_s:
+            return True
+        return (self.next_start_s < clock.horizon_s
+                and self.pool.level_bits + self._unreleased_key_bits < self.pool.capacity_bits)
+
     async def resync(self, peer: LinkPeer) -> None:
         """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""
         keys = self.endpoint.auth_keys
@@ -272,7 +282,9 @@ class LinkRuntime:
         """One block; ``start_s``: its emulated start in virtual time (None in real time)."""
         s = self.settings
         impairment = self.impairment  # as it stands when the block's pulses leave
-        physics = impairment.physics(s.params, self.emulated_seconds - self.impaired_since_s)
+        # A drift grows with emulated time since the fault: in virtual time from the block's start.
+        since_s = (start_s if start_s is not None else self.emulated_seconds) - self.impaired_since_s
+        physics = impairment.physics(s.params, since_s)
         n_pulses = pulses_for_detections(physics, s.processing.block_detections)
         end_s = 0.0
         if start_s is not None and self.clock is not None:  # known before anything is awaited
@@ -367,7 +379,11 @@ class LinkRuntime:
             self._record_now(result, frame_id, confirmed)
             return
 
+        held_bits = int(result.key.size) if result.accepted else 0
+        self._unreleased_key_bits += held_bits
+
         def release() -> None:
+            self._unreleased_key_bits -= held_bits
             if not self._stopped:  # the link was cut (or reset) before the block ended
                 self._record_now(result, frame_id, confirmed)
 

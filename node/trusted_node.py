@@ -138,7 +138,12 @@ class TrustedNode:
         await self.store.links.save_impairment(end.settings.link_id,
                                                None if impairment.healthy else dataclasses.asdict(impairment))
         end.runtime.impairment = impairment
-        end.runtime.impaired_since_s = end.runtime.emulated_seconds
+        end.runtime.impaired_since_s = self._fault_time_s(end.runtime)
+
+    def _fault_time_s(self, runtime: LinkRuntime) -> float:
+        """When a fault starts on a link: the network's clock in virtual time, the link's own
+        emulated time in real time."""
+        return self.clock.now_s if self.clock is not None else runtime.emulated_seconds
 
     async def _renew(self, end: LinkEnd, link: LinkSettings) -> None:
         """A fresh engine for the link end (same pool); a fault on the channel stays."""
@@ -147,7 +152,7 @@ class TrustedNode:
         end.settings = link
         end.runtime = LinkRuntime(link, end.pool, self.settings.time_scale if self.settings else 0.0, self.clock)
         end.runtime.impairment = impairment
-        end.runtime.impaired_since_s = end.runtime.emulated_seconds
+        end.runtime.impaired_since_s = self._fault_time_s(end.runtime)
 
     async def set_link_down(self, peer: str) -> None:
         """A fibre cut on this end: stop generating, refuse relays over it, keep its pool."""
@@ -182,7 +187,7 @@ class TrustedNode:
         return await self._runtime(request.link_id).on_resync(request)
 
     # -- virtual time -----------------------------------------------------------------------
-    async def advance_clock(self, to_s: float) -> NodeStatus:
+    async def advance_clock(self, to_s: float, horizon_s: float | None = None) -> NodeStatus:
         """Advance this node's clock to ``to_s``; the status once every link it transmits on
         settled there (a receiving end holds a block ending by ``to_s`` once its transmitter
         settled: it records the block before it answers the transmitter's last message)."""
@@ -190,7 +195,7 @@ class TrustedNode:
             raise Conflict(f"node {self.name} runs in real time: there is no clock to advance")
         if not to_s >= 0:  # also NaN
             raise InvalidRequest(f"cannot advance the clock to {to_s} s")
-        self.clock.advance(to_s)
+        self.clock.advance(to_s, horizon_s)
         await self.clock.settled(to_s)
         return await self.status()
 

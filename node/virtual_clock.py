@@ -7,6 +7,13 @@ pool is full and it checked that at T, or it is out of service. So no link start
 than the clock allows, and a block's key enters the pools only once the clock reaches the block's
 emulated end (``release_at``): what the links hold at T depends on the physics and the seed, not
 on how fast the host ran them.
+
+With each advance the controller also gives a *horizon*: no fault (cut, repair, impairment)
+touches a link before it. A link may start a block before the clock reaches the block's start,
+up to the horizon, when its pool cannot be full then: the pool's level plus the key of its own
+blocks not yet released is below capacity (relays only lower it). The start it takes is then
+the one the clock would have given it, so results stay the same, and links keep computing while
+the controller serves a step's requests.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ class VirtualClock:
 
     def __init__(self) -> None:
         self.now_s = 0.0
+        self.horizon_s = 0.0  # blocks may start before this without waiting for the clock (see above)
         self._changed = asyncio.Event()
         self._participants: set[Participant] = set()
         self._releases: list[tuple[float, int, Callable[[], None]]] = []
@@ -58,10 +66,12 @@ class VirtualClock:
         else:
             heapq.heappush(self._releases, (at_s, next(self._order), action))
 
-    def advance(self, to_s: float) -> None:
-        """Move the clock forward (never back) and release what ends by then, in time order."""
+    def advance(self, to_s: float, horizon_s: float | None = None) -> None:
+        """Move the clock forward (never back) and release what ends by then, in time order;
+        ``horizon_s``: the controller's new horizon (at least the clock)."""
         if to_s > self.now_s:
             self.now_s = to_s
+        self.horizon_s = max(self.now_s, horizon_s if horizon_s is not None else self.now_s)
         while self._releases and self._releases[0][0] <= self.now_s:
             heapq.heappop(self._releases)[2]()
         self.notify()

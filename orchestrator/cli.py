@@ -289,6 +289,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         command += ["--certs", str(args.certs.resolve())]
     if args.isolation != "process":
         command += ["--isolation", args.isolation]
+    if args.clock != "realtime":
+        command += ["--clock", args.clock]
     if not args.quiet:
         print(f"  starting {len(topo.nodes)} node processes...", file=sys.stderr, flush=True)
     with open(state.log_path, "ab") as log:
@@ -543,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = with_state(sub.add_parser("up", help="start a network in the background and print its endpoints"))
     up.add_argument("topology", nargs="?", default="default", help="as for `qkdnet run`")
     up.add_argument("--time-scale", type=_non_negative, help="emulated seconds per wall second; 0 = as fast as possible")
+    up.add_argument("--clock", choices=CLOCK_MODES, default="realtime",
+                    help="virtual: one network clock, moved on as soon as every link made its key up to it")
     up.add_argument("--seed", type=_seed, help="reproduces link statistics (never key values)")
     up.add_argument("--json", type=pathlib.Path, help="also write the endpoints as JSON")
     up.add_argument("--isolation", choices=["process", "netns"], default="process", help=ISOLATION_HELP)

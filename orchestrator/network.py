@@ -400,18 +400,19 @@ class Network:
                 raise
         return dict(await asyncio.gather(*(one(h) for h in self.nodes.values())))
 
-    async def advance_clock(self, to_s: float) -> dict[str, NodeStatus | None]:
+    async def advance_clock(self, to_s: float, horizon_s: float = 0.0) -> dict[str, NodeStatus | None]:
         """Virtual time: advance every node's clock to ``to_s``; each node's status once all its
         links settled there (None for a node that has failed). Events up to ``to_s`` may be
         served after this returns, and not before. A node's status is exact for the links it
         transmits on; a receiving end may answer before its transmitter finished a block ending
         by ``to_s`` (it records the block before that transmitter can finish it, so a status
-        asked after this returns is exact for every link)."""
+        asked after this returns is exact for every link). ``horizon_s``: this controller will put
+        no fault on any link before it, so links may run ahead to it (``node.virtual_clock``)."""
         async def one(handle: NodeHandle) -> tuple[str, NodeStatus | None]:
             if handle.failure:
                 return handle.name, None
             try:
-                return handle.name, await self._client(handle).advance_clock(to_s)
+                return handle.name, await self._client(handle).advance_clock(to_s, horizon_s)
             except NodeFailure:
                 if handle.failure:
                     return handle.name, None

@@ -76,9 +76,11 @@ class NodeClient:
     async def status(self) -> NodeStatus:
         return convert.status_from_pb(await self._call(self._control.Status, pb.StatusRequest()))
 
-    async def advance_clock(self, to_s: float) -> NodeStatus:
-        """Virtual time: the node's status once its links settled at ``to_s``."""
-        reply = await self._call(self._control.AdvanceClock, pb.ClockRequest(to_s=to_s), ADVANCE_TIMEOUT_S)
+    async def advance_clock(self, to_s: float, horizon_s: float = 0.0) -> NodeStatus:
+        """Virtual time: the node's status once its links settled at ``to_s``; ``horizon_s``: no
+        fault comes before it (0: the clock itself)."""
+        reply = await self._call(self._control.AdvanceClock, pb.ClockRequest(to_s=to_s, horizon_s=horizon_s),
+                                 ADVANCE_TIMEOUT_S)
         return convert.status_from_pb(reply)
 
     async def relay(self, paths: Sequence[Sequence[str]], count: int, key_bits: int, timeout_s: float) -> RelayResult:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -25,6 +26,7 @@ from typing import Any
 from qkdnet.node.impairment import Impairment
 from qkdnet.node.relay.result import RelayResult
 from qkdnet.node.routing import DEFAULT_STRATEGY, RouteRequest, StrategySpec
+from qkdnet.node.settings import CLOCK_MODES, ClockMode
 from qkdnet.orchestrator import certs as pki
 from qkdnet.orchestrator import prometheus_config
 from qkdnet.orchestrator.errors import QkdnetError
@@ -43,6 +45,8 @@ from qkdnet.orchestrator.summary import (
 from qkdnet.orchestrator.topology import Topology, load
 
 IMPAIRMENT_FIELDS = {f.name for f in dataclasses.fields(Impairment)}
+UP_CLOCK_STEP_S = 0.05  # virtual time: how far the running network's clock moves at a time
+log = logging.getLogger(__name__)
 VIEW_POLL_S = 2.0  # how often the live view samples the network
 
 
@@ -188,12 +192,13 @@ class Supervisor:
 
 
 async def supervise(topology: Topology, state: StateDir, time_scale: float | None, seed: int | None,
-                    certs_dir: pathlib.Path | None = None, isolation: str = "process") -> int:
+                    certs_dir: pathlib.Path | None = None, isolation: str = "process",
+                    clock: ClockMode = ClockMode.REALTIME) -> int:
     shutil.rmtree(state.path / "nodes", ignore_errors=True)  # a new network starts with empty key stores
     try:
         certs = pki.load_for(topology, certs_dir) if certs_dir else None
         network = Network(topology, time_scale=time_scale, seed=seed, data_dir=state.path, certs=certs,
-                          isolation=isolation)
+                          isolation=isolation, clock=clock)
     except QkdnetError as exc:
         _announce({"event": "failed", "error": str(exc)})
         return 2
@@ -210,6 +215,7 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
     token = new_token()
     view_server = await start_view(supervisor.view, token, supervisor.metrics)
     watcher = asyncio.create_task(supervisor.watch(), name="live-view")
+    ticking = asyncio.create_task(_tick(network), name="virtual-clock") if clock is ClockMode.VIRTUAL else None
     try:
         nodes = {name: {"grpc": h.address, "kme": h.kme_url, "metrics": h.metrics_url}
                  for name, h in network.nodes.items()}
@@ -223,13 +229,30 @@ async def supervise(topology: Topology, state: StateDir, time_scale: float | Non
         _detach_output(state.log_path)
         await supervisor.stopping.wait()
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        for task in (watcher, ticking):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await view_server.close()
         server.close()
         await network.stop()
         state.clear()
     return 0
+
+
+async def _tick(network: Network) -> None:
+    """Virtual time while the network is up: the clock moves on in steps as soon as every link has
+    produced its key up to it, so applications meet pools that hold what the physics made by the
+    network's emulated time, however fast the host runs (there is no demand to wait for here)."""
+    now_s = 0.0
+    while True:
+        try:
+            await network.advance_clock(now_s)
+        except QkdnetError as exc:  # a node down: the clock waits for it to come back
+            log.warning("virtual clock held at %.3f s: %s", now_s, exc)
+            await asyncio.sleep(1.0)
+            continue
+        now_s = round(now_s + UP_CLOCK_STEP_S, 9)
 
 
 def _announce(event: dict) -> None:
@@ -252,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--certs", type=pathlib.Path, help="an existing PKI from `qkdnet certs`")
     parser.add_argument("--isolation", choices=["process", "netns"], default="process")
+    parser.add_argument("--clock", choices=CLOCK_MODES, default=ClockMode.REALTIME.value)
     args = parser.parse_args(argv)
     try:
         topology = load(args.topology)
@@ -259,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         _announce({"event": "failed", "error": str(exc)})
         return 2
     return asyncio.run(supervise(topology, StateDir(args.state_dir), args.time_scale, args.seed, args.certs,
-                                 args.isolation))
+                                 args.isolation, ClockMode(args.clock)))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ A dropped frame is charged all of its key bits instead (as if disclosed).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -110,15 +111,28 @@ class LdpcPlan:
 
     def filler_positions(self) -> np.ndarray:
         """Codeword positions of the filler, in the order they are revealed: chain variables
-        (the last ``syndrome_bits`` positions) with no two adjacent, in a public random order."""
-        chain_start = self.code_bits - self.syndrome_bits
-        slots = np.random.default_rng([self.seed, 2]).permutation(self.syndrome_bits // 2)[:self.punctured]
-        return chain_start + 2 * slots  # even chain offsets: never two neighbours
+        (the last ``syndrome_bits`` positions) with no two adjacent, in a public random order.
+        Computed once per plan (every frame of every try uses them); read-only."""
+        return self._filler_positions
 
     def key_positions(self) -> np.ndarray:
+        return self._key_positions
+
+    @functools.cached_property
+    def _filler_positions(self) -> np.ndarray:
+        chain_start = self.code_bits - self.syndrome_bits
+        slots = np.random.default_rng([self.seed, 2]).permutation(self.syndrome_bits // 2)[:self.punctured]
+        positions = chain_start + 2 * slots  # even chain offsets: never two neighbours
+        positions.flags.writeable = False
+        return positions
+
+    @functools.cached_property
+    def _key_positions(self) -> np.ndarray:
         mask = np.ones(self.code_bits, bool)
-        mask[self.filler_positions()] = False
-        return np.flatnonzero(mask)
+        mask[self._filler_positions] = False
+        positions = np.flatnonzero(mask)
+        positions.flags.writeable = False
+        return positions
 
     def tag_choice(self, frame: int) -> HashChoice:
         start, stop = self.frame_bounds(frame)

@@ -146,7 +146,7 @@ class ControlServicer(rpc.ControlServicer):
         return pb.Ack(ok=True, message=f"{len(request.key_ids)} key(s) revoked")
 
     async def AdvanceClock(self, request: pb.ClockRequest, context: Context) -> pb.NodeStatus:
-        return convert.status_to_pb(await self.node.advance_clock(request.to_s))
+        return convert.status_to_pb(await self.node.advance_clock(request.to_s, request.horizon_s))
 
     async def Shutdown(self, request: pb.ShutdownRequest, context: Context) -> pb.Ack:
         self.stop.set()

@@ -71,11 +71,14 @@ class ExperimentConfig:
     # step are served at its end, in time order (``experiment.virtual_runner``).
     clock_step_s: float = 0.01
     hop_processing_s: float = HOP_PROCESSING_S  # virtual time: per hop, processing and queueing for key
+    # Virtual time: how far ahead of the clock links may run (up to the next fault), while
+    # their pools cannot fill; more lets them compute while requests are served.
+    lookahead_s: float = 5.0
 
 
 KNOWN = {"name", "description", "topology", "duration_s", "time_scale", "strategies", "demand", "warmup_s",
          "warmup_key_bits", "poll_s", "seeds", "repetitions", "request_timeout_s", "retries", "events", "link_changes",
-         "clock", "clock_step_s", "hop_processing_s"}
+         "clock", "clock_step_s", "hop_processing_s", "lookahead_s"}
 
 
 def load_config(path: pathlib.Path) -> ExperimentConfig:
@@ -130,7 +133,8 @@ def load_config(path: pathlib.Path) -> ExperimentConfig:
         seeds=tuple(seeds), repetitions=number("repetitions", 1, kind=int),
         request_timeout_s=number("request_timeout_s", 2.0), retries=number("retries", 1, positive=False, kind=int),
         events=tuple(_event(where, e, topology) for e in data.get("events") or []), clock=ClockMode(clock),
-        clock_step_s=number("clock_step_s", 0.01), hop_processing_s=number("hop_processing_s", HOP_PROCESSING_S, positive=False))
+        clock_step_s=number("clock_step_s", 0.01), hop_processing_s=number("hop_processing_s", HOP_PROCESSING_S, positive=False),
+        lookahead_s=number("lookahead_s", 5.0))
 
 
 def _list(where: str, data: dict, key: str) -> list:

@@ -69,11 +69,11 @@ class EmulatedClock:
         self.barrier_wall_s = 0.0  # wall seconds in advances (links finishing their blocks, RPCs)
         self.advances = 0
 
-    async def advance_to(self, to_s: float) -> None:
+    async def advance_to(self, to_s: float, horizon_s: float = 0.0) -> None:
         if to_s <= self.now_s and self.advances:
             return
         started = time.perf_counter()
-        self.statuses = await self.network.advance_clock(to_s)
+        self.statuses = await self.network.advance_clock(to_s, max(to_s, horizon_s))
         self.barrier_wall_s += time.perf_counter() - started
         self.now_s = max(self.now_s, to_s)
         self.advances += 1
@@ -118,11 +118,15 @@ async def run_one_virtual(config: ExperimentConfig, spec: StrategySpec, seed: in
         barrier_before = clock.barrier_wall_s
         served_s = 0.0
         items = timeline(config, arrivals)
+        faults = sorted(step_end(e.at_s, config.clock_step_s) for e in config.events if e.kind != "burst")
         i = 0
         tenth = 1
         while i < len(items):
             end_s = step_end(items[i].t_s, config.clock_step_s)
-            await clock.advance_to(demand_start_s + end_s)
+            # Links may run ahead up to the step of the next fault not yet served, and lookahead_s.
+            next_fault_s = next((f for f in faults if f >= end_s), math.inf)
+            await clock.advance_to(demand_start_s + end_s,
+                                   demand_start_s + min(next_fault_s, end_s + config.lookahead_s))
             if end_s >= tenth * config.duration_s / 10:
                 tenth = int(10 * end_s / config.duration_s) + 1
                 say(f"  {spec.label}: {end_s:.1f}/{config.duration_s:g} emulated s of demand, "
@@ -132,7 +136,7 @@ async def run_one_virtual(config: ExperimentConfig, spec: StrategySpec, seed: in
                 await _serve(items[i], end_s, network, router, config, result, metrics)
                 i += 1
             served_s += wall() - step_started
-        await clock.advance_to(demand_start_s + config.duration_s)
+        await clock.advance_to(demand_start_s + config.duration_s)  # no run-ahead past the end
         result.wall_s["demand"] = wall() - t
         result.wall_s["drain"] = 0.0
         t = wall()
@@ -177,6 +181,7 @@ async def _warm_up(clock: EmulatedClock, config: ExperimentConfig) -> None:
             raise QkdnetError(f"links did not generate {config.warmup_key_bits} bits of key within "
                               f"{WARMUP_MAX_S:.0f} emulated seconds of warm-up")
         await clock.advance_to(clock.now_s + WARMUP_STEP_S)
+    # The demand's first faults may come at its time 0: no run-ahead across the warm-up's end.
 
 
 async def _serve(item: _Item, at_s: float, network: Network, router: Router, config: ExperimentConfig,

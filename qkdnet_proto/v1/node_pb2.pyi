@@ -165,10 +165,12 @@ class ForwardReply(_message.Message):
     def __init__(self, call_id: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class ClockRequest(_message.Message):
-    __slots__ = ("to_s",)
+    __slots__ = ("to_s", "horizon_s")
     TO_S_FIELD_NUMBER: _ClassVar[int]
+    HORIZON_S_FIELD_NUMBER: _ClassVar[int]
     to_s: float
-    def __init__(self, to_s: _Optional[float] = ...) -> None: ...
+    horizon_s: float
+    def __init__(self, to_s: _Optional[float] = ..., horizon_s: _Optional[float] = ...) -> None: ...
 
 class LinkStateRequest(_message.Message):
     __slots__ = ("peer", "up", "link")

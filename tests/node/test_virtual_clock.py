@@ -10,6 +10,7 @@ from qkdnet.node.keystore.link_pool import LinkKeyPool
 from qkdnet.node.link_runtime import LinkRuntime
 from qkdnet.node.settings import ClockMode, NodeSettings
 from qkdnet.node.virtual_clock import VirtualClock
+from tests.helpers import eventually
 from tests.node.inprocess import close_all, configure_line, link_pair, nodes_in
 from tests.node.test_link_runtime import Receiver
 
@@ -89,6 +90,27 @@ async def test_a_link_never_supplies_key_before_its_blocks_end_in_emulated_time(
     finally:
         await tx.stop()
     assert tx.status().clock_ratio == 1.0
+
+
+async def test_links_run_ahead_to_the_horizon_while_their_pools_cannot_fill():
+    clock = VirtualClock()
+    tx, rx, blocks = _virtual_pair(clock)
+    tx.start(Receiver(rx))
+    try:
+        clock.advance(0.0, horizon_s=0.03)  # no fault before 0.03 s: blocks may start up to it
+        await eventually(lambda: tx.next_start_s >= 0.03, 300, "blocks computed up to the horizon")
+        assert tx.next_start_s >= 0.03 and all(start_s < 0.03 for start_s in _starts(blocks))
+        assert tx.pool.generated_bits == rx.pool.generated_bits == 0  # none released: the clock is at 0
+        clock.advance(0.03)
+        await asyncio.wait_for(clock.settled(0.03), 300)
+        assert tx.pool.generated_bits == sum(bits for end_s, bits in blocks if end_s <= 0.03) > 0
+    finally:
+        await tx.stop()
+
+
+def _starts(blocks: list[tuple[float, int]]) -> list[float]:
+    ends = [end_s for end_s, _ in blocks]
+    return [0.0] + ends[:-1]  # back to back from 0 (no pause: the pool is far from full)
 
 
 async def test_a_full_pool_pauses_the_link_until_the_clock_passes_its_draining():

@@ -69,6 +69,7 @@ def test_a_good_file_loads(tmp_path):
     (("time_scale: 2", "clock_step_s: 0"), "clock_step_s must be positive, got 0"),
     (("time_scale: 2", "clock_step_s: -0.5"), "clock_step_s must be positive, got -0.5"),
     (("time_scale: 2", "hop_processing_s: -1"), "hop_processing_s must be non-negative"),
+    (("time_scale: 2", "lookahead_s: 0"), "lookahead_s must be positive, got 0"),
 ])
 def test_bad_files_name_the_problem(tmp_path, change, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
