@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from machine import describe
+from machine import describe, host_ticks
 
 from qkdnet.node.settings import CLOCK_MODES, ClockMode
 from qkdnet.orchestrator.experiment.config import load_config
@@ -40,10 +40,13 @@ def main() -> None:
     if args.clock:
         config = dataclasses.replace(config, clock=ClockMode(args.clock))
     before = os.times()
+    ticks_before = host_ticks()
     started = time.perf_counter()
     results = asyncio.run(run_experiment(config, lambda m: print(m, file=sys.stderr, flush=True)))
     wall = time.perf_counter() - started
     after = os.times()  # node processes are reaped descendants by now: their CPU is in children_*
+    ticks = [now - then for now, then in zip(host_ticks(), ticks_before, strict=True)]
+    total_ticks = int(sum(ticks))
     with tempfile.TemporaryDirectory() as tmp:
         summary = write_results(config, results, args.out or pathlib.Path(tmp))
     orchestrator_cpu = (after.user - before.user) + (after.system - before.system)
@@ -70,6 +73,10 @@ def main() -> None:
         # Virtual time: the demand's wall time advancing the clock (links computing up to it) and
         # the share of their wall time the busiest and the average link waited for the clock.
         "demand_sync_s": None if sync_s is None else round(sync_s, 1),
+        # The host's CPU left idle (and taken by other tenants) over the run: what waiting at the
+        # clock's barrier cost when every process waited at once.
+        "host_cpu_idle_share": round((ticks[3] + ticks[4]) / total_ticks, 4) if total_ticks else None,
+        "host_cpu_steal_share": round(ticks[7] / total_ticks, 4) if len(ticks) > 7 and total_ticks else None,
         "link_wait_share_min": None if not virtual else min(s["link_wait_share_min"] or 0.0
                                                              for s in summary["strategies"].values()),
         "link_wait_share_mean": None if not virtual else max(s["link_wait_share_mean"] or 0.0

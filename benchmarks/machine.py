@@ -67,18 +67,18 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self._nodes_s = _descendants_cpu_s(os.getpid())
-        self._host = _host_ticks()
+        self._host = host_ticks()
 
     def per(self, units: int) -> dict[str, float | None]:
         """``node_cpu_ms`` per unit of work since the meter started, and ``steal_pct`` of that span."""
         nodes_s = _descendants_cpu_s(os.getpid()) - self._nodes_s
-        host = [now - then for now, then in zip(_host_ticks(), self._host, strict=True)]
+        host = [now - then for now, then in zip(host_ticks(), self._host, strict=True)]
         total, steal = sum(host), host[7] if len(host) > 7 else 0
         return {"node_cpu_ms": round(1000 * nodes_s / units, 3) if units else None,
                 "steal_pct": round(100 * steal / total, 1) if total else None}
 
 
-def _host_ticks() -> list[int]:
+def host_ticks() -> list[int]:
     """The host's CPU ticks by kind (user, nice, system, idle, iowait, irq, softirq, steal, ...)."""
     try:
         return [int(x) for x in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -196,18 +196,12 @@ class LinkRuntime:
                     await self.pool.changed()
             self.state = "running"
             started = time.monotonic()
-            try:
-                n_pulses = await self._one_block(peer)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the peer is unreachable or broke the protocol
+            n_pulses = await self._try_block(peer)
+            if n_pulses is None:
                 failures += 1
-                self.state = "down"
-                self.last_abort_reason = f"peer unreachable: {type(exc).__name__}"
-                log.warning("link %s: %s", self.settings.link_id, self.last_abort_reason)
                 await asyncio.sleep(min(2.0, 0.1 * failures))
                 continue
+            failures = 0
             if self.time_scale > 0:
                 wall_needed = n_pulses / self.settings.params.pulse_rate_hz / self.time_scale
                 await asyncio.sleep(max(0.0, wall_needed - (time.monotonic() - started)))
@@ -243,19 +237,14 @@ class LinkRuntime:
                 self.committed_until_s = self.next_start_s
                 self.paused_at_s = None
             self.state = "running"
-            try:
-                n_pulses = await self._one_block(peer, self.next_start_s)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the peer is unreachable or broke the protocol
+            n_pulses = await self._try_block(peer, self.next_start_s)
+            if n_pulses is None:
                 failures += 1
-                self.state = "down"
-                self.last_abort_reason = f"peer unreachable: {type(exc).__name__}"
-                log.warning("link %s: %s", self.settings.link_id, self.last_abort_reason)
-                self.next_start_s = self.committed_until_s + min(2.0, 0.1 * failures)
-                await asyncio.sleep(min(2.0, 0.1 * failures))  # wall time too: do not spin on it
+                backoff_s = min(2.0, 0.1 * failures)
+                self.next_start_s = self.committed_until_s + backoff_s
+                await asyncio.sleep(backoff_s)  # wall time too: do not spin on it
                 continue
+            failures = 0
             self.next_start_s += n_pulses / rate_hz
             if self._silent_blocks:
                 self.next_start_s += min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks)
@@ -277,6 +266,19 @@ class LinkRuntime:
         self.pool.settle(set(reply.frames), UNCONFIRMED)
         self.resyncs += 1
         self._unsynced = False
+
+    async def _try_block(self, peer: LinkPeer, start_s: float | None = None) -> int | None:
+        """One block (its pulses); None, reported in the status, if the peer is unreachable or
+        broke the protocol."""
+        try:
+            return await self._one_block(peer, start_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.state = "down"
+            self.last_abort_reason = f"peer unreachable: {type(exc).__name__}"
+            log.warning("link %s: %s", self.settings.link_id, self.last_abort_reason)
+            return None
 
     async def _one_block(self, peer: LinkPeer, start_s: float | None = None) -> int:
         """One block; ``start_s``: its emulated start in virtual time (None in real time)."""
