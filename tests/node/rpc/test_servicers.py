@@ -147,6 +147,7 @@ async def _call(address, credentials_or_identity, method, request, server_name="
 CALLS = [  # one per service and method class
     (("Control", "Status"), pb.StatusRequest()),
     (("Control", "RevokeKeys"), pb.RevokeRequest(key_ids=["k"])),
+    (("Control", "AdvanceClock"), pb.ClockRequest(to_s=1.0)),
     (("Link", "ReconcilePool"), pb.PoolInventory(link_id="n0~n1")),
     (("Link", "Exchange"), pb.ClassicalBatch(link_id="n0~n1", frame_id=1)),
     (("Relay", "Abort"), pb.AbortRequest(path=["n0", "n1", "n2"], hop=1, key_ids=["k"])),
@@ -183,6 +184,14 @@ async def test_nodes_may_not_control_and_only_neighbours_may_link_or_relay(serve
     if expected is not None:
         assert await _call(address, neighbour, method, request_) == expected
     assert await _snapshot(node) == before
+
+
+async def test_a_node_in_real_time_refuses_to_advance_a_clock_it_does_not_have(served):
+    node, client, _, pki, address = served
+    await client.configure(NodeSettings("n1", _links(), 0.0))
+    controller = _identity(pki, "controller")
+    assert await _call(address, controller, ("Control", "AdvanceClock"), pb.ClockRequest(to_s=1.0)) == (
+        grpc.StatusCode.FAILED_PRECONDITION)
 
 
 async def test_a_neighbour_acts_only_on_its_own_link_and_as_its_own_hop(served):
