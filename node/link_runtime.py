@@ -48,6 +48,7 @@ SILENT_BACKOFF_MAX_S = 2.0
 QBER_BACKOFF_AFTER = 3  # blocks in a row over the QBER threshold before the transmitter slows down
 QBER_BACKOFF_S = 0.5  # then waits this long, doubling with each further one, up to
 QBER_BACKOFF_MAX_S = 30.0
+VIRTUAL_RETRIES_IN_PLACE = 10  # virtual time: failed tries (about 5 s of wall time) before an outage
 
 
 @dataclass(frozen=True)
@@ -238,11 +239,19 @@ class LinkRuntime:
                 self.paused_at_s = None
             self.state = "running"
             n_pulses = await self._try_block(peer, self.next_start_s)
-            if n_pulses is None:
+            while n_pulses is None and failures < VIRTUAL_RETRIES_IN_PLACE:
+                # A peer not configured yet (nodes start in any order) is late, not gone: the same
+                # block is tried again at the same emulated start, with no new decision, so results
+                # do not depend on which node came first. (It failed in its resynchronisation,
+                # before any randomness was drawn.)
+                failures += 1
+                await asyncio.sleep(min(2.0, 0.1 * failures))  # wall time: do not spin on it
+                n_pulses = await self._try_block(peer, self.next_start_s)
+            if n_pulses is None:  # a peer that stays away: an outage, which costs emulated time
                 failures += 1
                 backoff_s = min(2.0, 0.1 * failures)
                 self.next_start_s = self.committed_until_s + backoff_s
-                await asyncio.sleep(backoff_s)  # wall time too: do not spin on it
+                await asyncio.sleep(backoff_s)
                 continue
             failures = 0
             self.next_start_s += n_pulses / rate_hz

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from qkdnet.node.errors import Conflict
+from qkdnet.node.errors import Conflict, Unavailable
 from qkdnet.node.keystore.link_pool import LinkKeyPool
 from qkdnet.node.link_runtime import LinkRuntime
 from qkdnet.node.settings import ClockMode, NodeSettings
@@ -136,6 +136,39 @@ async def test_a_full_pool_pauses_the_link_until_the_clock_passes_its_draining()
         resumed_end_s = blocks[produced][0]  # resumed from the check that saw it drained
         assert resumed_end_s == pytest.approx(to_s + 0.05 + block_s, rel=1e-6)
     finally:
+        await tx.stop()
+
+
+class LateReceiver(Receiver):
+    """A receiver whose node is not configured yet for its first two calls."""
+
+    def __init__(self, runtime: LinkRuntime) -> None:
+        super().__init__(runtime)
+        self.refusals = 2
+
+    async def resync(self, request):
+        if self.refusals:
+            self.refusals -= 1
+            raise Unavailable("not configured yet")
+        return await super().resync(request)
+
+
+async def test_a_late_peer_does_not_move_the_links_emulated_time():
+    clock = VirtualClock()
+    late_tx, late_rx, late_blocks = _virtual_pair(clock)
+    late_tx.start(LateReceiver(late_rx))
+    other = VirtualClock()
+    tx, rx, blocks = _virtual_pair(other)
+    tx.start(Receiver(rx))
+    try:
+        for c in (clock, other):
+            c.advance(0.01)
+        await asyncio.wait_for(asyncio.gather(clock.settled(0.01), other.settled(0.01)), 300)
+        # Tried again at the same emulated start: the same blocks, ending at the same times.
+        assert [end_s for end_s, _ in late_blocks] == [end_s for end_s, _ in blocks]
+        assert late_tx.pool.generated_bits > 0 and late_blocks[0][0] == blocks[0][0]
+    finally:
+        await late_tx.stop()
         await tx.stop()
 
 
