@@ -175,7 +175,9 @@ def _entry_mac(key: bytes, prev: str, seq: int, at: float, event: str, key_id: s
 def _write_anchor(key: bytes, path: Path, seq: int, head: str) -> None:
     text = f"{seq} {head}"
     mac = hmac.new(key, b"anchor " + text.encode(), hashlib.sha256).hexdigest()
-    tmp = path.with_name(path.name + ".tmp")
+    # A temporary name of its own per process: two processes holding the store (a node and a
+    # tool reading it) never rename each other's half-written file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(f"{text} {mac}\n")
