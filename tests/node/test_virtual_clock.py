@@ -164,7 +164,8 @@ async def test_a_late_peer_does_not_move_the_links_emulated_time():
             c.advance(0.01)
         await asyncio.wait_for(asyncio.gather(clock.settled(0.01), other.settled(0.01)), 300)
         # Tried again at the same emulated start: the same blocks, ending at the same times.
-        assert [end_s for end_s, _ in late_blocks] == [end_s for end_s, _ in blocks]
+        # (Blocks ending after the clock may or may not have finished yet: only those before count.)
+        assert [e for e, _ in late_blocks if e <= 0.01] == [e for e, _ in blocks if e <= 0.01]
         assert late_tx.pool.generated_bits > 0 and late_blocks[0][0] == blocks[0][0]
     finally:
         await late_tx.stop()
