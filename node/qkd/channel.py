@@ -1,10 +1,11 @@
 """Source, fibre, attack and detection of one frame of pulses, sampled at the cost of detections.
 
-Layer: sans-I/O physics kernel. For a frame of N pulses the sampler draws how many pulses each
-intensity gets (multinomial) and how many of those click (binomial, with the photon-number
-resolved yield table), places the clicks on uniformly random distinct slots, then draws every
-hidden variable of a clicked pulse from its exact posterior: photon number, channel branch,
-Alice's basis and bit, Eve's intervention, Bob's basis and which detectors fired. The joint
+Layer: sans-I/O physics kernel. Every pulse of a frame of N picks an intensity and clicks
+independently, so the clicks form a Bernoulli process with the intensity-averaged click
+probability (photon-number resolved yield table): the sampler places them by geometric gaps,
+then draws every hidden variable of a clicked pulse from its exact posterior: intensity, photon
+number, channel branch, Alice's basis and bit, Eve's intervention, Bob's basis and which
+detectors fired. The pulses that did not click are split among the intensities by a multinomial. The joint
 distribution of everything either party can observe equals that of simulating every pulse;
 the work is O(detections), not O(N).
 
@@ -26,6 +27,7 @@ import numpy as np
 from . import channel_kernels as kernels
 from .attacks import (
     Attack,
+    ChannelBranches,
     InterceptResend,
     channel_branches,
     click_probability,
@@ -94,50 +96,15 @@ class ChannelTruth:
     eve_holds_copy: np.ndarray
 
 
-def _distinct_sorted_slots(n_pulses: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random count-subset of range(n_pulses), sorted, in O(count).
-
-    Sorted iid uniform slots come from normalised exponential spacings (order statistics);
-    repeats are dropped and replaced by fresh draws. The result is invariant under relabelling
-    the slots, hence uniform over subsets.
-    """
-    if count == 0:
-        return np.empty(0, np.int64)
-    if count * 4 > n_pulses:
-        return np.sort(rng.choice(n_pulses, size=count, replace=False)).astype(np.int64)
-    spacings = rng.standard_exponential(count + 1)
-    cumulative = np.cumsum(spacings)
-    slots = np.floor(cumulative[:-1] * (n_pulses / cumulative[-1])).astype(np.int64)
-    np.minimum(slots, n_pulses - 1, out=slots)
-    slots = _drop_repeats(slots)
-    while slots.size < count:
-        extra = np.sort(rng.integers(0, n_pulses, size=count - slots.size))
-        slots = _drop_repeats(np.insert(slots, np.searchsorted(slots, extra), extra))
-    return slots
-
-
-def _drop_repeats(sorted_values: np.ndarray) -> np.ndarray:
-    if sorted_values.size < 2:
-        return sorted_values
-    keep = np.empty(sorted_values.size, bool)
-    keep[0] = True
-    np.not_equal(sorted_values[1:], sorted_values[:-1], out=keep[1:])
-    return sorted_values[keep]
-
-
-def _sample_categorical(cdf_rows: np.ndarray, row: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per event, an index drawn from the cumulative table cdf_rows[row] (rows end at 1).
-
-    Compiled linear scan: rows are short and their mass sits in the first columns.
-    """
-    return kernels.sample_rows(np.clip(cdf_rows, 0.0, 1.0), row, rng.random(row.size))
-
-
 def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator, attack: Attack | None = None,
              secret_bits: SecretBits = os_secret_bits) -> tuple[AliceRecord, BobRecord, ChannelTruth]:
     """Emit n_pulses, send them through fibre (and Eve), detect at Bob.
 
     ``rng`` draws the physics and the public choices; ``secret_bits`` Alice's bit values.
+    Each pulse clicks independently with the intensity-averaged click probability, so the clicks
+    are a Bernoulli process (placed by geometric gaps); given a click, its intensity and hidden
+    variables are drawn from their posteriors, and the pulses that did not click are split
+    among the intensities by a multinomial of the no-click posteriors.
     """
     branches = channel_branches(params, attack)
     # Click probability per branch and emitted photon number, and the yield per photon number.
@@ -146,36 +113,36 @@ def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator, attack
     yield_n = joint_branch.sum(axis=0)  # (n,)
     photon_prob = np.stack([poisson_table(mu) for mu in params.intensities])  # (3, n)
     joint_n = photon_prob * yield_n  # (3, n)
-    click_per_intensity = joint_n.sum(axis=1)
+    click_per_intensity = np.minimum(joint_n.sum(axis=1), 1.0)
+    prior = np.asarray(params.intensity_probabilities, float)
+    click_mass = prior * click_per_intensity
+    p_click = float(click_mass.sum())
 
-    pulses_per_intensity = rng.multinomial(n_pulses, params.intensity_probabilities).astype(np.int64)
-    clicks_per_intensity = rng.binomial(pulses_per_intensity, np.minimum(click_per_intensity, 1.0))
-    count = int(clicks_per_intensity.sum())
-    slots = _distinct_sorted_slots(n_pulses, count, rng)
-    intensity = rng.permutation(np.repeat(np.arange(3, dtype=np.uint8), clicks_per_intensity))
+    slots = kernels.click_slots(n_pulses, p_click, _kernel_seed(rng))
+    count = int(slots.size)
+    silent_mass = prior * (1.0 - click_per_intensity)
+    silent = (rng.multinomial(n_pulses - count, silent_mass / silent_mass.sum()) if silent_mass.sum() > 0
+              else np.zeros(3, np.int64))
 
-    n_cdf = np.cumsum(joint_n / click_per_intensity[:, None], axis=1)
-    photon_number = _sample_categorical(n_cdf, intensity.astype(np.int64), rng)
-    branch_cdf = np.cumsum(joint_branch / np.maximum(yield_n, 1e-300), axis=0).T  # (n, B)
-    branch = _sample_categorical(branch_cdf, photon_number, rng)
-    eve_holds_copy = branches.eve_holds_copy[branch, photon_number]
-
-    alice_basis = (rng.random(count) >= params.p_z_alice).astype(np.uint8)
     alice_bit = secret_bits(count)
-    bob_basis = (rng.random(count) >= params.p_z_bob).astype(np.uint8)
-
-    state_basis, state_bit = alice_basis, alice_bit
-    intercepted = np.zeros(count, bool)
-    if isinstance(attack, InterceptResend) and attack.fraction > 0:
-        intercepted = (photon_number >= 1) & (rng.random(count) < attack.fraction)
-        eve_basis = rng.integers(0, 2, count, dtype=np.uint8)
-        eve_bit = np.where(eve_basis == alice_basis, alice_bit, rng.integers(0, 2, count, dtype=np.uint8))
-        state_basis = np.where(intercepted, eve_basis, alice_basis).astype(np.uint8)
-        state_bit = np.where(intercepted, eve_bit, alice_bit).astype(np.uint8)
-        eve_holds_copy = eve_holds_copy | intercepted
-
-    bob_bit, double_click = _detect(params, branches, branch, photon_number,
-                                    bob_basis == state_basis, state_bit, rng)
+    intensity = np.empty(count, np.uint8)
+    photon_number = np.empty(count, np.int64)
+    alice_basis = np.empty(count, np.uint8)
+    bob_basis = np.empty(count, np.uint8)
+    bob_bit = np.empty(count, np.uint8)
+    double_click = np.empty(count, np.bool_)
+    intercepted = np.empty(count, np.bool_)
+    eve_holds_copy = np.empty(count, np.bool_)
+    p_only_right, p_right_or_wrong = _detector_tables(params, branches)
+    fraction = attack.fraction if isinstance(attack, InterceptResend) else 0.0
+    kernels.click_variables(
+        count, _cdf(click_mass / max(p_click, 1e-300)),
+        _cdf(joint_n / np.maximum(joint_n.sum(axis=1, keepdims=True), 1e-300)),
+        _cdf((joint_branch / np.maximum(yield_n, 1e-300)).T),
+        branches.eve_holds_copy, params.p_z_alice, params.p_z_bob, float(fraction),
+        p_only_right, p_right_or_wrong, np.ascontiguousarray(alice_bit, np.uint8), _kernel_seed(rng),
+        intensity, photon_number, alice_basis, bob_basis, bob_bit, double_click, intercepted, eve_holds_copy)
+    pulses_per_intensity = (np.bincount(intensity, minlength=3) + silent).astype(np.int64)
     alice = AliceRecord(n_pulses=n_pulses, pulses_per_intensity=pulses_per_intensity, slots=slots,
                         intensity=intensity, basis=alice_basis, bit=alice_bit)
     bob = BobRecord(n_pulses=n_pulses, slots=slots, basis=bob_basis, bit=bob_bit,
@@ -185,15 +152,22 @@ def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator, attack
     return alice, bob, truth
 
 
-def _detect(params: LinkParams, branches, branch: np.ndarray, photon_number: np.ndarray,
-            bases_match: np.ndarray, state_bit: np.ndarray, rng: np.random.Generator
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Which detectors fired, given that at least one did.
+def _kernel_seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 1 << 63))
+
+
+def _cdf(rows: np.ndarray) -> np.ndarray:
+    """Cumulative rows, clipped to [0, 1], contiguous for the kernels."""
+    return np.ascontiguousarray(np.clip(np.cumsum(rows, axis=-1), 0.0, 1.0))
+
+
+def _detector_tables(params: LinkParams, branches: ChannelBranches) -> tuple[np.ndarray, np.ndarray]:
+    """Which detectors fired, given that at least one did: P(only the right one) and P(only the
+    right or only the wrong one), indexed [bases match, branch, photon number].
 
     Each arriving photon is lost, or reaches the detector of the state's bit ("right") or the
     other one ("wrong"): wrong with probability e_d in the matching basis and 1/2 otherwise.
-    Dark counts are independent per detector. Probabilities are tabulated per
-    (basis match, branch, photon number) and gathered per event.
+    Dark counts are independent per detector.
     """
     pd = params.dark_count_probability
     e = np.array([0.5, params.misalignment_error])[:, None, None]  # index: bases_match
@@ -206,16 +180,4 @@ def _detect(params: LinkParams, branches, branch: np.ndarray, photon_number: np.
     with np.errstate(invalid="ignore", divide="ignore"):
         p_only_right = np.nan_to_num((wrong_silent - both_silent) / clicked)
         p_right_or_wrong = np.nan_to_num((wrong_silent + right_silent - 2 * both_silent) / clicked)
-    n_cols = m.shape[2]
-    index = (bases_match.astype(np.int64) * branches.photons.shape[0] + branch) * n_cols + photon_number
-    u = rng.random(photon_number.size)
-    is_right = u < p_only_right.ravel()[index]
-    is_wrong = (~is_right) & (u < p_right_or_wrong.ravel()[index])
-    double_click = ~(is_right | is_wrong)
-    bit = np.where(is_wrong, 1 - state_bit, state_bit).astype(np.uint8)
-    if double_click.any():
-        # Squashed to a uniformly random bit, drawn as a flip of the state's bit: the same
-        # distribution, and the error pattern stays a function of the seed alone.
-        flips = rng.integers(0, 2, int(double_click.sum()), dtype=np.uint8)
-        bit[double_click] = state_bit[double_click] ^ flips
-    return bit, double_click
+    return np.ascontiguousarray(p_only_right, float), np.ascontiguousarray(p_right_or_wrong, float)

@@ -1,27 +1,121 @@
 """Compiled per-event loops of the channel sampler.
 
-Layer: sans-I/O kernel, compiled by numba (``cache=True``). Pure functions of their arrays.
+Layer: sans-I/O kernel, compiled by numba (``cache=True``). Pure functions of their arrays and a
+seed. Their randomness is a SplitMix64 stream seeded from the channel's generator: the physics is
+reproducible with ``--seed``; Alice's bit values never come from here. Why compiled: drawing the
+clicks and every hidden variable of a click in one pass costs about a tenth of the numpy version
+(seven full-length arrays of uniforms, a sort-free slot sampler, no temporary per variable).
 """
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
+from .splitmix import next_value as _splitmix
+
+_TWO_TO_MINUS_53 = 1.0 / 9007199254740992.0
+_TWO_TO_MINUS_32 = 1.0 / 4294967296.0
+_LOW_32 = np.uint64(0xFFFFFFFF)
+
 
 @nb.njit(cache=True, nogil=True)
-def sample_rows(cdf_rows: np.ndarray, row: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Per event i, the first column c with u[i] < cdf_rows[row[i], c] (the last if none).
+def _uniform(state: np.ndarray) -> float:
+    """Uniform on [0, 1) with 53 random bits."""
+    return float(_splitmix(state) >> np.uint64(11)) * _TWO_TO_MINUS_53
 
-    Equal to an inverse-CDF search, done as a scan from column 0: photon numbers and channel
-    branches concentrate in the first columns, so the scan is shorter than a binary search.
+
+@nb.njit(cache=True, nogil=True)
+def click_slots(n_pulses: int, click_probability: float, seed: int) -> np.ndarray:
+    """Sorted slots of range(n_pulses) that click, each independently with ``click_probability``.
+
+    The gaps of a Bernoulli process are geometric; a geometric gap is 1 + floor(E / rate) with E
+    standard exponential and rate = -ln(1 - p), so the slots come in order in O(clicks), with no
+    sort and no repeats to remove.
     """
-    n_cols = cdf_rows.shape[1]
-    out = np.empty(row.size, np.int64)
-    for i in range(row.size):
-        r = row[i]
-        c = 0
-        while c < n_cols - 1 and u[i] >= cdf_rows[r, c]:
-            c += 1
-        out[i] = c
-    return out
+    if click_probability <= 0.0 or n_pulses <= 0:
+        return np.empty(0, np.int64)
+    if click_probability >= 1.0:
+        return np.arange(n_pulses).astype(np.int64)
+    state = np.empty(1, np.uint64)
+    state[0] = np.uint64(seed)
+    rate = -math.log1p(-click_probability)
+    mean = n_pulses * click_probability
+    out = np.empty(int(mean + 10.0 * math.sqrt(mean) + 64.0), np.int64)
+    count = 0
+    position = -1
+    while True:
+        gap = -math.log(1.0 - _uniform(state)) / rate  # 1 - u lies in (0, 1]
+        if gap >= n_pulses - position:
+            break
+        position += 1 + np.int64(gap)
+        if position >= n_pulses:
+            break
+        if count == out.size:  # beyond ten sigma: grow
+            grown = np.empty(2 * out.size, np.int64)
+            grown[:count] = out[:count]
+            out = grown
+        out[count] = position
+        count += 1
+    return out[:count].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def _pick(cdf: np.ndarray, u: float) -> int:
+    """First column c with u < cdf[c] (the last if none): an inverse-CDF draw, scanned from 0
+    because photon numbers and branches concentrate in the first columns."""
+    c = 0
+    while c < cdf.size - 1 and u >= cdf[c]:
+        c += 1
+    return c
+
+
+@nb.njit(cache=True, nogil=True)
+def click_variables(count: int, intensity_cdf: np.ndarray, photon_cdf: np.ndarray, branch_cdf: np.ndarray,
+                    eve_holds_table: np.ndarray, p_z_alice: float, p_z_bob: float, intercept_fraction: float,
+                    p_only_right: np.ndarray, p_right_or_wrong: np.ndarray, alice_bit: np.ndarray, seed: int,
+                    intensity: np.ndarray, photon_number: np.ndarray, alice_basis: np.ndarray,
+                    bob_basis: np.ndarray, bob_bit: np.ndarray, double_click: np.ndarray,
+                    intercepted: np.ndarray, eve_holds_copy: np.ndarray) -> None:
+    """Every hidden and observed variable of each click, drawn from its exact posterior given
+    that the pulse clicked: intensity, photon number, channel branch, the two bases, Eve's
+    intercept-resend (when ``intercept_fraction`` > 0) and which detectors fired.
+
+    ``p_only_right`` and ``p_right_or_wrong`` are indexed [bases match, branch, photon number].
+    The draws do not depend on Alice's bit values, so a seed fixes the error pattern.
+    """
+    state = np.empty(1, np.uint64)
+    state[0] = np.uint64(seed)
+    for i in range(count):
+        k = _pick(intensity_cdf, _uniform(state))
+        n = _pick(photon_cdf[k], _uniform(state))
+        branch = _pick(branch_cdf[n], _uniform(state)) if branch_cdf.shape[1] > 1 else 0
+        bases = _splitmix(state)  # two 32-bit uniforms: each basis resolved to 2^-32
+        a_basis = np.uint8(1) if float(bases >> np.uint64(32)) * _TWO_TO_MINUS_32 >= p_z_alice else np.uint8(0)
+        b_basis = np.uint8(1) if float(bases & _LOW_32) * _TWO_TO_MINUS_32 >= p_z_bob else np.uint8(0)
+        state_basis, state_bit = a_basis, alice_bit[i]
+        holds = eve_holds_table[branch, n]
+        caught = False
+        if intercept_fraction > 0.0:
+            u_eve = _uniform(state)
+            word = _splitmix(state)
+            eve_basis = np.uint8(word & np.uint64(1))
+            guess = np.uint8((word >> np.uint64(1)) & np.uint64(1))
+            if n >= 1 and u_eve < intercept_fraction:
+                caught = True
+                holds = True
+                state_bit = alice_bit[i] if eve_basis == a_basis else guess
+                state_basis = eve_basis
+        u = _uniform(state)
+        match = 1 if b_basis == state_basis else 0
+        if u < p_only_right[match, branch, n]:
+            bit, double = state_bit, False
+        elif u < p_right_or_wrong[match, branch, n]:
+            bit, double = state_bit ^ np.uint8(1), False
+        else:  # both fired: squashed to a uniformly random bit, drawn as a flip of the state's
+            bit, double = state_bit ^ np.uint8(_splitmix(state) & np.uint64(1)), True
+        intensity[i], photon_number[i] = k, n
+        alice_basis[i], bob_basis[i], bob_bit[i] = a_basis, b_basis, bit
+        double_click[i], intercepted[i], eve_holds_copy[i] = double, caught, holds

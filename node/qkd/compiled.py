@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cascade, channel_kernels, ldpc
+from . import cascade, channel, ldpc, params
 
 
 def warm_up() -> None:
     """Run each kernel once on a tiny input (the result is thrown away)."""
-    channel_kernels.sample_rows(np.ones((1, 2)), np.zeros(1, np.int64), np.zeros(1))
+    channel.transmit(params.STANDARD, 1000, np.random.default_rng(0))
     rng = np.random.default_rng(0)
     alice = rng.integers(0, 2, 256, dtype=np.uint8)
     plan = cascade.plan(alice.size, 0.05, seed=1)

@@ -1,7 +1,8 @@
 """SplitMix64, the public pseudo-random stream of the compiled kernels.
 
 Layer: sans-I/O kernel (numba). For public choices both ends must make alike from a seed
-(Cascade's permutations, LDPC codes); never for anything secret. The state is a one-element
+(Cascade's permutations, LDPC codes) and for the seeded physics of the channel; never for
+anything secret. The state is a one-element
 uint64 array the caller owns.
 """
 
