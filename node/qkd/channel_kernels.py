@@ -50,7 +50,7 @@ def click_slots(n_pulses: int, click_probability: float, seed: int) -> np.ndarra
         gap = -math.log(1.0 - _uniform(state)) / rate  # 1 - u lies in (0, 1]
         if gap >= n_pulses - position:
             break
-        position += 1 + np.int64(gap)
+        position += 1 + int(gap)
         if position >= n_pulses:
             break
         if count == out.size:  # beyond ten sigma: grow
