@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import gmpy2
 import numpy as np
 
 from . import cascade_kernels as kernels
@@ -38,13 +39,43 @@ class CascadePlan:
         return max(1 << max(self.n_bits - 1, 1).bit_length(), max(self.block_sizes))
 
     def permutations(self) -> np.ndarray:
-        """(passes, n_bits) int32; pass 0 keeps the sifted order, later passes shuffle (SplitMix64
-        shuffle from the public seed, compiled: numpy's shuffle took 0.5 s per block and end)."""
+        """(passes, n_bits) int32 from the public seed. Pass 0 keeps the sifted order; passes 1 to
+        ``SHUFFLED_PASSES`` - 1 are uniformly random (SplitMix64 shuffle, compiled); later passes,
+        which only separate the rare pairs of errors every earlier pass kept together, are random
+        affine maps modulo a prime (a tenth of a shuffle's cost, and their inverses as cheap)."""
         perms = np.empty((len(self.block_sizes), self.n_bits), np.int32)
         perms[0] = np.arange(self.n_bits, dtype=np.int32)
         for p in range(1, len(self.block_sizes)):
-            perms[p] = kernels.permutation(self.n_bits, (self.seed + p * 0x632BE59BD9B4E019) % (1 << 63))
+            if p < SHUFFLED_PASSES:
+                kernels.permutation(self.n_bits, (self.seed + p * 0x632BE59BD9B4E019) % (1 << 63), perms[p])
+            else:
+                kernels.affine_permutation(self.n_bits, *self._affine(p), perms[p])
         return perms
+
+    def inverse_permutations(self, perms: np.ndarray) -> np.ndarray:
+        """The inverse of each pass's permutation (Bob maps a flipped bit to its place in every pass)."""
+        inverse = np.empty_like(perms)
+        inverse[0] = perms[0]
+        for p in range(1, perms.shape[0]):
+            if p < SHUFFLED_PASSES:
+                kernels.invert(perms[p], inverse[p])
+            else:
+                modulus, a, b = self._affine(p)
+                a_inverse = pow(a, -1, modulus)
+                kernels.affine_permutation(self.n_bits, modulus, a_inverse, (-a_inverse * b) % modulus, inverse[p])
+        return inverse
+
+    def _affine(self, p: int) -> tuple[int, int, int]:
+        """(prime modulus >= n_bits, a, b) of pass p's affine map, from the public seed."""
+        modulus = int(gmpy2.next_prime(max(self.n_bits, 2) - 1))
+        rng = np.random.default_rng([self.seed, p])
+        return modulus, int(rng.integers(1, modulus)), int(rng.integers(0, modulus))
+
+
+SHUFFLED_PASSES = 3
+"""Passes before this index (after the first, which keeps the sifted order) use uniformly random
+permutations: pass 2 must split the neighbouring errors of pass 1's blocks. Later passes use
+random affine maps."""
 
 
 RESIDUAL_TARGET = 1e-5
@@ -126,10 +157,7 @@ class CascadeCorrector:
         self._key0 = key.astype(np.uint8, copy=True)
         self._sizes = np.asarray(plan.block_sizes, np.int64)
         self._perms = plan.permutations()
-        self._inverse = np.empty_like(self._perms)
-        self._inverse[0] = self._perms[0]  # pass 0 keeps the sifted order
-        for p in range(1, self._perms.shape[0]):
-            kernels.invert(self._perms[p], self._inverse[p])
+        self._inverse = plan.inverse_permutations(self._perms)
         self._prefix0 = prefix_parities(self._key0, self._perms)
         passes = len(plan.block_sizes)
         self._fenwick = np.zeros((passes, self._n + 1), np.uint8)

@@ -21,36 +21,75 @@ BUCKETS = 256
 
 
 @nb.njit(cache=True, nogil=True)
-def permutation(n: int, seed: int) -> np.ndarray:
+def _below(state: np.ndarray, spare: np.ndarray, bound: int) -> int:
+    """Uniform on 0..bound-1 (bound < 2^32) by Lemire's multiply-shift with rejection: exact, and a
+    division only in the rare rejection branch. Each SplitMix64 output feeds two 32-bit draws."""
+    while True:
+        if spare[0] == 0:
+            word = _splitmix(state)
+            spare[1] = word >> np.uint64(32)
+            spare[0] = 1
+            r = word & np.uint64(0xFFFFFFFF)
+        else:
+            spare[0] = 0
+            r = spare[1]
+        product = r * np.uint64(bound)
+        low = product & np.uint64(0xFFFFFFFF)
+        if low >= np.uint64(bound) or low >= (np.uint64(1 << 32) - np.uint64(bound)) % np.uint64(bound):
+            return int(product >> np.uint64(32))
+
+
+@nb.njit(cache=True, nogil=True)
+def permutation(n: int, seed: int, out: np.ndarray) -> None:
     """A uniformly random permutation of 0..n-1 from SplitMix64 seeded by ``seed`` (public: both
     ends compute the same one).
 
-    Rao-Sandelius: every element draws one of 256 buckets, the buckets are laid end to end and
-    each is Fisher-Yates shuffled; the result is uniform, and each step touches memory in order or
-    within one cache-sized bucket (plain Fisher-Yates over 3 M elements waited on memory).
+    Rao-Sandelius: every element draws one of 256 buckets (eight draws per 64-bit output), the
+    buckets are laid end to end and each is Fisher-Yates shuffled with exact bounded draws; the
+    result is uniform, and each step touches memory in order or within one cache-sized bucket
+    (plain Fisher-Yates over 3 M elements waited on memory).
     """
     state = np.empty(1, np.uint64)
     state[0] = np.uint64(seed)
     bucket = np.empty(n, np.uint8)
     starts = np.zeros(BUCKETS + 1, np.int64)
+    word = np.uint64(0)
     for i in range(n):
-        drawn = np.uint8(_splitmix(state) >> np.uint64(56))
+        if i % 8 == 0:
+            word = _splitmix(state)
+        drawn = np.uint8(word & np.uint64(0xFF))
+        word >>= np.uint64(8)
         bucket[i] = drawn
         starts[np.int64(drawn) + 1] += 1
     for b in range(BUCKETS):
         starts[b + 1] += starts[b]
     fill = starts[:BUCKETS].copy()
-    out = np.empty(n, np.int32)
     for i in range(n):
         own = bucket[i]
         out[fill[own]] = i
         fill[own] += 1
+    spare = np.zeros(2, np.uint64)
     for b in range(BUCKETS):
         low = starts[b]
         for i in range(starts[b + 1] - 1, low, -1):
-            j = low + np.int64(_splitmix(state) % np.uint64(i - low + 1))
+            j = low + _below(state, spare, i - low + 1)
             out[i], out[j] = out[j], out[i]
-    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def affine_permutation(n: int, modulus: int, a: int, b: int, out: np.ndarray) -> None:
+    """out[x] = the first of f(x), f(f(x)), ... below n, where f(y) = (a y + b) mod modulus and
+    modulus is a prime >= n (cycle walking): a bijection of 0..n-1, its inverse the same walk of
+    f's inverse, in O(1) per element with memory touched in order."""
+    y = b % modulus
+    for x in range(n):
+        z = y
+        while z >= n:
+            z = (a * z + b) % modulus
+        out[x] = z
+        y += a
+        if y >= modulus:
+            y -= modulus
 
 
 @nb.njit(cache=True, nogil=True)

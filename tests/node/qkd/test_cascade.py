@@ -96,13 +96,18 @@ def test_permutations_are_permutations_the_same_at_both_ends_and_uniform_on_smal
     first, again = plan.permutations(), plan.permutations()
     assert np.array_equal(first, again)
     assert np.array_equal(first[0], np.arange(100_003))
+    inverse = plan.inverse_permutations(first)
+    assert first.shape[0] > cascade.SHUFFLED_PASSES  # both kinds: shuffles and affine maps
     for p in range(1, first.shape[0]):
         assert np.array_equal(np.sort(first[p]), np.arange(100_003))
         assert not np.array_equal(first[p], first[0])
+        assert np.array_equal(inverse[p][first[p]], np.arange(100_003))
     # All 24 orders of 4 elements, from 24,000 seeds: each expected 1,000 times (sd 31);
     # 850-1150 is a 4.8 sd band, so a uniform shuffle falls outside it with probability < 1e-4.
     counts: dict[tuple[int, ...], int] = {}
+    out = np.empty(4, np.int32)
     for seed in range(24_000):
-        order = tuple(int(v) for v in cascade.kernels.permutation(4, seed))
+        cascade.kernels.permutation(4, seed, out)
+        order = tuple(int(v) for v in out)
         counts[order] = counts.get(order, 0) + 1
     assert len(counts) == 24 and 850 <= min(counts.values()) and max(counts.values()) <= 1150
