@@ -47,10 +47,27 @@ class CascadePlan:
         perms[0] = np.arange(self.n_bits, dtype=np.int32)
         for p in range(1, len(self.block_sizes)):
             if p < SHUFFLED_PASSES:
-                kernels.permutation(self.n_bits, (self.seed + p * 0x632BE59BD9B4E019) % (1 << 63), perms[p])
+                kernels.permutation(self.n_bits, self._shuffle_seed(p), perms[p])
             else:
                 kernels.affine_permutation(self.n_bits, *self._affine(p), perms[p])
         return perms
+
+    def prefix_parities(self, key: np.ndarray) -> np.ndarray:
+        """``prefix_parities(key, self.permutations())`` holding one permutation at a time, and
+        none for the affine passes (Alice's half needs only these prefixes)."""
+        out = np.empty((len(self.block_sizes), self.n_bits + 1), np.uint8)
+        key = np.ascontiguousarray(key, np.uint8)
+        scratch = np.empty(self.n_bits, np.int32)
+        for p in range(len(self.block_sizes)):
+            if p == 0:
+                out[0, 0] = 0
+                np.bitwise_xor.accumulate(key, out=out[0, 1:])
+            elif p < SHUFFLED_PASSES:
+                kernels.permutation(self.n_bits, self._shuffle_seed(p), scratch)
+                kernels.prefix_parity(key, scratch, out[p])
+            else:
+                kernels.affine_prefix_parity(key, *self._affine(p), out[p])
+        return out
 
     def inverse_permutations(self, perms: np.ndarray) -> np.ndarray:
         """The inverse of each pass's permutation (Bob maps a flipped bit to its place in every pass)."""
@@ -64,6 +81,9 @@ class CascadePlan:
                 a_inverse = pow(a, -1, modulus)
                 kernels.affine_permutation(self.n_bits, modulus, a_inverse, (-a_inverse * b) % modulus, inverse[p])
         return inverse
+
+    def _shuffle_seed(self, p: int) -> int:
+        return (self.seed + p * 0x632BE59BD9B4E019) % (1 << 63)
 
     def _affine(self, p: int) -> tuple[int, int, int]:
         """(prime modulus >= n_bits, a, b) of pass p's affine map, from the public seed."""
@@ -138,13 +158,12 @@ def prefix_parities(key: np.ndarray, perms: np.ndarray) -> np.ndarray:
 
 def answer_parities(prefix: np.ndarray, padded_bits: int, queries: ParityQueries) -> np.ndarray:
     """Alice's half: the parity of each asked block of her key (pure function)."""
-    n = prefix.shape[1] - 1
-    if queries.node.size and (queries.node.min() < 1 or queries.node.max() >= 2 * padded_bits
-                              or queries.pass_index.max() >= prefix.shape[0]):
+    out = np.empty(queries.node.size, np.uint8)
+    if queries.pass_index.size != queries.node.size or not kernels.answer(
+            prefix, padded_bits, np.ascontiguousarray(queries.pass_index, np.uint8),
+            np.ascontiguousarray(queries.node, np.int64), out):
         raise ProtocolError("parity query outside the Cascade plan")
-    start, stop = node_ranges(queries.node, padded_bits)
-    p = queries.pass_index.astype(np.int64)
-    return prefix[p, np.minimum(stop, n)] ^ prefix[p, np.minimum(start, n)]
+    return out
 
 
 class CascadeCorrector:
@@ -161,7 +180,7 @@ class CascadeCorrector:
         self._prefix0 = prefix_parities(self._key0, self._perms)
         passes = len(plan.block_sizes)
         self._fenwick = np.zeros((passes, self._n + 1), np.uint8)
-        self._known = np.full((passes, 2 * self._L), -1, np.int8)
+        self._known = np.zeros((passes, 2 * self._L), np.int8)  # Alice's parity + 1; 0: not known
         self._flipped = np.zeros(self._n, np.bool_)
         top_blocks = [-(-self._n // size) for size in plan.block_sizes]
         self._active = np.zeros((passes, max(top_blocks)), np.bool_)

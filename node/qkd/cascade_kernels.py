@@ -93,6 +93,45 @@ def affine_permutation(n: int, modulus: int, a: int, b: int, out: np.ndarray) ->
 
 
 @nb.njit(cache=True, nogil=True)
+def affine_prefix_parity(key: np.ndarray, modulus: int, a: int, b: int, out: np.ndarray) -> None:
+    """``prefix_parity`` through ``affine_permutation(key.size, modulus, a, b)``, without
+    materialising the permutation (Alice needs only the prefix)."""
+    n = key.size
+    y = b % modulus
+    parity = np.uint8(0)
+    out[0] = 0
+    for x in range(n):
+        z = y
+        while z >= n:
+            z = (a * z + b) % modulus
+        parity ^= key[z]
+        out[x + 1] = parity
+        y += a
+        if y >= modulus:
+            y -= modulus
+
+
+@nb.njit(cache=True, nogil=True)
+def answer(prefix: np.ndarray, padded_bits: int, pass_index: np.ndarray, node: np.ndarray, out: np.ndarray) -> bool:
+    """Alice's parity of each asked node (pass_index[k], node[k]) into ``out``, from her prefixes;
+    False, with ``out`` unspecified, if a question lies outside the plan."""
+    n = prefix.shape[1] - 1
+    for k in range(node.size):
+        p, v = np.int64(pass_index[k]), node[k]
+        if v < 1 or v >= 2 * padded_bits or p >= prefix.shape[0]:
+            return False
+        level = 0
+        while (v >> (level + 1)) > 0:
+            level += 1
+        size = padded_bits >> level
+        start = (v - (np.int64(1) << level)) * size
+        stop = min(start + size, n)
+        start = min(start, n)
+        out[k] = prefix[p, stop] ^ prefix[p, start]
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
 def invert(perm: np.ndarray, out: np.ndarray) -> None:
     for i in range(perm.size):
         out[perm[i]] = i
@@ -139,9 +178,11 @@ def _bob_parity(prefix0: np.ndarray, flips: np.ndarray, p: int, start: int, stop
 
 @nb.njit(cache=True, nogil=True)
 def _alice_known(known: np.ndarray, p: int, node: int, start: int, n: int) -> int:
+    """Alice's parity of a node, 0 for padding, -1 if not known. ``known`` holds parity + 1 and 0
+    for unknown, so it starts as zeros: pages the searches never touch are never written."""
     if start >= n:
         return 0
-    return int(known[p, node])
+    return int(known[p, node]) - 1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -149,10 +190,10 @@ def learn(known: np.ndarray, passes: np.ndarray, nodes: np.ndarray, parities: np
     """File Alice's answers, and what a known parent and a newly known child imply of the sibling."""
     for k in range(nodes.size):
         p, node = passes[k], nodes[k]
-        known[p, node] = parities[k]
+        known[p, node] = parities[k] + 1
         parent = node // 2
-        if parent >= 1 and known[p, parent] >= 0:
-            known[p, node ^ 1] = known[p, parent] ^ parities[k]
+        if parent >= 1 and known[p, parent] > 0:
+            known[p, node ^ 1] = ((known[p, parent] - 1) ^ parities[k]) + 1
 
 
 @nb.njit(cache=True, nogil=True)
@@ -204,9 +245,9 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, perms: np.ndarray
                             continue
                         b = position // sizes[q]
                         top = padded_bits // sizes[q] + b
-                        if active[q, b] or known[q, top] < 0:
+                        if active[q, b] or known[q, top] == 0:
                             continue
-                        if known[q, top] != _bob_parity(prefix0, flips, q, b * sizes[q], (b + 1) * sizes[q]):
+                        if known[q, top] - 1 != _bob_parity(prefix0, flips, q, b * sizes[q], (b + 1) * sizes[q]):
                             row = count[0]
                             searches[row, 0], searches[row, 1] = q, top
                             searches[row, 2] = np.int64(np.log2(padded_bits // sizes[q]) + 0.5)
@@ -226,7 +267,7 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, perms: np.ndarray
                     node = left
                 else:
                     node = left + 1
-                    known[p, node] = alice ^ alice_left
+                    known[p, node] = (alice ^ alice_left) + 1
             if keep:
                 searches[i, 1], searches[i, 2] = node, level
                 i += 1

@@ -207,7 +207,7 @@ class AliceSession(_Session):
             return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(test.sum())), seed)
         plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), seed, proc.cascade_passes)
         self._plan = plan
-        self._prefix = cascade.prefix_parities(self._key, plan.permutations())
+        self._prefix = plan.prefix_parities(self._key)
         self._expect = ParityQuery | ReconciliationDone
         transcript_key = ep.open_transcript()
         return [Reconcile(frame_id=self.frame_id, qber_estimate=float(est.qber_x),

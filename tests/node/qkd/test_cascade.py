@@ -111,3 +111,10 @@ def test_permutations_are_permutations_the_same_at_both_ends_and_uniform_on_smal
         order = tuple(int(v) for v in out)
         counts[order] = counts.get(order, 0) + 1
     assert len(counts) == 24 and 850 <= min(counts.values()) and max(counts.values()) <= 1150
+
+
+@pytest.mark.parametrize("n_bits", [5, 1000, 100_003])
+def test_alices_prefixes_without_the_permutations_equal_those_through_them(n_bits):
+    key = np.random.default_rng(n_bits).integers(0, 2, n_bits, dtype=np.uint8)
+    plan = cascade.plan(n_bits, 0.02, seed=9)
+    assert np.array_equal(plan.prefix_parities(key), cascade.prefix_parities(key, plan.permutations()))
