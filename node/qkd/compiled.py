@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cascade, channel, ldpc, params
+from . import cascade, channel, ldpc, params, sifting
 
 
 def warm_up() -> None:
     """Run each kernel once on a tiny input (the result is thrown away)."""
     channel.transmit(params.STANDARD, 1000, np.random.default_rng(0))
+    sifting.slots_from_gaps(sifting.slot_gaps(np.arange(3, dtype=np.int64)), 10)
     rng = np.random.default_rng(0)
     alice = rng.integers(0, 2, 256, dtype=np.uint8)
     plan = cascade.plan(alice.size, 0.05, seed=1)
-    prefix = cascade.prefix_parities(alice, plan.permutations())
+    prefix = plan.prefix_parities(alice)
     bob = cascade.CascadeCorrector(alice ^ (rng.random(alice.size) < 0.05).astype(np.uint8), plan)
     while (queries := bob.next_queries()) is not None:
         bob.receive(cascade.answer_parities(prefix, plan.padded_bits, queries))

@@ -184,29 +184,42 @@ def frame_of(envelope: bytes) -> int | None:
     return int(frame_id)
 
 
+_LAYOUTS: dict[type[Message], tuple[tuple[str, str], ...]] = {}
+
+
+def _layout(cls: type[Message]) -> tuple[tuple[str, str], ...]:
+    """(name, kind) of each field in declaration order, read once per class (a Cascade round
+    encodes and decodes two messages; ``dataclasses.fields`` each time was a third of it)."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = _LAYOUTS[cls] = tuple((f.name, f.type if isinstance(f.type, str) else f.type.__name__)
+                                       for f in dataclasses.fields(cls))
+    return layout
+
+
 def encode(message: Message) -> bytes:
     parts = [struct.pack("<B", message.type_code)]
-    for f in dataclasses.fields(message):
-        value = getattr(message, f.name)
-        if isinstance(value, bool):
-            parts.append(struct.pack("<?", value))
-        elif isinstance(value, (int, np.integer)):
+    for name, kind in _layout(type(message)):
+        value = getattr(message, name)
+        if kind == "bool":
+            parts.append(struct.pack("<?", bool(value)))
+        elif kind == "int":
             parts.append(struct.pack("<q", int(value)))
-        elif isinstance(value, float):
-            parts.append(struct.pack("<d", value))
-        elif isinstance(value, str):
+        elif kind == "float":
+            parts.append(struct.pack("<d", float(value)))
+        elif kind == "str":
             raw = value.encode("utf-8")
             parts.append(struct.pack("<I", len(raw)) + raw)
-        elif isinstance(value, bytes):
+        elif kind == "bytes":
             parts.append(struct.pack("<I", len(value)) + value)
-        elif isinstance(value, np.ndarray):
+        elif kind == "np.ndarray" and isinstance(value, np.ndarray):
             dtype = value.dtype.newbyteorder("<") if value.dtype.byteorder == ">" else value.dtype
             code = _DTYPE_CODES.get(np.dtype(dtype.str.replace("|", "<").replace("=", "<")))
             if code is None:
                 raise ProtocolError(f"cannot encode array of {value.dtype}")
             parts.append(struct.pack("<BQ", code, value.size) + np.ascontiguousarray(value, _ARRAY_DTYPES[code]).tobytes())
         else:
-            raise ProtocolError(f"cannot encode field {f.name} of type {type(value).__name__}")
+            raise ProtocolError(f"cannot encode field {name} of type {type(value).__name__}")
     return b"".join(parts)
 
 
@@ -215,23 +228,22 @@ def decode(data: bytes) -> Message:
         cls = MESSAGE_TYPES[data[0]]
         offset = 1
         values = {}
-        for f in dataclasses.fields(cls):
-            kind = f.type if isinstance(f.type, str) else f.type.__name__
+        for name, kind in _layout(cls):
             if kind == "bool":
-                (values[f.name],) = struct.unpack_from("<?", data, offset)
+                (values[name],) = struct.unpack_from("<?", data, offset)
                 offset += 1
             elif kind == "int":
-                (values[f.name],) = struct.unpack_from("<q", data, offset)
+                (values[name],) = struct.unpack_from("<q", data, offset)
                 offset += 8
             elif kind == "float":
-                (values[f.name],) = struct.unpack_from("<d", data, offset)
+                (values[name],) = struct.unpack_from("<d", data, offset)
                 offset += 8
             elif kind in ("str", "bytes"):
                 (length,) = struct.unpack_from("<I", data, offset)
                 raw = data[offset + 4:offset + 4 + length]
                 if len(raw) != length:
                     raise ProtocolError("truncated message")
-                values[f.name] = raw.decode("utf-8") if kind == "str" else bytes(raw)
+                values[name] = raw.decode("utf-8") if kind == "str" else bytes(raw)
                 offset += 4 + length
             elif kind == "np.ndarray":
                 code, count = struct.unpack_from("<BQ", data, offset)
@@ -240,7 +252,7 @@ def decode(data: bytes) -> Message:
                 end = offset + count * dtype.itemsize
                 if end > len(data):
                     raise ProtocolError("truncated message")
-                values[f.name] = np.frombuffer(data, dtype, count, offset).copy()
+                values[name] = np.frombuffer(data, dtype, count, offset).copy()
                 offset = end
             else:  # pragma: no cover - guarded by the dataclass definitions above
                 raise ProtocolError(f"unsupported field type {kind}")

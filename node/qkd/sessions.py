@@ -45,7 +45,7 @@ from .messages import (
     TestBits,
     frame_of,
 )
-from .sifting import counts_per_intensity, sift
+from .sifting import counts_per_intensity, sift, slot_gaps, slots_from_gaps
 from .verification import (
     TAG_BITS,
     collision_probability,
@@ -163,8 +163,8 @@ class AliceSession(_Session):
         ep = self.endpoint
         if m.n_pulses != self._record.n_pulses:
             raise ProtocolError("detection report names a different frame size")
-        slots = np.cumsum(m.slot_gaps.astype(np.int64))
-        if slots.size and (slots[-1] >= m.n_pulses or np.any(m.slot_gaps[1:] == 0)):
+        slots, ok = slots_from_gaps(np.ascontiguousarray(m.slot_gaps, np.uint32), m.n_pulses)
+        if not ok:
             raise ProtocolError("detection report names slots outside the frame")
         bob_basis = unpack(m.bases, slots.size)
         intensity, basis, bit = self._record.lookup(slots, ep.rng, ep.params, ep.secret_bits)
@@ -304,7 +304,7 @@ class BobSession(_Session):
 
     def begin(self) -> list[bytes]:
         ep, rec = self.endpoint, self._record
-        gaps = np.diff(rec.slots, prepend=0).astype(np.uint32) if rec.slots.size else np.empty(0, np.uint32)
+        gaps = slot_gaps(rec.slots)
         self._stats.update(n_pulses=rec.n_pulses, detections=int(rec.slots.size))
         try:
             ep.authenticator.new_hash_key()

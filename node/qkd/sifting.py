@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from .channel import X_BASIS, Z_BASIS
@@ -26,3 +27,30 @@ def sift(alice_basis: np.ndarray, bob_basis: np.ndarray) -> SiftMasks:
 
 def counts_per_intensity(mask: np.ndarray, intensity: np.ndarray, n_intensities: int = 3) -> np.ndarray:
     return np.bincount(intensity[mask], minlength=n_intensities).astype(np.int64)
+
+
+@nb.njit(cache=True, nogil=True)
+def slot_gaps(slots: np.ndarray) -> np.ndarray:
+    """Bob's report of sorted slots as uint32 gaps (the first from slot 0): a quarter of the bytes."""
+    out = np.empty(slots.size, np.uint32)
+    previous = 0
+    for i in range(slots.size):
+        out[i] = slots[i] - previous
+        previous = slots[i]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def slots_from_gaps(gaps: np.ndarray, n_pulses: int) -> np.ndarray:
+    """Alice's reading of Bob's gaps: the slots, or an empty array with ok False (second value)
+    when a slot repeats (a zero gap after the first) or falls outside the frame."""
+    out = np.empty(gaps.size, np.int64)
+    slot = 0
+    for i in range(gaps.size):
+        if i > 0 and gaps[i] == 0:
+            return out[:0], False
+        slot += np.int64(gaps[i])
+        out[i] = slot
+    if gaps.size and slot >= n_pulses:
+        return out[:0], False
+    return out, True
