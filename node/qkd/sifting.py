@@ -41,7 +41,7 @@ def slot_gaps(slots: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def slots_from_gaps(gaps: np.ndarray, n_pulses: int) -> np.ndarray:
+def slots_from_gaps(gaps: np.ndarray, n_pulses: int) -> tuple[np.ndarray, bool]:
     """Alice's reading of Bob's gaps: the slots, or an empty array with ok False (second value)
     when a slot repeats (a zero gap after the first) or falls outside the frame."""
     out = np.empty(gaps.size, np.int64)
@@ -49,7 +49,7 @@ def slots_from_gaps(gaps: np.ndarray, n_pulses: int) -> np.ndarray:
     for i in range(gaps.size):
         if i > 0 and gaps[i] == 0:
             return out[:0], False
-        slot += np.int64(gaps[i])
+        slot += int(gaps[i])
         out[i] = slot
     if gaps.size and slot >= n_pulses:
         return out[:0], False
