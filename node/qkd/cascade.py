@@ -92,6 +92,12 @@ class CascadePlan:
         return modulus, int(rng.integers(1, modulus)), int(rng.integers(0, modulus))
 
 
+TAIL_BITS_PER_SEARCH = 100_000
+TAIL_DEPTH = 2
+"""While at most one search per TAIL_BITS_PER_SEARCH key bits is live (32 in a 3.2 Mbit key,
+none below 100 kbit), each asks TAIL_DEPTH levels at once (see ``cascade_kernels.advance``): at
+3.2 Mbit and QBER 1 %, a fifth fewer rounds for 0.8 % more leak."""
+
 SHUFFLED_PASSES = 3
 """Passes before this index (after the first, which keeps the sifted order) use uniformly random
 permutations: pass 2 must split the neighbouring errors of pass 1's blocks. Later passes use
@@ -187,8 +193,9 @@ class CascadeCorrector:
         capacity = sum(top_blocks)
         self._searches = np.zeros((capacity, 3), np.int64)
         self._count = np.zeros(1, np.int64)
-        self._ask_pass = np.zeros(capacity, np.int64)
-        self._ask_node = np.zeros(capacity, np.int64)
+        self._tail_searches = self._n // TAIL_BITS_PER_SEARCH
+        self._ask_pass = np.zeros(capacity + (self._tail_searches << TAIL_DEPTH), np.int64)
+        self._ask_node = np.zeros(capacity + (self._tail_searches << TAIL_DEPTH), np.int64)
         self._started = 0
         self._pending: ParityQueries | None = None
         self.leaked_bits = 0
@@ -202,7 +209,7 @@ class CascadeCorrector:
             status, asked = kernels.advance(
                 self._started, self._L, self._sizes, self._perms, self._inverse, self._prefix0, self._fenwick,
                 self._known, self._flipped, self._active, self._searches, self._count,
-                self._ask_pass, self._ask_node)
+                self._ask_pass, self._ask_node, self._tail_searches, TAIL_DEPTH)
             if status == kernels.INCONSISTENT:
                 raise ProtocolError("Cascade parities are inconsistent (corrupted or forged answers)")
             if asked:

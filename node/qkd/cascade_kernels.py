@@ -200,13 +200,17 @@ def learn(known: np.ndarray, passes: np.ndarray, nodes: np.ndarray, parities: np
 def advance(started: int, padded_bits: int, sizes: np.ndarray, perms: np.ndarray, inverse: np.ndarray,
             prefix0: np.ndarray, flips: np.ndarray, known: np.ndarray, flipped: np.ndarray,
             active: np.ndarray, searches: np.ndarray, count: np.ndarray,
-            ask_pass: np.ndarray, ask_node: np.ndarray) -> tuple[int, int]:
+            ask_pass: np.ndarray, ask_node: np.ndarray, tail_searches: int, tail_depth: int) -> tuple[int, int]:
     """Advance every search as far as Alice's known parities allow; flip the bits found, start the
     searches their flips make necessary in passes already started, and sweep again until a sweep
     flips nothing. Returns (status, number of questions written to ``ask_*``).
 
     ``searches`` rows are (pass, node, level) of the implicit tree over the padded key; ``count[0]``
-    how many are live; ``active[p, b]`` whether top block b of pass p has a live search.
+    how many are live; ``active[p, b]`` whether top block b of pass p has a live search. While at
+    most ``tail_searches`` are live, a search that must ask asks for every left child in the
+    ``tail_depth`` levels below it at once (2^d - 1 parities instead of d, one round instead of
+    d): the long tail of a pass is a few searches at a time, where rounds, not parities, cost.
+    ``ask_*`` must hold one question per top block plus ``tail_searches`` * 2^tail_depth.
     """
     n = flipped.size
     passes = sizes.size
@@ -258,8 +262,18 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, perms: np.ndarray
                 half = size // 2
                 alice_left = _alice_known(known, p, left, start, n)
                 if alice_left < 0:
-                    ask_pass[asked], ask_node[asked] = p, left
-                    asked += 1
+                    depth = tail_depth if count[0] <= tail_searches else 1
+                    for j in range(depth):
+                        child_level = level + j + 1
+                        child_size = padded_bits >> child_level
+                        if child_size < 1:
+                            break
+                        for t in range(1 << j):
+                            child = 2 * ((node << j) + t)  # left child of the t-th node j levels down
+                            child_start = (child - (1 << child_level)) * child_size
+                            if _alice_known(known, p, child, child_start, n) < 0:
+                                ask_pass[asked], ask_node[asked] = p, child
+                                asked += 1
                     keep = True
                     break
                 level += 1
