@@ -38,33 +38,35 @@ class CascadePlan:
     def padded_bits(self) -> int:
         return max(1 << max(self.n_bits - 1, 1).bit_length(), max(self.block_sizes))
 
-    def permutations(self) -> np.ndarray:
+    def permutations(self, shuffles: ShuffleCache | None = None) -> np.ndarray:
         """(passes, n_bits) int32 from the public seed. Pass 0 keeps the sifted order; passes 1 to
-        ``SHUFFLED_PASSES`` - 1 are uniformly random (SplitMix64 shuffle, compiled); later passes,
-        which only separate the rare pairs of errors every earlier pass kept together, are random
-        affine maps modulo a prime (a tenth of a shuffle's cost, and their inverses as cheap)."""
+        ``SHUFFLED_PASSES`` - 1 are uniformly random: a SplitMix64 shuffle of the padded length,
+        restricted to 0..n_bits-1 in its order (uniform again), which lets an end reuse the shuffle
+        while the seed stays (``ShuffleCache``). Later passes, which only separate the rare pairs
+        of errors every earlier pass kept together, are random affine maps modulo a prime (a
+        tenth of a shuffle's cost, and their inverses as cheap)."""
+        shuffles = shuffles or ShuffleCache()
         perms = np.empty((len(self.block_sizes), self.n_bits), np.int32)
         perms[0] = np.arange(self.n_bits, dtype=np.int32)
         for p in range(1, len(self.block_sizes)):
             if p < SHUFFLED_PASSES:
-                kernels.permutation(self.n_bits, self._shuffle_seed(p), perms[p])
+                kernels.restrict(shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), perms[p])
             else:
                 kernels.affine_permutation(self.n_bits, *self._affine(p), perms[p])
         return perms
 
-    def prefix_parities(self, key: np.ndarray) -> np.ndarray:
-        """``prefix_parities(key, self.permutations())`` holding one permutation at a time, and
-        none for the affine passes (Alice's half needs only these prefixes)."""
+    def prefix_parities(self, key: np.ndarray, shuffles: ShuffleCache | None = None) -> np.ndarray:
+        """``prefix_parities(key, self.permutations())`` without materialising the permutations
+        (Alice's half needs only these prefixes)."""
+        shuffles = shuffles or ShuffleCache()
         out = np.empty((len(self.block_sizes), self.n_bits + 1), np.uint8)
         key = np.ascontiguousarray(key, np.uint8)
-        scratch = np.empty(self.n_bits, np.int32)
         for p in range(len(self.block_sizes)):
             if p == 0:
                 out[0, 0] = 0
                 np.bitwise_xor.accumulate(key, out=out[0, 1:])
             elif p < SHUFFLED_PASSES:
-                kernels.permutation(self.n_bits, self._shuffle_seed(p), scratch)
-                kernels.prefix_parity(key, scratch, out[p])
+                kernels.restricted_prefix_parity(key, shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), out[p])
             else:
                 kernels.affine_prefix_parity(key, *self._affine(p), out[p])
         return out
@@ -91,6 +93,32 @@ class CascadePlan:
         rng = np.random.default_rng([self.seed, p])
         return modulus, int(rng.integers(1, modulus)), int(rng.integers(0, modulus))
 
+
+class ShuffleCache:
+    """The shuffles of one seed, kept by one link end. Why: a shuffle of 4 M positions costs
+    about 30 ms at each end and pass, a fifth of a standard block's Cascade; Alice keeps a seed for
+    ``SHUFFLE_REUSE_BLOCKS`` blocks (``LinkEndpoint.cascade_seed``), so each end computes them once
+    per that many blocks. The errors of a block do not depend on the public permutations, so
+    reusing them changes no block's statistics."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[int, int], np.ndarray] = {}
+
+    def shuffle(self, size: int, seed: int) -> np.ndarray:
+        """A uniformly random permutation of 0..size-1 from ``seed`` (read-only)."""
+        table = self._tables.get((size, seed))
+        if table is None:
+            if len(self._tables) >= SHUFFLED_PASSES - 1:
+                self._tables.clear()  # another seed's or length's: memory for one block's passes
+            table = np.empty(size, np.int32)
+            kernels.permutation(size, seed, table)
+            table.flags.writeable = False
+            self._tables[(size, seed)] = table
+        return table
+
+
+SHUFFLE_REUSE_BLOCKS = 16
+"""Blocks that share one Cascade seed (and so one set of shuffles)."""
 
 TAIL_BITS_PER_SEARCH = 100_000
 TAIL_DEPTH = 2
@@ -175,13 +203,13 @@ def answer_parities(prefix: np.ndarray, padded_bits: int, queries: ParityQueries
 class CascadeCorrector:
     """Bob's half: corrects his key against Alice's disclosed parities (loops in ``cascade_kernels``)."""
 
-    def __init__(self, key: np.ndarray, plan: CascadePlan) -> None:
+    def __init__(self, key: np.ndarray, plan: CascadePlan, shuffles: ShuffleCache | None = None) -> None:
         self.plan = plan
         self._n = key.size
         self._L = plan.padded_bits
         self._key0 = key.astype(np.uint8, copy=True)
         self._sizes = np.asarray(plan.block_sizes, np.int64)
-        self._perms = plan.permutations()
+        self._perms = plan.permutations(shuffles)
         self._inverse = plan.inverse_permutations(self._perms)
         self._prefix0 = prefix_parities(self._key0, self._perms)
         passes = len(plan.block_sizes)

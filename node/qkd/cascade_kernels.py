@@ -132,6 +132,33 @@ def answer(prefix: np.ndarray, padded_bits: int, pass_index: np.ndarray, node: n
 
 
 @nb.njit(cache=True, nogil=True)
+def restrict(perm: np.ndarray, out: np.ndarray) -> None:
+    """out = the entries of ``perm`` below out.size, in ``perm``'s order (a uniformly random
+    permutation restricted to a prefix of its values is a uniformly random permutation of it)."""
+    n = out.size
+    j = 0
+    for i in range(perm.size):
+        if perm[i] < n:
+            out[j] = perm[i]
+            j += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def restricted_prefix_parity(key: np.ndarray, perm: np.ndarray, out: np.ndarray) -> None:
+    """``prefix_parity`` through ``perm`` restricted to 0..key.size-1, without materialising it."""
+    n = key.size
+    parity = np.uint8(0)
+    out[0] = 0
+    j = 0
+    for i in range(perm.size):
+        x = perm[i]
+        if x < n:
+            parity ^= key[x]
+            j += 1
+            out[j] = parity
+
+
+@nb.njit(cache=True, nogil=True)
 def invert(perm: np.ndarray, out: np.ndarray) -> None:
     for i in range(perm.size):
         out[perm[i]] = i

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 from .authentication import KEY_BITS, SENDERS, TRAILER_BYTES, AuthKeyIndex, AuthKeyStore, KeyUse, MessageAuthenticator
 from .bits import SecretBits, os_secret_bits, pack
+from .cascade import SHUFFLE_REUSE_BLOCKS, ShuffleCache
 from .errors import AuthenticationError, ProtocolError
 from .estimation import DecoyEstimate
 from .messages import MESSAGE_TYPES, TRANSCRIPT_TYPES, Message, decode, encode
@@ -90,6 +91,9 @@ class LinkEndpoint:
         self.auth_keys = AuthKeyStore(role, preshared_secret, auth_ledger)
         self.authenticator = MessageAuthenticator(self.auth_keys)
         self._transcript: Poly1305 | None = None
+        self.cascade_shuffles = ShuffleCache()  # this end's copy of the current seed's shuffles
+        self._cascade_seed = 0
+        self._cascade_seed_blocks = SHUFFLE_REUSE_BLOCKS  # draw one at the first block
 
     # -- envelopes ----------------------------------------------------------------------
     def seal(self, message: Message) -> bytes:
@@ -117,6 +121,15 @@ class LinkEndpoint:
         payload, trailer = envelope[:-TRAILER_BYTES], envelope[-TRAILER_BYTES:]
         self.authenticator.verify(payload, trailer, opens_block=opens_block)
         return decode(payload)
+
+    def cascade_seed(self) -> int:
+        """Alice: the public seed of this block's Cascade plan, renewed every
+        ``SHUFFLE_REUSE_BLOCKS`` blocks so that both ends reuse their shuffles."""
+        if self._cascade_seed_blocks >= SHUFFLE_REUSE_BLOCKS:
+            self._cascade_seed = int(self.rng.integers(1 << 62))
+            self._cascade_seed_blocks = 0
+        self._cascade_seed_blocks += 1
+        return self._cascade_seed
 
     # -- authentication keys -------------------------------------------------------------
     def refill_wanted(self) -> tuple[int, int]:

@@ -200,14 +200,14 @@ class AliceSession(_Session):
                                    f"(s_Z1 >= {est.s_z1:.0f}, phase error <= {est.phase_error_z1:.4f})")
         if self._key.size < 64:
             return self._abort_msg("too few sifted key bits")
-        seed = int(ep.rng.integers(1 << 62))
         self._leak = 0
         self._rounds = 0
         if proc.reconciler == "ldpc":
-            return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(test.sum())), seed)
-        plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), seed, proc.cascade_passes)
+            return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(test.sum())),
+                                    int(ep.rng.integers(1 << 62)))
+        plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), ep.cascade_seed(), proc.cascade_passes)
         self._plan = plan
-        self._prefix = plan.prefix_parities(self._key)
+        self._prefix = plan.prefix_parities(self._key, ep.cascade_shuffles)
         self._expect = ParityQuery | ReconciliationDone
         transcript_key = ep.open_transcript()
         return [Reconcile(frame_id=self.frame_id, qber_estimate=float(est.qber_x),
@@ -329,7 +329,8 @@ class BobSession(_Session):
             raise ProtocolError("Cascade block sizes must be powers of two")
         self.endpoint.join_transcript(AuthKeyIndex(m.transcript_key_origin, m.transcript_key_seq))
         self._stats["qber_x"] = m.qber_estimate
-        self._corrector = cascade.CascadeCorrector(self._key, cascade.CascadePlan(self._key.size, sizes, m.seed))
+        self._corrector = cascade.CascadeCorrector(self._key, cascade.CascadePlan(self._key.size, sizes, m.seed),
+                                                   self.endpoint.cascade_shuffles)
         return self._next_round()
 
     def _on_Syndromes(self, m: Syndromes) -> list[Message]:

@@ -3,9 +3,11 @@ every way a block ends early ends it on both sides with a reason and nothing kep
 
 import numpy as np
 
+from qkdnet.node.qkd.cascade import SHUFFLE_REUSE_BLOCKS
 from qkdnet.node.qkd.channel import transmit
 from qkdnet.node.qkd.link import make_endpoints, pulses_for_detections
 from qkdnet.node.qkd.messages import Finish
+from qkdnet.node.qkd.params import ProcessingParams
 from qkdnet.node.qkd.sessions import AliceSession, BobSession
 
 
@@ -63,3 +65,10 @@ def test_abandon_ends_an_unanswered_block_and_later_envelopes_are_ignored(small_
     assert alice.handle(first[0]) == []
     alice.abandon("again")  # the first reason stands
     assert alice.result.abort_reason == "peer stopped answering"
+
+
+def test_alice_keeps_a_cascade_seed_for_a_run_of_blocks_then_draws_another(small_link):
+    alice, _, _ = make_endpoints(small_link, ProcessingParams(), seed=3)
+    seeds = [alice.cascade_seed() for _ in range(2 * SHUFFLE_REUSE_BLOCKS)]
+    assert len(set(seeds[:SHUFFLE_REUSE_BLOCKS])) == 1 and len(set(seeds[SHUFFLE_REUSE_BLOCKS:])) == 1
+    assert seeds[0] != seeds[-1]
