@@ -39,49 +39,67 @@ class CascadePlan:
         return max(1 << max(self.n_bits - 1, 1).bit_length(), max(self.block_sizes))
 
     def permutations(self, shuffles: ShuffleCache | None = None) -> np.ndarray:
-        """(passes, n_bits) int32 from the public seed. Pass 0 keeps the sifted order; passes 1 to
-        ``SHUFFLED_PASSES`` - 1 are uniformly random: a SplitMix64 shuffle of the padded length,
-        restricted to 0..n_bits-1 in its order (uniform again), which lets an end reuse the shuffle
-        while the seed stays (``ShuffleCache``). Later passes, which only separate the rare pairs
-        of errors every earlier pass kept together, are random affine maps modulo a prime (a
-        tenth of a shuffle's cost, and their inverses as cheap)."""
-        shuffles = shuffles or ShuffleCache()
+        """(passes, n_bits) int32: position -> sifted index, per pass. Pass 0 keeps the sifted
+        order; passes 1 to ``SHUFFLED_PASSES`` - 1 are uniformly random (``shuffled``); later
+        passes, which only separate the rare pairs of errors every earlier pass kept together,
+        are random affine maps modulo a prime (``affine_table``). Bob's kernels read the shuffled
+        rows and walk the affine maps instead of materialising this."""
         perms = np.empty((len(self.block_sizes), self.n_bits), np.int32)
         perms[0] = np.arange(self.n_bits, dtype=np.int32)
-        for p in range(1, len(self.block_sizes)):
-            if p < SHUFFLED_PASSES:
-                kernels.restrict(shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), perms[p])
-            else:
-                kernels.affine_permutation(self.n_bits, *self._affine(p), perms[p])
+        shuffled = self.shuffled(shuffles)
+        perms[1:1 + shuffled.shape[0]] = shuffled
+        table = self.affine_table()
+        for p in range(1 + shuffled.shape[0], len(self.block_sizes)):
+            modulus, a, b = (int(v) for v in table[p, :3])
+            kernels.affine_permutation(self.n_bits, modulus, a, b, perms[p])
         return perms
 
-    def prefix_parities(self, key: np.ndarray, shuffles: ShuffleCache | None = None) -> np.ndarray:
+    def shuffled(self, shuffles: ShuffleCache | None = None) -> np.ndarray:
+        """(shuffled passes, n_bits) int32: each a SplitMix64 shuffle of the padded length
+        restricted to 0..n_bits-1 in its order (uniform again), so that an end can reuse the
+        shuffle while the seed stays (``ShuffleCache``)."""
+        shuffles = shuffles or ShuffleCache()
+        count = max(0, min(SHUFFLED_PASSES, len(self.block_sizes)) - 1)
+        out = np.empty((count, self.n_bits), np.int32)
+        for p in range(1, count + 1):
+            kernels.restrict(shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), out[p - 1])
+        return out
+
+    def affine_table(self) -> np.ndarray:
+        """(passes, 5) int64: modulus, a, b, a^-1, -a^-1 b of each affine pass (zeros elsewhere)."""
+        table = np.zeros((len(self.block_sizes), 5), np.int64)
+        for p in range(SHUFFLED_PASSES, len(self.block_sizes)):
+            modulus, a, b = self._affine(p)
+            a_inverse = pow(a, -1, modulus)
+            table[p] = modulus, a, b, a_inverse, (-a_inverse * b) % modulus
+        return table
+
+    def prefix_parities(self, key: np.ndarray, shuffles: ShuffleCache | None = None,
+                        shuffled: np.ndarray | None = None) -> np.ndarray:
         """``prefix_parities(key, self.permutations())`` without materialising the permutations
-        (Alice's half needs only these prefixes)."""
+        (``shuffled``: the shuffled rows, if the caller holds them)."""
         shuffles = shuffles or ShuffleCache()
         out = np.empty((len(self.block_sizes), self.n_bits + 1), np.uint8)
         key = np.ascontiguousarray(key, np.uint8)
+        table = self.affine_table()
         for p in range(len(self.block_sizes)):
             if p == 0:
                 out[0, 0] = 0
                 np.bitwise_xor.accumulate(key, out=out[0, 1:])
+            elif p < SHUFFLED_PASSES and shuffled is not None:
+                kernels.prefix_parity(key, shuffled[p - 1], out[p])
             elif p < SHUFFLED_PASSES:
                 kernels.restricted_prefix_parity(key, shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), out[p])
             else:
-                kernels.affine_prefix_parity(key, *self._affine(p), out[p])
+                modulus, a, b = (int(v) for v in table[p, :3])
+                kernels.affine_prefix_parity(key, modulus, a, b, out[p])
         return out
 
     def inverse_permutations(self, perms: np.ndarray) -> np.ndarray:
-        """The inverse of each pass's permutation (Bob maps a flipped bit to its place in every pass)."""
+        """The inverse of each pass's permutation (sifted index -> position)."""
         inverse = np.empty_like(perms)
-        inverse[0] = perms[0]
-        for p in range(1, perms.shape[0]):
-            if p < SHUFFLED_PASSES:
-                kernels.invert(perms[p], inverse[p])
-            else:
-                modulus, a, b = self._affine(p)
-                a_inverse = pow(a, -1, modulus)
-                kernels.affine_permutation(self.n_bits, modulus, a_inverse, (-a_inverse * b) % modulus, inverse[p])
+        for p in range(perms.shape[0]):
+            kernels.invert(perms[p], inverse[p])
         return inverse
 
     def _shuffle_seed(self, p: int) -> int:
@@ -209,9 +227,12 @@ class CascadeCorrector:
         self._L = plan.padded_bits
         self._key0 = key.astype(np.uint8, copy=True)
         self._sizes = np.asarray(plan.block_sizes, np.int64)
-        self._perms = plan.permutations(shuffles)
-        self._inverse = plan.inverse_permutations(self._perms)
-        self._prefix0 = prefix_parities(self._key0, self._perms)
+        self._shuffled = plan.shuffled(shuffles)
+        self._shuffled_inverse = np.empty_like(self._shuffled)
+        for row in range(self._shuffled.shape[0]):
+            kernels.invert(self._shuffled[row], self._shuffled_inverse[row])
+        self._affine = plan.affine_table()
+        self._prefix0 = plan.prefix_parities(self._key0, shuffled=self._shuffled)
         passes = len(plan.block_sizes)
         self._fenwick = np.zeros((passes, self._n + 1), np.uint8)
         self._known = np.zeros((passes, 2 * self._L), np.int8)  # Alice's parity + 1; 0: not known
@@ -235,7 +256,8 @@ class CascadeCorrector:
             return self._pending
         while True:
             status, asked = kernels.advance(
-                self._started, self._L, self._sizes, self._perms, self._inverse, self._prefix0, self._fenwick,
+                self._started, self._L, self._sizes, self._shuffled, self._shuffled_inverse, self._affine,
+                self._prefix0, self._fenwick,
                 self._known, self._flipped, self._active, self._searches, self._count,
                 self._ask_pass, self._ask_node, self._tail_searches, TAIL_DEPTH)
             if status == kernels.INCONSISTENT:

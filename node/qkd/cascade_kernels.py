@@ -224,7 +224,39 @@ def learn(known: np.ndarray, passes: np.ndarray, nodes: np.ndarray, parities: np
 
 
 @nb.njit(cache=True, nogil=True)
-def advance(started: int, padded_bits: int, sizes: np.ndarray, perms: np.ndarray, inverse: np.ndarray,
+def _affine_walk(x: int, n: int, modulus: int, a: int, b: int) -> int:
+    """The first of f(x), f(f(x)), ... below n, f(y) = (a y + b) mod modulus (``affine_permutation``)."""
+    z = (a * x + b) % modulus
+    while z >= n:
+        z = (a * z + b) % modulus
+    return z
+
+
+@nb.njit(cache=True, nogil=True)
+def _original(p: int, position: int, n: int, shuffled: np.ndarray, affine: np.ndarray) -> int:
+    """The sifted index at ``position`` of pass p's order: pass 0 keeps the order, the next
+    ``shuffled.shape[0]`` passes read their permutation, later ones walk their affine map
+    (``affine`` rows: modulus, a, b, a^-1, -a^-1 b)."""
+    if p == 0:
+        return position
+    if p <= shuffled.shape[0]:
+        return int(shuffled[p - 1, position])
+    return _affine_walk(position, n, affine[p, 0], affine[p, 1], affine[p, 2])
+
+
+@nb.njit(cache=True, nogil=True)
+def _position(p: int, original: int, n: int, shuffled_inverse: np.ndarray, affine: np.ndarray) -> int:
+    """Where sifted index ``original`` sits in pass p's order (the inverse of ``_original``)."""
+    if p == 0:
+        return original
+    if p <= shuffled_inverse.shape[0]:
+        return int(shuffled_inverse[p - 1, original])
+    return _affine_walk(original, n, affine[p, 0], affine[p, 3], affine[p, 4])
+
+
+@nb.njit(cache=True, nogil=True)
+def advance(started: int, padded_bits: int, sizes: np.ndarray, shuffled: np.ndarray, shuffled_inverse: np.ndarray,
+            affine: np.ndarray,
             prefix0: np.ndarray, flips: np.ndarray, known: np.ndarray, flipped: np.ndarray,
             active: np.ndarray, searches: np.ndarray, count: np.ndarray,
             ask_pass: np.ndarray, ask_node: np.ndarray, tail_searches: int, tail_depth: int) -> tuple[int, int]:
@@ -263,14 +295,14 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, perms: np.ndarray
                 if alice == _bob_parity(prefix0, flips, p, start, start + size):
                     break  # an even number of errors left here (maybe none): nothing to find
                 if size == 1:
-                    original = perms[p, start]
+                    original = _original(p, start, n, shuffled, affine)
                     if flipped[original]:
                         return INCONSISTENT, 0  # true parities never flip a bit back
                     flipped[original] = True
                     flipped_any = True
                     active[p, block] = False
                     for q in range(passes):
-                        position = inverse[q, original]
+                        position = _position(q, original, n, shuffled_inverse, affine)
                         _fenwick_flip(flips, q, position)
                         if q >= started:
                             continue
