@@ -9,8 +9,6 @@ clicks and every hidden variable of a click in one pass costs about a tenth of t
 
 from __future__ import annotations
 
-import math
-
 import numba as nb
 import numpy as np
 
@@ -28,38 +26,24 @@ def _uniform(state: np.ndarray) -> float:
 
 
 @nb.njit(cache=True, nogil=True)
-def click_slots(n_pulses: int, click_probability: float, seed: int) -> np.ndarray:
-    """Sorted slots of range(n_pulses) that click, each independently with ``click_probability``.
-
-    The gaps of a Bernoulli process are geometric; a geometric gap is 1 + floor(E / rate) with E
-    standard exponential and rate = -ln(1 - p), so the slots come in order in O(clicks), with no
-    sort and no repeats to remove.
-    """
-    if click_probability <= 0.0 or n_pulses <= 0:
-        return np.empty(0, np.int64)
-    if click_probability >= 1.0:
-        return np.arange(n_pulses).astype(np.int64)
-    state = np.empty(1, np.uint64)
-    state[0] = np.uint64(seed)
-    rate = -math.log1p(-click_probability)
-    mean = n_pulses * click_probability
-    out = np.empty(int(mean + 10.0 * math.sqrt(mean) + 64.0), np.int64)
-    count = 0
-    position = -1
-    while True:
-        gap = -math.log(1.0 - _uniform(state)) / rate  # 1 - u lies in (0, 1]
+def place_clicks(exponentials: np.ndarray, rate: float, n_pulses: int, position: int, out: np.ndarray,
+                 count: int) -> tuple[int, int, bool]:
+    """Extend the clicks of a Bernoulli process on range(n_pulses) from ``position`` (the last
+    click, -1 at first), one per standard exponential E: the next click is 1 + floor(E / rate)
+    slots on (a geometric gap, rate = -ln(1 - p)). Returns (position, count, finished): finished
+    once a gap runs past the frame; otherwise the exponentials or ``out`` ran out."""
+    for i in range(exponentials.size):
+        if count == out.size:
+            break  # the caller grows ``out``; the exponentials left over are simply not used
+        gap = exponentials[i] / rate
         if gap >= n_pulses - position:
-            break
+            return position, count, True
         position += 1 + int(gap)
         if position >= n_pulses:
-            break
-        if count == out.size:  # beyond ten sigma: grow
-            grown = np.empty(2 * out.size, np.int64)
-            grown[:count] = out[:count]
-            out = grown
+            return position, count, True
         out[count] = position
         count += 1
-    return out[:count].copy()
+    return position, count, False
 
 
 @nb.njit(cache=True, nogil=True)

@@ -79,3 +79,22 @@ def test_unreported_slot_lookup_draws_fresh_choices():
     missing = np.setdiff1d(np.arange(50), alice.slots)[:5]
     intensity, basis, bit = alice.lookup(missing, np.random.default_rng(1), STANDARD)
     assert intensity.size == basis.size == bit.size == missing.size
+
+
+def test_click_placement_resumes_where_a_full_buffer_stopped():
+    """The slot sampler's kernel stops when its output is full and the caller resumes it with a
+    larger buffer: the slots are those of one uninterrupted walk over the same exponentials."""
+    from qkdnet.node.qkd.channel_kernels import place_clicks
+
+    exponentials = np.random.default_rng(4).standard_exponential(200)
+    whole = np.empty(400, np.int64)
+    _, total, finished = place_clicks(exponentials, 0.05, 1_000_000, -1, whole, 0)
+    assert not finished and total == 200  # the exponentials ran out first
+    small = np.empty(50, np.int64)
+    position, count, finished = place_clicks(exponentials, 0.05, 1_000_000, -1, small, 0)
+    assert (count, finished) == (50, False) and position == small[-1]
+    grown = np.concatenate([small, np.empty(150, np.int64)])
+    _, count, _ = place_clicks(exponentials[50:], 0.05, 1_000_000, position, grown, count)
+    assert count == 200 and np.array_equal(grown, whole[:200])
+    _, count, finished = place_clicks(exponentials, 0.05, int(whole[9]) + 1, -1, np.empty(400, np.int64), 0)
+    assert finished and count == 10  # the frame ends at the tenth click
