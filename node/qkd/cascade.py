@@ -75,19 +75,21 @@ class CascadePlan:
         return table
 
     def prefix_parities(self, key: np.ndarray, shuffles: ShuffleCache | None = None,
-                        shuffled: np.ndarray | None = None) -> np.ndarray:
-        """``prefix_parities(key, self.permutations())`` without materialising the permutations
-        (``shuffled``: the shuffled rows, if the caller holds them)."""
+                        shuffled: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """``prefix_parities(key, self.permutations())`` without materialising the permutations.
+        ``shuffled``: arrays to fill with the shuffled passes' permutations and their inverses,
+        computed on the way (Bob's half needs them)."""
         shuffles = shuffles or ShuffleCache()
         out = np.empty((len(self.block_sizes), self.n_bits + 1), np.uint8)
         key = np.ascontiguousarray(key, np.uint8)
         table = self.affine_table()
         for p in range(len(self.block_sizes)):
             if p == 0:
-                out[0, 0] = 0
-                np.bitwise_xor.accumulate(key, out=out[0, 1:])
+                kernels.identity_prefix_parity(key, out[0])
             elif p < SHUFFLED_PASSES and shuffled is not None:
-                kernels.prefix_parity(key, shuffled[p - 1], out[p])
+                perm, inverse = shuffled[0][p - 1], shuffled[1][p - 1]
+                kernels.restrict_invert_prefix(key, shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)),
+                                               perm, inverse, out[p])
             elif p < SHUFFLED_PASSES:
                 kernels.restricted_prefix_parity(key, shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), out[p])
             else:
@@ -227,12 +229,11 @@ class CascadeCorrector:
         self._L = plan.padded_bits
         self._key0 = key.astype(np.uint8, copy=True)
         self._sizes = np.asarray(plan.block_sizes, np.int64)
-        self._shuffled = plan.shuffled(shuffles)
+        shuffled_passes = max(0, min(SHUFFLED_PASSES, len(plan.block_sizes)) - 1)
+        self._shuffled = np.empty((shuffled_passes, self._n), np.int32)
         self._shuffled_inverse = np.empty_like(self._shuffled)
-        for row in range(self._shuffled.shape[0]):
-            kernels.invert(self._shuffled[row], self._shuffled_inverse[row])
         self._affine = plan.affine_table()
-        self._prefix0 = plan.prefix_parities(self._key0, shuffled=self._shuffled)
+        self._prefix0 = plan.prefix_parities(self._key0, shuffles, (self._shuffled, self._shuffled_inverse))
         passes = len(plan.block_sizes)
         self._fenwick = np.zeros((passes, self._n + 1), np.uint8)
         self._known = np.zeros((passes, 2 * self._L), np.int8)  # Alice's parity + 1; 0: not known
