@@ -45,7 +45,7 @@ from .messages import (
     TestBits,
     frame_of,
 )
-from .sifting import counts_per_intensity, sift, slot_gaps, slots_from_gaps
+from .sifting import sift, slot_gaps, slots_from_gaps
 from .verification import (
     TAG_BITS,
     collision_probability,
@@ -168,26 +168,24 @@ class AliceSession(_Session):
             raise ProtocolError("detection report names slots outside the frame")
         bob_basis = unpack(m.bases, slots.size)
         intensity, basis, bit = self._record.lookup(slots, ep.rng, ep.params, ep.secret_bits)
-        masks = sift(basis, bob_basis)
-        self._intensity, self._masks, self._bits = intensity, masks, bit
-        self._key = bit[masks.key]
+        self._sifted = sift(basis, bob_basis, bit, intensity)
+        self._key = self._sifted.key
         self._stats.update(n_pulses=m.n_pulses, detections=int(slots.size),
-                           sifted_key_bits=int(self._key.size), test_bits=int(masks.test.sum()))
+                           sifted_key_bits=int(self._key.size), test_bits=int(self._sifted.test.size))
         self._expect = TestBits
         return [SiftReply(frame_id=self.frame_id, bases=pack(basis))]
 
     def _on_TestBits(self, m: TestBits) -> list[Message]:
         ep, proc = self.endpoint, self.endpoint.processing
-        test = self._masks.test
-        bob_test = unpack(m.bits, int(test.sum()))
-        errors = self._bits[test] != bob_test
-        z = BasisCounts(tuple(counts_per_intensity(self._masks.key, self._intensity)))
-        x = BasisCounts(tuple(counts_per_intensity(test, self._intensity)),
-                        tuple(np.bincount(self._intensity[test][errors], minlength=3).astype(np.int64)))
+        sifted = self._sifted
+        errors = sifted.test != unpack(m.bits, sifted.test.size)
+        z = BasisCounts(_per_intensity(sifted.key_counts))
+        x = BasisCounts(_per_intensity(sifted.test_counts),
+                        _per_intensity(np.bincount(sifted.test_intensity[errors], minlength=3)))
         est = estimate(z, x, ep.params.intensities, ep.params.intensity_probabilities, proc.epsilon_sec)
         self._estimate = est
         sent = np.maximum(self._record.pulses_per_intensity, 1)
-        detected = np.bincount(self._intensity, minlength=3)
+        detected = sifted.detected
         self._stats.update(qber_x=est.qber_x, estimate=est,
                            gain_per_intensity=tuple(float(g) for g in detected / sent),
                            qber_x_per_intensity=tuple(float(e) / max(float(t), 1.0)
@@ -203,7 +201,7 @@ class AliceSession(_Session):
         self._leak = 0
         self._rounds = 0
         if proc.reconciler == "ldpc":
-            return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(test.sum())),
+            return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(sifted.test.size)),
                                     int(ep.rng.integers(1 << 62)))
         plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), ep.cascade_seed(), proc.cascade_passes)
         self._plan = plan
@@ -317,11 +315,11 @@ class BobSession(_Session):
     def _on_SiftReply(self, m: SiftReply) -> list[Message]:
         rec = self._record
         alice_basis = unpack(m.bases, rec.slots.size)
-        masks = sift(alice_basis, rec.basis)
-        self._key = rec.bit[masks.key]
-        self._stats.update(sifted_key_bits=int(self._key.size), test_bits=int(masks.test.sum()))
+        sifted = sift(alice_basis, rec.basis, rec.bit)
+        self._key = sifted.key
+        self._stats.update(sifted_key_bits=int(self._key.size), test_bits=int(sifted.test.size))
         self._expect = Reconcile | Syndromes
-        return [TestBits(frame_id=self.frame_id, bits=pack(rec.bit[masks.test]))]
+        return [TestBits(frame_id=self.frame_id, bits=pack(sifted.test))]
 
     def _on_Reconcile(self, m: Reconcile) -> list[Message]:
         sizes = tuple(int(s) for s in m.block_sizes)
@@ -404,6 +402,11 @@ class BobSession(_Session):
         else:
             self._end("verification failed: keys differ after reconciliation")
         return []
+
+
+def _per_intensity(counts: np.ndarray) -> tuple[int, int, int]:
+    signal, decoy, vacuum = (int(c) for c in counts)
+    return signal, decoy, vacuum
 
 
 def _affordable(wanted: tuple[int, int], key_bits: int) -> tuple[int, int]:
