@@ -20,6 +20,7 @@ removes units, so a forged inventory could stall a link but never make a pad ser
 from __future__ import annotations
 
 import bisect
+import heapq
 import hmac
 import struct
 from collections.abc import Iterable
@@ -87,6 +88,11 @@ class AuthKeyStore:
             raise ValueError("owner must be 'alice' or 'bob'")
         self.owner = owner
         self._held: dict[AuthKeyIndex, bytearray] = {}
+        # Per sender, a heap of (pre-shared?, origin, seq) in the order ``next_index`` serves
+        # them; entries of keys no longer held are skipped lazily. And counts per (sender,
+        # pre-shared?). Both replace scans of every held key (thousands) several times a block.
+        self._queue: dict[str, list[tuple[bool, int, int]]] = {sender: [] for sender in SENDERS}
+        self._counts: dict[tuple[str, bool], int] = {(sender, b): 0 for sender in SENDERS for b in (False, True)}
         self.ledger = ledger
         self.consumed_bits = 0
         self.erased_bits = 0  # dropped because the peer no longer held them
@@ -110,15 +116,21 @@ class AuthKeyStore:
             if index in self._held:
                 raise ValueError(f"authentication key {index} is filed already")
             self._held[index] = bytearray(material[n * KEY_BYTES:(n + 1) * KEY_BYTES])
+            heapq.heappush(self._queue[index.sender], (origin == BOOTSTRAP_ORIGIN, origin, seq))
+            self._counts[(index.sender, origin == BOOTSTRAP_ORIGIN)] += 1
 
     # -- using --------------------------------------------------------------------------
     def next_index(self, sender: str) -> AuthKeyIndex:
         """The key ``sender`` tags with next: QKD refills first (oldest first), the pre-shared
         secret only when they are used up."""
-        mine = [i for i in self._held if i.sender == sender]
-        if not mine:
-            raise AuthKeyExhausted(f"no authentication key left for {sender}")
-        return min(mine, key=lambda i: (i.origin == BOOTSTRAP_ORIGIN, i.origin, i.seq))
+        queue = self._queue[sender]
+        while queue:
+            _, origin, seq = queue[0]
+            index = AuthKeyIndex(origin, seq)
+            if index in self._held:
+                return index
+            heapq.heappop(queue)  # used or erased since it was filed
+        raise AuthKeyExhausted(f"no authentication key left for {sender}")
 
     def take(self, index: AuthKeyIndex, purpose: str) -> bytes:
         """The key at ``index``, erased here. ``UnknownAuthKey`` if this end does not hold it
@@ -126,6 +138,7 @@ class AuthKeyStore:
         stored = self._held.pop(index, None)
         if stored is None:
             raise UnknownAuthKey(f"authentication key {index} is used or unknown here")
+        self._counts[(index.sender, index.origin == BOOTSTRAP_ORIGIN)] -= 1
         key = bytes(stored)
         stored[:] = bytes(len(stored))
         self.consumed_bits += KEY_BITS
@@ -135,8 +148,8 @@ class AuthKeyStore:
 
     def held(self, sender: str, *, refills_only: bool = False) -> int:
         """How many keys of ``sender`` this end holds (QKD refills only, if asked)."""
-        return sum(1 for i in self._held
-                   if i.sender == sender and not (refills_only and i.origin == BOOTSTRAP_ORIGIN))
+        refills = self._counts[(sender, False)]
+        return refills if refills_only else refills + self._counts[(sender, True)]
 
     # -- resynchronisation ----------------------------------------------------------------
     def inventory(self) -> tuple[AuthKeyRange, ...]:
@@ -167,6 +180,7 @@ class AuthKeyStore:
         for index in dropped:
             stored = self._held.pop(index)
             stored[:] = bytes(len(stored))
+            self._counts[(index.sender, index.origin == BOOTSTRAP_ORIGIN)] -= 1
         self.erased_bits += KEY_BITS * len(dropped)
         return len(dropped)
 

@@ -1,9 +1,12 @@
 """Addressed Wegman-Carter authentication: every unit is used once, at one end's choice, and a
 repeated, stale or misaddressed message is refused without using anything else."""
 
+import random
+
 import pytest
 
 from qkdnet.node.qkd.authentication import (
+    BOOTSTRAP_ORIGIN,
     KEY_BYTES,
     AuthKeyIndex,
     AuthKeyRange,
@@ -108,3 +111,28 @@ def test_an_exhausted_end_refuses_to_tag():
     alice.store.take(AuthKeyIndex(0, 2), "tag")
     with pytest.raises(AuthKeyExhausted):
         alice.store.next_index("alice")
+
+
+def test_the_key_order_and_counts_stay_those_of_a_scan_over_every_held_key():
+    """``next_index`` and ``held`` keep a heap and counters; after any mix of refills, uses and
+    resynchronisations they answer as a scan over every held key would."""
+    rng = random.Random(7)
+    store = AuthKeyStore("alice", bytes(64 * KEY_BYTES))
+    for step in range(400):
+        action = rng.random()
+        if action < 0.2:
+            store.add(1000 + step, bytes(8 * KEY_BYTES), rng.randint(0, 4), rng.randint(0, 4))
+        elif action < 0.9:
+            sender = rng.choice(("alice", "bob"))
+            held = [i for i in store._held if i.sender == sender]
+            if held:
+                store.take(rng.choice(held), "tag")
+        else:
+            keep = [AuthKeyRange(i.origin, i.seq, 1) for i in store._held if rng.random() < 0.8]
+            store.keep_only(keep)
+        for sender in ("alice", "bob"):
+            mine = [i for i in store._held if i.sender == sender]
+            assert store.held(sender) == len(mine)
+            assert store.held(sender, refills_only=True) == sum(i.origin != BOOTSTRAP_ORIGIN for i in mine)
+            if mine:
+                assert store.next_index(sender) == min(mine, key=lambda i: (i.origin == BOOTSTRAP_ORIGIN, i.origin, i.seq))
