@@ -213,8 +213,10 @@ def encode(message: Message) -> bytes:
         elif kind == "bytes":
             parts.append(struct.pack("<I", len(value)) + value)
         elif kind == "np.ndarray" and isinstance(value, np.ndarray):
-            dtype = value.dtype.newbyteorder("<") if value.dtype.byteorder == ">" else value.dtype
-            code = _DTYPE_CODES.get(np.dtype(dtype.str.replace("|", "<").replace("=", "<")))
+            code = _DTYPE_CODES.get(value.dtype)  # the usual case: a native little-endian dtype
+            if code is None:
+                dtype = value.dtype.newbyteorder("<") if value.dtype.byteorder == ">" else value.dtype
+                code = _DTYPE_CODES.get(np.dtype(dtype.str.replace("|", "<").replace("=", "<")))
             if code is None:
                 raise ProtocolError(f"cannot encode array of {value.dtype}")
             parts.append(struct.pack("<BQ", code, value.size) + np.ascontiguousarray(value, _ARRAY_DTYPES[code]).tobytes())

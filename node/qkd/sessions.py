@@ -28,6 +28,7 @@ from .endpoint import BlockResult, LinkEndpoint
 from .errors import AuthenticationError, AuthKeyExhausted, ProtocolError, UnknownAuthKey
 from .estimation import BasisCounts, estimate, secret_key_length
 from .messages import (
+    MESSAGE_TYPES,
     Abort,
     Amplify,
     Confirm,
@@ -139,9 +140,12 @@ class _Session:
         if not isinstance(message, self._expect):
             waiting = getattr(self._expect, "__name__", str(self._expect))  # a type, or a union of types
             raise ProtocolError(f"unexpected {type(message).__name__}, waiting for {waiting}")
-        handler = getattr(self, f"_on_{type(message).__name__}")
+        handler = getattr(self, _HANDLERS[type(message)])
         result: list[Message] = handler(message)
         return result
+
+
+_HANDLERS = {cls: f"_on_{cls.__name__}" for cls in MESSAGE_TYPES.values()}
 
 
 class AliceSession(_Session):
