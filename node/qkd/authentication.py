@@ -23,12 +23,15 @@ import bisect
 import heapq
 import hmac
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
 from .errors import AuthenticationError, AuthKeyExhausted, UnknownAuthKey
+
+Payload = bytes | memoryview | Sequence[bytes | memoryview]
+"""What a tag covers: one byte string, or its pieces in order (no copy to join them)."""
 
 TAG_BYTES = 16
 KEY_BYTES = 16  # one unit: a hash key r or a pad s
@@ -216,15 +219,15 @@ class MessageAuthenticator:
             raise AuthenticationError("no hash key: the block has not opened")
         return bytes(self._hash_key[1]) + self.store.take(pad_index, purpose)
 
-    def tag(self, payload: bytes) -> bytes:
-        """The trailer for ``payload``: r's index, s's index, then the tag."""
+    def tag(self, payload: Payload) -> bytes:
+        """The trailer for the payload (its pieces, in order): r's index, s's index, then the tag."""
         if self._hash_key is None:
             raise AuthenticationError("no hash key: the block has not opened")
         pad = self.store.next_index(self.store.owner)
         header = self._hash_key[0].to_bytes() + pad.to_bytes()
-        return header + Poly1305.generate_tag(self.one_time_key(pad, "tag"), header + payload)
+        return header + _poly1305(self.one_time_key(pad, "tag"), header, payload)
 
-    def verify(self, payload: bytes, trailer: bytes, *, opens_block: bool = False) -> None:
+    def verify(self, payload: Payload, trailer: bytes, *, opens_block: bool = False) -> None:
         """Check the peer's message; ``opens_block``: its first of a block, which names the
         block's r (Alice takes it). Any other message must name the r in use."""
         if len(trailer) != TRAILER_BYTES:
@@ -239,6 +242,15 @@ class MessageAuthenticator:
             self._hash_key = (hash_index, bytearray(self.store.take(hash_index, "check")))
         elif self.hash_key_index != hash_index:
             raise UnknownAuthKey(f"message of another block (hash key {hash_index})")
-        expected = Poly1305.generate_tag(self.one_time_key(pad, "check"), header + payload)
+        expected = _poly1305(self.one_time_key(pad, "check"), header, payload)
         if not hmac.compare_digest(expected, tag):
             raise AuthenticationError("classical message failed authentication")
+
+
+def _poly1305(key: bytes, header: bytes, payload: Payload) -> bytes:
+    """Poly1305 of header + payload, fed piece by piece: no copy of a large payload."""
+    mac = Poly1305(key)
+    mac.update(header)
+    for piece in (payload,) if isinstance(payload, (bytes, bytearray, memoryview)) else payload:
+        mac.update(piece)
+    return mac.finalize()

@@ -23,7 +23,7 @@ from .bits import SecretBits, os_secret_bits, pack
 from .cascade import SHUFFLE_REUSE_BLOCKS, ShuffleCache
 from .errors import AuthenticationError, ProtocolError
 from .estimation import DecoyEstimate
-from .messages import MESSAGE_TYPES, TRANSCRIPT_TYPES, Message, decode, encode
+from .messages import MESSAGE_TYPES, TRANSCRIPT_TYPES, Message, decode, encode_parts
 from .params import LinkParams, ProcessingParams
 
 
@@ -97,11 +97,13 @@ class LinkEndpoint:
 
     # -- envelopes ----------------------------------------------------------------------
     def seal(self, message: Message) -> bytes:
-        payload = encode(message)
+        parts = encode_parts(message)
         if isinstance(message, TRANSCRIPT_TYPES):
+            payload = b"".join(parts)
             self._add_to_transcript(b"S", payload)
             return payload
-        return payload + self.authenticator.tag(payload)
+        parts.append(self.authenticator.tag(parts))
+        return b"".join(parts)
 
     def open(self, envelope: bytes, *, opens_block: bool = False) -> Message:
         """Decode the peer's envelope after checking its tag; ``opens_block``: the block's first
@@ -118,8 +120,8 @@ class LinkEndpoint:
             return decode(envelope)
         if len(envelope) < 1 + TRAILER_BYTES:
             raise ProtocolError("message too short for its tag")
-        payload, trailer = envelope[:-TRAILER_BYTES], envelope[-TRAILER_BYTES:]
-        self.authenticator.verify(payload, trailer, opens_block=opens_block)
+        payload, trailer = memoryview(envelope)[:-TRAILER_BYTES], envelope[-TRAILER_BYTES:]
+        self.authenticator.verify([payload], trailer, opens_block=opens_block)
         return decode(payload)
 
     def cascade_seed(self) -> int:
@@ -164,7 +166,8 @@ class LinkEndpoint:
             raise ProtocolError("Cascade message outside the reconciliation phase")
         # Direction as seen by Bob: his sent queries and received replies.
         bob_view = direction if self.role == "bob" else (b"R" if direction == b"S" else b"S")
-        self._transcript.update(bob_view + struct.pack("<Q", len(payload)) + payload)
+        self._transcript.update(bob_view + struct.pack("<Q", len(payload)))
+        self._transcript.update(payload)
 
     def finish_transcript(self) -> bytes:
         if self._transcript is None:

@@ -198,7 +198,13 @@ def _layout(cls: type[Message]) -> tuple[tuple[str, str], ...]:
 
 
 def encode(message: Message) -> bytes:
-    parts = [struct.pack("<B", message.type_code)]
+    return b"".join(encode_parts(message))
+
+
+def encode_parts(message: Message) -> list[bytes | memoryview]:
+    """``encode``'s pieces, unjoined: arrays as views of their memory, so that the one join that
+    makes the envelope is the only copy (a 4 M-detection block's report is 16 MB)."""
+    parts: list[bytes | memoryview] = [struct.pack("<B", message.type_code)]
     for name, kind in _layout(type(message)):
         value = getattr(message, name)
         if kind == "bool":
@@ -219,13 +225,15 @@ def encode(message: Message) -> bytes:
                 code = _DTYPE_CODES.get(np.dtype(dtype.str.replace("|", "<").replace("=", "<")))
             if code is None:
                 raise ProtocolError(f"cannot encode array of {value.dtype}")
-            parts.append(struct.pack("<BQ", code, value.size) + np.ascontiguousarray(value, _ARRAY_DTYPES[code]).tobytes())
+            parts.append(struct.pack("<BQ", code, value.size))
+            parts.append(np.ascontiguousarray(value, _ARRAY_DTYPES[code]).data.cast("B"))
         else:
             raise ProtocolError(f"cannot encode field {name} of type {type(value).__name__}")
-    return b"".join(parts)
+    return parts
 
 
-def decode(data: bytes) -> Message:
+def decode(data: bytes | memoryview) -> Message:
+    """The message in ``data``. Its arrays are read-only views of ``data``, not copies."""
     try:
         cls = MESSAGE_TYPES[data[0]]
         offset = 1
@@ -245,7 +253,7 @@ def decode(data: bytes) -> Message:
                 raw = data[offset + 4:offset + 4 + length]
                 if len(raw) != length:
                     raise ProtocolError("truncated message")
-                values[name] = raw.decode("utf-8") if kind == "str" else bytes(raw)
+                values[name] = bytes(raw).decode("utf-8") if kind == "str" else bytes(raw)
                 offset += 4 + length
             elif kind == "np.ndarray":
                 code, count = struct.unpack_from("<BQ", data, offset)
@@ -254,7 +262,7 @@ def decode(data: bytes) -> Message:
                 end = offset + count * dtype.itemsize
                 if end > len(data):
                     raise ProtocolError("truncated message")
-                values[name] = np.frombuffer(data, dtype, count, offset).copy()
+                values[name] = np.frombuffer(data, dtype, count, offset)
                 offset = end
             else:  # pragma: no cover - guarded by the dataclass definitions above
                 raise ProtocolError(f"unsupported field type {kind}")
