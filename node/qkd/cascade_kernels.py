@@ -213,12 +213,18 @@ def _fenwick_flip(tree: np.ndarray, p: int, position: int) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def _fenwick_prefix(tree: np.ndarray, p: int, stop: int) -> int:
+def _fenwick_between(tree: np.ndarray, p: int, start: int, stop: int) -> int:
+    """XOR of the flips at positions start..stop-1: the two prefix walks, each stopped where they
+    meet (what lies below is in both), so a small range costs about twice its log, not twice n's."""
     parity = 0
-    i = stop
-    while i > 0:
-        parity ^= tree[p, i]
-        i -= i & -i
+    i, j = stop, start
+    while i != j:
+        if i > j:
+            parity ^= tree[p, i]
+            i -= i & -i
+        else:
+            parity ^= tree[p, j]
+            j -= j & -j
     return parity
 
 
@@ -229,7 +235,7 @@ def _bob_parity(prefix0: np.ndarray, flips: np.ndarray, p: int, start: int, stop
         return 0  # padding: zero at both ends
     if stop > n:
         stop = n
-    return int(prefix0[p, stop] ^ prefix0[p, start]) ^ _fenwick_prefix(flips, p, stop) ^ _fenwick_prefix(flips, p, start)
+    return int(prefix0[p, stop] ^ prefix0[p, start]) ^ _fenwick_between(flips, p, start, stop)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -312,6 +318,7 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, shuffled: np.ndar
             start = (node - (1 << level)) * size
             block = start // sizes[p]
             keep = False
+            bob = -1  # Bob's parity of the node, once known in this walk
             while True:
                 size = padded_bits >> level
                 start = (node - (1 << level)) * size
@@ -321,7 +328,9 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, shuffled: np.ndar
                     asked += 1
                     keep = True
                     break
-                if alice == _bob_parity(prefix0, flips, p, start, start + size):
+                if bob < 0:
+                    bob = _bob_parity(prefix0, flips, p, start, start + size)
+                if alice == bob:
                     break  # an even number of errors left here (maybe none): nothing to find
                 if size == 1:
                     original = _original(p, start, n, shuffled, affine)
@@ -365,10 +374,11 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, shuffled: np.ndar
                     keep = True
                     break
                 level += 1
-                if alice_left != _bob_parity(prefix0, flips, p, start, start + half):
-                    node = left
+                bob_left = _bob_parity(prefix0, flips, p, start, start + half)
+                if alice_left != bob_left:
+                    node, bob = left, bob_left
                 else:
-                    node = left + 1
+                    node, bob = left + 1, bob ^ bob_left
                     known[p, node] = (alice ^ alice_left) + 1
             if keep:
                 searches[i, 1], searches[i, 2] = node, level
