@@ -58,11 +58,10 @@ class CascadePlan:
         """(shuffled passes, n_bits) int32: each a SplitMix64 shuffle of the padded length
         restricted to 0..n_bits-1 in its order (uniform again), so that an end can reuse the
         shuffle while the seed stays (``ShuffleCache``)."""
-        shuffles = shuffles or ShuffleCache()
-        count = max(0, min(SHUFFLED_PASSES, len(self.block_sizes)) - 1)
-        out = np.empty((count, self.n_bits), np.int32)
-        for p in range(1, count + 1):
-            kernels.restrict(shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), out[p - 1])
+        full = (shuffles or ShuffleCache()).shuffles(self)
+        out = np.empty((full.shape[0], self.n_bits), np.int32)
+        for row in range(full.shape[0]):
+            kernels.restrict(full[row], out[row])
         return out
 
     def affine_table(self) -> np.ndarray:
@@ -75,23 +74,22 @@ class CascadePlan:
         return table
 
     def prefix_parities(self, key: np.ndarray, shuffles: ShuffleCache | None = None,
-                        shuffled: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                        real_before: np.ndarray | None = None) -> np.ndarray:
         """``prefix_parities(key, self.permutations())`` without materialising the permutations.
-        ``shuffled``: arrays to fill with the shuffled passes' permutations and their inverses,
-        computed on the way (Bob's half needs them)."""
-        shuffles = shuffles or ShuffleCache()
+        ``real_before``: (shuffled passes, padded length + 1) int32 to fill, for each shuffled
+        pass, with how many of its shuffle's first i entries are key positions (Bob's half maps
+        positions through it)."""
+        full = (shuffles or ShuffleCache()).shuffles(self)
         out = np.empty((len(self.block_sizes), self.n_bits + 1), np.uint8)
         key = np.ascontiguousarray(key, np.uint8)
         table = self.affine_table()
         for p in range(len(self.block_sizes)):
             if p == 0:
                 kernels.identity_prefix_parity(key, out[0])
-            elif p < SHUFFLED_PASSES and shuffled is not None:
-                perm, inverse = shuffled[0][p - 1], shuffled[1][p - 1]
-                kernels.restrict_invert_prefix(key, shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)),
-                                               perm, inverse, out[p])
+            elif p < SHUFFLED_PASSES and real_before is not None:
+                kernels.ranked_prefix_parity(key, full[p - 1], out[p], real_before[p - 1])
             elif p < SHUFFLED_PASSES:
-                kernels.restricted_prefix_parity(key, shuffles.shuffle(self.padded_bits, self._shuffle_seed(p)), out[p])
+                kernels.restricted_prefix_parity(key, full[p - 1], out[p])
             else:
                 modulus, a, b = (int(v) for v in table[p, :3])
                 kernels.affine_prefix_parity(key, modulus, a, b, out[p])
@@ -104,7 +102,7 @@ class CascadePlan:
             kernels.invert(perms[p], inverse[p])
         return inverse
 
-    def _shuffle_seed(self, p: int) -> int:
+    def shuffle_seed(self, p: int) -> int:
         return (self.seed + p * 0x632BE59BD9B4E019) % (1 << 63)
 
     def _affine(self, p: int) -> tuple[int, int, int]:
@@ -115,26 +113,39 @@ class CascadePlan:
 
 
 class ShuffleCache:
-    """The shuffles of one seed, kept by one link end. Why: a shuffle of 4 M positions costs
-    about 30 ms at each end and pass, a fifth of a standard block's Cascade; Alice keeps a seed for
-    ``SHUFFLE_REUSE_BLOCKS`` blocks (``LinkEndpoint.cascade_seed``), so each end computes them once
-    per that many blocks. The errors of a block do not depend on the public permutations, so
-    reusing them changes no block's statistics."""
+    """The shuffles of one plan seed, and their inverses, kept by one link end. Why: a shuffle of
+    4 M positions costs about 60 ms and its inverse 10 ms, at each end and shuffled pass; Alice
+    keeps a seed for ``SHUFFLE_REUSE_BLOCKS`` blocks (``LinkEndpoint.cascade_seed``), so each end
+    computes them once per that many blocks. The errors of a block do not depend on the public
+    permutations, so reusing them changes no block's statistics."""
 
     def __init__(self) -> None:
-        self._tables: dict[tuple[int, int], np.ndarray] = {}
+        self._key: tuple[int, int] | None = None
+        self._perms = np.empty((0, 0), np.int32)
+        self._inverses: np.ndarray | None = None
 
-    def shuffle(self, size: int, seed: int) -> np.ndarray:
-        """A uniformly random permutation of 0..size-1 from ``seed`` (read-only)."""
-        table = self._tables.get((size, seed))
-        if table is None:
-            if len(self._tables) >= SHUFFLED_PASSES - 1:
-                self._tables.clear()  # another seed's or length's: memory for one block's passes
-            table = np.empty(size, np.int32)
-            kernels.permutation(size, seed, table)
-            table.flags.writeable = False
-            self._tables[(size, seed)] = table
-        return table
+    def shuffles(self, plan: CascadePlan) -> np.ndarray:
+        """(shuffled passes, padded length) int32: the plan's shuffles of the padded length (read-only)."""
+        key = (plan.padded_bits, plan.seed)
+        count = max(0, min(SHUFFLED_PASSES, len(plan.block_sizes)) - 1)
+        if self._key != key or self._perms.shape[0] < count:
+            perms = np.empty((SHUFFLED_PASSES - 1, plan.padded_bits), np.int32)
+            for p in range(1, SHUFFLED_PASSES):
+                kernels.permutation(plan.padded_bits, plan.shuffle_seed(p), perms[p - 1])
+            perms.flags.writeable = False
+            self._key, self._perms, self._inverses = key, perms, None
+        return self._perms[:count]
+
+    def inverses(self, plan: CascadePlan) -> np.ndarray:
+        """The inverses of ``shuffles(plan)`` (read-only)."""
+        perms = self.shuffles(plan)
+        if self._inverses is None or self._inverses.shape[0] < perms.shape[0]:
+            inverses = np.empty_like(self._perms)
+            for row in range(self._perms.shape[0]):
+                kernels.invert(self._perms[row], inverses[row])
+            inverses.flags.writeable = False
+            self._inverses = inverses
+        return self._inverses[:perms.shape[0]]
 
 
 SHUFFLE_REUSE_BLOCKS = 16
@@ -229,11 +240,11 @@ class CascadeCorrector:
         self._L = plan.padded_bits
         self._key0 = key.astype(np.uint8, copy=True)
         self._sizes = np.asarray(plan.block_sizes, np.int64)
-        shuffled_passes = max(0, min(SHUFFLED_PASSES, len(plan.block_sizes)) - 1)
-        self._shuffled = np.empty((shuffled_passes, self._n), np.int32)
-        self._shuffled_inverse = np.empty_like(self._shuffled)
+        shuffles = shuffles or ShuffleCache()
+        self._shuffles, self._shuffle_inverses = shuffles.shuffles(plan), shuffles.inverses(plan)
+        self._real_before = np.empty((self._shuffles.shape[0], self._L + 1), np.int32)
         self._affine = plan.affine_table()
-        self._prefix0 = plan.prefix_parities(self._key0, shuffles, (self._shuffled, self._shuffled_inverse))
+        self._prefix0 = plan.prefix_parities(self._key0, shuffles, self._real_before)
         passes = len(plan.block_sizes)
         self._fenwick = np.zeros((passes, self._n + 1), np.uint8)
         self._known = np.zeros((passes, 2 * self._L), np.int8)  # Alice's parity + 1; 0: not known
@@ -257,7 +268,8 @@ class CascadeCorrector:
             return self._pending
         while True:
             status, asked = kernels.advance(
-                self._started, self._L, self._sizes, self._shuffled, self._shuffled_inverse, self._affine,
+                self._started, self._L, self._sizes, self._shuffles, self._shuffle_inverses, self._real_before,
+                self._affine,
                 self._prefix0, self._fenwick,
                 self._known, self._flipped, self._active, self._searches, self._count,
                 self._ask_pass, self._ask_node, self._tail_searches, TAIL_DEPTH)

@@ -159,22 +159,22 @@ def restricted_prefix_parity(key: np.ndarray, perm: np.ndarray, out: np.ndarray)
 
 
 @nb.njit(cache=True, nogil=True)
-def restrict_invert_prefix(key: np.ndarray, perm: np.ndarray, out: np.ndarray, inverse: np.ndarray,
-                           prefix: np.ndarray) -> None:
-    """``restrict``, ``invert`` and ``prefix_parity`` of the restricted permutation in one pass
-    (Bob needs all three for each shuffled pass)."""
+def ranked_prefix_parity(key: np.ndarray, perm: np.ndarray, out: np.ndarray, real_before: np.ndarray) -> None:
+    """``restricted_prefix_parity``, and real_before[i] = how many of perm[0..i-1] are below
+    key.size: a key position's place in the restricted order is real_before at its place in
+    ``perm`` (Bob maps flips through it instead of building the restricted permutation)."""
     n = key.size
     parity = np.uint8(0)
-    prefix[0] = 0
+    out[0] = 0
     j = 0
     for i in range(perm.size):
+        real_before[i] = j
         x = perm[i]
         if x < n:
-            out[j] = x
-            inverse[x] = j
             parity ^= key[x]
             j += 1
-            prefix[j] = parity
+            out[j] = parity
+    real_before[perm.size] = j
 
 
 @nb.njit(cache=True, nogil=True)
@@ -268,30 +268,41 @@ def _affine_walk(x: int, n: int, modulus: int, a: int, b: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
-def _original(p: int, position: int, n: int, shuffled: np.ndarray, affine: np.ndarray) -> int:
-    """The sifted index at ``position`` of pass p's order: pass 0 keeps the order, the next
-    ``shuffled.shape[0]`` passes read their permutation, later ones walk their affine map
-    (``affine`` rows: modulus, a, b, a^-1, -a^-1 b)."""
+def _original(p: int, position: int, n: int, shuffles: np.ndarray, real_before: np.ndarray,
+              affine: np.ndarray) -> int:
+    """The sifted index at ``position`` of pass p's order: pass 0 keeps the order; the next
+    ``shuffles.shape[0]`` passes take the position-th key entry of their padded-length shuffle
+    (found by bisecting ``real_before``); later ones walk their affine map (``affine`` rows:
+    modulus, a, b, a^-1, -a^-1 b)."""
     if p == 0:
         return position
-    if p <= shuffled.shape[0]:
-        return int(shuffled[p - 1, position])
+    if p <= shuffles.shape[0]:
+        counts = real_before[p - 1]
+        low, high = 0, counts.size - 2  # the first i with counts[i + 1] > position
+        while low < high:
+            middle = (low + high) // 2
+            if counts[middle + 1] > position:
+                high = middle
+            else:
+                low = middle + 1
+        return int(shuffles[p - 1, low])
     return _affine_walk(position, n, affine[p, 0], affine[p, 1], affine[p, 2])
 
 
 @nb.njit(cache=True, nogil=True)
-def _position(p: int, original: int, n: int, shuffled_inverse: np.ndarray, affine: np.ndarray) -> int:
+def _position(p: int, original: int, n: int, shuffle_inverses: np.ndarray, real_before: np.ndarray,
+              affine: np.ndarray) -> int:
     """Where sifted index ``original`` sits in pass p's order (the inverse of ``_original``)."""
     if p == 0:
         return original
-    if p <= shuffled_inverse.shape[0]:
-        return int(shuffled_inverse[p - 1, original])
+    if p <= shuffle_inverses.shape[0]:
+        return int(real_before[p - 1, shuffle_inverses[p - 1, original]])
     return _affine_walk(original, n, affine[p, 0], affine[p, 3], affine[p, 4])
 
 
 @nb.njit(cache=True, nogil=True)
-def advance(started: int, padded_bits: int, sizes: np.ndarray, shuffled: np.ndarray, shuffled_inverse: np.ndarray,
-            affine: np.ndarray,
+def advance(started: int, padded_bits: int, sizes: np.ndarray, shuffles: np.ndarray, shuffle_inverses: np.ndarray,
+            real_before: np.ndarray, affine: np.ndarray,
             prefix0: np.ndarray, flips: np.ndarray, known: np.ndarray, flipped: np.ndarray,
             active: np.ndarray, searches: np.ndarray, count: np.ndarray,
             ask_pass: np.ndarray, ask_node: np.ndarray, tail_searches: int, tail_depth: int) -> tuple[int, int]:
@@ -333,14 +344,14 @@ def advance(started: int, padded_bits: int, sizes: np.ndarray, shuffled: np.ndar
                 if alice == bob:
                     break  # an even number of errors left here (maybe none): nothing to find
                 if size == 1:
-                    original = _original(p, start, n, shuffled, affine)
+                    original = _original(p, start, n, shuffles, real_before, affine)
                     if flipped[original]:
                         return INCONSISTENT, 0  # true parities never flip a bit back
                     flipped[original] = True
                     flipped_any = True
                     active[p, block] = False
                     for q in range(passes):
-                        position = _position(q, original, n, shuffled_inverse, affine)
+                        position = _position(q, original, n, shuffle_inverses, real_before, affine)
                         _fenwick_flip(flips, q, position)
                         if q >= started:
                             continue
