@@ -136,11 +136,11 @@ def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator, attack
     eve_holds_copy = np.empty(count, np.bool_)
     p_only_right, p_right_or_wrong = _detector_tables(params, branches)
     fraction = attack.fraction if isinstance(attack, InterceptResend) else 0.0
+    joint = _JointTable(prior[:, None] * joint_n)
     kernels.click_variables(
-        count, _cdf(click_mass / max(p_click, 1e-300)),
-        _cdf(joint_n / np.maximum(joint_n.sum(axis=1, keepdims=True), 1e-300)),
+        count, joint.cdf, joint.guide, joint.intensity, joint.photons,
         _cdf((joint_branch / np.maximum(yield_n, 1e-300)).T),
-        branches.eve_holds_copy, params.p_z_alice, params.p_z_bob, float(fraction),
+        branches.eve_holds_copy, _below_32(params.p_z_alice), _below_32(params.p_z_bob), float(fraction),
         p_only_right, p_right_or_wrong, np.ascontiguousarray(alice_bit, np.uint8), _kernel_seed(rng),
         intensity, photon_number, alice_basis, bob_basis, bob_bit, double_click, intercepted, eve_holds_copy)
     pulses_per_intensity = (np.bincount(intensity, minlength=3) + silent).astype(np.int64)
@@ -171,6 +171,29 @@ def _click_slots(n_pulses: int, p_click: float, rng: np.random.Generator) -> np.
         batch = rng.standard_exponential(min(out.size - count + 1, 1 << 22))
         position, count, finished = kernels.place_clicks(batch, rate, n_pulses, position, out, count)
     return out[:count]
+
+
+class _JointTable:
+    """(intensity, photon number) given a click, as one inverse-CDF table: entries sorted by
+    mass, so a draw scans a step or two from the place ``guide`` points it to."""
+
+    GUIDE_SLOTS = 256
+
+    def __init__(self, mass: np.ndarray) -> None:
+        flat = mass.ravel() / max(float(mass.sum()), 1e-300)
+        order = np.argsort(-flat, kind="stable")
+        order = order[flat[order] > 0] if flat.any() else order[:1]  # no impossible (k, n) can come out
+        self.cdf = np.cumsum(flat[order])
+        self.cdf[-1] = 1.0  # every uniform below 1 finds an entry (rounding aside, it is 1 already)
+        self.intensity = (order // mass.shape[1]).astype(np.uint8)
+        self.photons = (order % mass.shape[1]).astype(np.int64)
+        slots = np.arange(self.GUIDE_SLOTS) / self.GUIDE_SLOTS
+        self.guide = np.searchsorted(self.cdf, slots, side="right").astype(np.int64)
+
+
+def _below_32(probability: float) -> int:
+    """The 32-bit threshold a uniform 32-bit word falls below with ``probability`` (to 2^-32)."""
+    return min(1 << 32, max(0, math.ceil(probability * (1 << 32))))
 
 
 def _kernel_seed(rng: np.random.Generator) -> int:

@@ -12,17 +12,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .splitmix import next_value as _splitmix
+from .splitmix import GOLDEN, mix
 
 _TWO_TO_MINUS_53 = 1.0 / 9007199254740992.0
-_TWO_TO_MINUS_32 = 1.0 / 4294967296.0
 _LOW_32 = np.uint64(0xFFFFFFFF)
-
-
-@nb.njit(cache=True, nogil=True)
-def _uniform(state: np.ndarray) -> float:
-    """Uniform on [0, 1) with 53 random bits."""
-    return float(_splitmix(state) >> np.uint64(11)) * _TWO_TO_MINUS_53
 
 
 @nb.njit(cache=True, nogil=True)
@@ -49,42 +42,63 @@ def place_clicks(exponentials: np.ndarray, rate: float, n_pulses: int, position:
 @nb.njit(cache=True, nogil=True)
 def _pick(cdf: np.ndarray, u: float) -> int:
     """First column c with u < cdf[c] (the last if none): an inverse-CDF draw, scanned from 0
-    because photon numbers and branches concentrate in the first columns."""
+    because channel branches concentrate in the first columns."""
     c = 0
     while c < cdf.size - 1 and u >= cdf[c]:
         c += 1
     return c
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _unit(word: np.uint64) -> float:
+    """Uniform on [0, 1) with 53 random bits of ``word``."""
+    return float(word >> np.uint64(11)) * _TWO_TO_MINUS_53
+
+
 @nb.njit(cache=True, nogil=True)
-def click_variables(count: int, intensity_cdf: np.ndarray, photon_cdf: np.ndarray, branch_cdf: np.ndarray,
-                    eve_holds_table: np.ndarray, p_z_alice: float, p_z_bob: float, intercept_fraction: float,
+def click_variables(count: int, joint_cdf: np.ndarray, guide: np.ndarray, joint_intensity: np.ndarray,
+                    joint_photons: np.ndarray, branch_cdf: np.ndarray, eve_holds_table: np.ndarray,
+                    z_alice_below: int, z_bob_below: int, intercept_fraction: float,
                     p_only_right: np.ndarray, p_right_or_wrong: np.ndarray, alice_bit: np.ndarray, seed: int,
                     intensity: np.ndarray, photon_number: np.ndarray, alice_basis: np.ndarray,
                     bob_basis: np.ndarray, bob_bit: np.ndarray, double_click: np.ndarray,
                     intercepted: np.ndarray, eve_holds_copy: np.ndarray) -> None:
     """Every hidden and observed variable of each click, drawn from its exact posterior given
-    that the pulse clicked: intensity, photon number, channel branch, the two bases, Eve's
-    intercept-resend (when ``intercept_fraction`` > 0) and which detectors fired.
+    that the pulse clicked: intensity and photon number (one draw from their joint table, sorted
+    by mass, entered through ``guide``: guide[g] is the first entry whose cumulative mass exceeds
+    g / guide.size), channel branch, the two bases (Z when a 32-bit uniform is below
+    ``z_*_below``, i.e. p_Z resolved to 2^-32), Eve's intercept-resend (when
+    ``intercept_fraction`` > 0) and which detectors fired.
 
     ``p_only_right`` and ``p_right_or_wrong`` are indexed [bases match, branch, photon number].
     The draws do not depend on Alice's bit values, so a seed fixes the error pattern.
     """
-    state = np.empty(1, np.uint64)
-    state[0] = np.uint64(seed)
+    state = np.uint64(seed)
+    slots = guide.size
+    z_alice, z_bob = np.uint64(z_alice_below), np.uint64(z_bob_below)
     for i in range(count):
-        k = _pick(intensity_cdf, _uniform(state))
-        n = _pick(photon_cdf[k], _uniform(state))
-        branch = _pick(branch_cdf[n], _uniform(state)) if branch_cdf.shape[1] > 1 else 0
-        bases = _splitmix(state)  # two 32-bit uniforms: each basis resolved to 2^-32
-        a_basis = np.uint8(1) if float(bases >> np.uint64(32)) * _TWO_TO_MINUS_32 >= p_z_alice else np.uint8(0)
-        b_basis = np.uint8(1) if float(bases & _LOW_32) * _TWO_TO_MINUS_32 >= p_z_bob else np.uint8(0)
+        state += GOLDEN
+        u = _unit(mix(state))
+        c = guide[int(u * slots)]
+        while u >= joint_cdf[c]:
+            c += 1
+        k, n = joint_intensity[c], joint_photons[c]
+        branch = 0
+        if branch_cdf.shape[1] > 1:
+            state += GOLDEN
+            branch = _pick(branch_cdf[n], _unit(mix(state)))
+        state += GOLDEN
+        bases = mix(state)
+        a_basis = np.uint8(0) if (bases >> np.uint64(32)) < z_alice else np.uint8(1)
+        b_basis = np.uint8(0) if (bases & _LOW_32) < z_bob else np.uint8(1)
         state_basis, state_bit = a_basis, alice_bit[i]
         holds = eve_holds_table[branch, n]
         caught = False
         if intercept_fraction > 0.0:
-            u_eve = _uniform(state)
-            word = _splitmix(state)
+            state += GOLDEN
+            u_eve = _unit(mix(state))
+            state += GOLDEN
+            word = mix(state)
             eve_basis = np.uint8(word & np.uint64(1))
             guess = np.uint8((word >> np.uint64(1)) & np.uint64(1))
             if n >= 1 and u_eve < intercept_fraction:
@@ -92,14 +106,16 @@ def click_variables(count: int, intensity_cdf: np.ndarray, photon_cdf: np.ndarra
                 holds = True
                 state_bit = alice_bit[i] if eve_basis == a_basis else guess
                 state_basis = eve_basis
-        u = _uniform(state)
+        state += GOLDEN
+        u = _unit(mix(state))
         match = 1 if b_basis == state_basis else 0
         if u < p_only_right[match, branch, n]:
             bit, double = state_bit, False
         elif u < p_right_or_wrong[match, branch, n]:
             bit, double = state_bit ^ np.uint8(1), False
         else:  # both fired: squashed to a uniformly random bit, drawn as a flip of the state's
-            bit, double = state_bit ^ np.uint8(_splitmix(state) & np.uint64(1)), True
+            state += GOLDEN
+            bit, double = state_bit ^ np.uint8(mix(state) & np.uint64(1)), True
         intensity[i], photon_number[i] = k, n
         alice_basis[i], bob_basis[i], bob_bit[i] = a_basis, b_basis, bit
         double_click[i], intercepted[i], eve_holds_copy[i] = double, caught, holds
