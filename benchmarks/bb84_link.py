@@ -6,6 +6,10 @@ link seconds (pulses / pulse rate) per wall second; ``efficiency_f`` is leak_EC 
 of LDPC frames not decoded at the first try. With ``--workers N`` the blocks run in N processes
 at once, each with its own link (seeds spawned from ``--seed``): how a multi-core host runs a
 link's blocks. Memory is the peak resident size of one process (each worker holds one block).
+
+Timing is the steady state of a running link: each worker first runs ``--warmup-blocks``
+full-size blocks untimed (kernels loaded, the link's Cascade shuffles computed, memory touched),
+then all start the timed blocks together. ``--warmup-blocks 0`` times a cold start instead.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import resource
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import Manager
 
 import numpy as np
 from machine import describe
@@ -29,10 +34,18 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_blocks(blocks: int, detections: int, reconciler: str, seed: np.random.SeedSequence) -> dict:
-    """One worker: ``blocks`` blocks of one link; totals, per-stage seconds, per-block lines."""
+def run_blocks(blocks: int, detections: int, reconciler: str, seed: np.random.SeedSequence,
+               warmup_blocks: int = 0, start_together=None) -> dict:
+    """One worker: ``warmup_blocks`` untimed blocks, then ``blocks`` timed blocks of one link
+    (after ``start_together``, a barrier, if given); totals, per-stage seconds, per-block lines."""
     link = InMemoryLink(STANDARD, ProcessingParams(block_detections=detections, reconciler=reconciler),
                         seed=seed, clock=time.perf_counter)
+    for _ in range(warmup_blocks):
+        link.run_block()
+    link.stage_seconds.clear()
+    if start_together is not None:
+        start_together.wait()
+    started = time.monotonic()
     totals: dict[str, float] = defaultdict(float)
     lines = []
     rss_first = 0.0
@@ -60,31 +73,33 @@ def run_blocks(blocks: int, detections: int, reconciler: str, seed: np.random.Se
         if block == 0:
             rss_first = _rss_mb()
     return {"totals": dict(totals), "stages": dict(link.stage_seconds), "lines": lines,
-            "rss_first": rss_first, "rss": _rss_mb()}
+            "rss_first": rss_first, "rss": _rss_mb(), "started": started, "ended": time.monotonic()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--blocks", type=int, default=3, help="blocks per worker")
+    parser.add_argument("--blocks", type=int, default=8, help="timed blocks per worker")
     parser.add_argument("--detections", type=int, default=ProcessingParams().block_detections)
     parser.add_argument("--reconciler", choices=RECONCILERS, default="cascade")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--warmup-blocks", type=int, default=1, help="untimed full-size blocks per worker first")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if args.blocks < 1 or args.workers < 1:
-        parser.error("--blocks and --workers must be at least 1")
+    if args.blocks < 1 or args.workers < 1 or args.warmup_blocks < 0:
+        parser.error("--blocks and --workers must be at least 1, --warmup-blocks at least 0")
     machine = describe()
     seeds = np.random.SeedSequence(args.seed).spawn(args.workers)
     # Compile or load the kernels once before timing (each worker does its own warm-up block).
     run_blocks(1, 20_000, args.reconciler, np.random.SeedSequence(0))
-    start = time.perf_counter()
     if args.workers == 1:
-        results = [run_blocks(args.blocks, args.detections, args.reconciler, seeds[0])]
+        results = [run_blocks(args.blocks, args.detections, args.reconciler, seeds[0], args.warmup_blocks)]
     else:
-        with ProcessPoolExecutor(args.workers) as pool:
-            futures = [pool.submit(run_blocks, args.blocks, args.detections, args.reconciler, s) for s in seeds]
+        with Manager() as manager, ProcessPoolExecutor(args.workers) as pool:
+            barrier = manager.Barrier(args.workers)
+            futures = [pool.submit(run_blocks, args.blocks, args.detections, args.reconciler, s,
+                                   args.warmup_blocks, barrier) for s in seeds]
             results = [f.result() for f in futures]
-    wall = time.perf_counter() - start
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
     totals: dict[str, float] = defaultdict(float)
     stages: dict[str, float] = defaultdict(float)
     for result in results:
@@ -100,7 +115,7 @@ def main() -> None:
     emulated = totals["pulses"] / STANDARD.pulse_rate_hz
     efficiency = round(totals["leak"] / totals["weighted_h"], 4) if totals["weighted_h"] else None
     report = {
-        "reconciler": args.reconciler, "workers": args.workers,
+        "reconciler": args.reconciler, "workers": args.workers, "warmup_blocks": args.warmup_blocks,
         "blocks": args.blocks * args.workers, "detections_per_block": args.detections,
         "accepted_blocks": int(totals["accepted"]),
         "sifted_bits_per_s": round(totals["sifted"] / wall), "secret_bits_per_s": round(totals["secret"] / wall),

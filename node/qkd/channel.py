@@ -137,13 +137,15 @@ def transmit(params: LinkParams, n_pulses: int, rng: np.random.Generator, attack
     p_only_right, p_right_or_wrong = _detector_tables(params, branches)
     fraction = attack.fraction if isinstance(attack, InterceptResend) else 0.0
     joint = _JointTable(prior[:, None] * joint_n)
+    clicks = np.zeros(3, np.int64)  # per intensity, counted by the kernel
     kernels.click_variables(
         count, joint.cdf, joint.guide, joint.intensity, joint.photons,
         _cdf((joint_branch / np.maximum(yield_n, 1e-300)).T),
         branches.eve_holds_copy, _below_32(params.p_z_alice), _below_32(params.p_z_bob), float(fraction),
         p_only_right, p_right_or_wrong, np.ascontiguousarray(alice_bit, np.uint8), _kernel_seed(rng),
-        intensity, photon_number, alice_basis, bob_basis, bob_bit, double_click, intercepted, eve_holds_copy)
-    pulses_per_intensity = (np.bincount(intensity, minlength=3) + silent).astype(np.int64)
+        intensity, photon_number, alice_basis, bob_basis, bob_bit, double_click, intercepted, eve_holds_copy,
+        clicks)
+    pulses_per_intensity = (clicks + silent).astype(np.int64)
     alice = AliceRecord(n_pulses=n_pulses, pulses_per_intensity=pulses_per_intensity, slots=slots,
                         intensity=intensity, basis=alice_basis, bit=alice_bit)
     bob = BobRecord(n_pulses=n_pulses, slots=slots, basis=bob_basis, bit=bob_bit,

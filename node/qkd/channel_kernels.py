@@ -62,8 +62,8 @@ def click_variables(count: int, joint_cdf: np.ndarray, guide: np.ndarray, joint_
                     p_only_right: np.ndarray, p_right_or_wrong: np.ndarray, alice_bit: np.ndarray, seed: int,
                     intensity: np.ndarray, photon_number: np.ndarray, alice_basis: np.ndarray,
                     bob_basis: np.ndarray, bob_bit: np.ndarray, double_click: np.ndarray,
-                    intercepted: np.ndarray, eve_holds_copy: np.ndarray) -> None:
-    """Every hidden and observed variable of each click, drawn from its exact posterior given
+                    intercepted: np.ndarray, eve_holds_copy: np.ndarray, intensity_counts: np.ndarray) -> None:
+    """Every hidden and observed variable of each click (and clicks per intensity), drawn from its exact posterior given
     that the pulse clicked: intensity and photon number (one draw from their joint table, sorted
     by mass, entered through ``guide``: guide[g] is the first entry whose cumulative mass exceeds
     g / guide.size), channel branch, the two bases (Z when a 32-bit uniform is below
@@ -83,6 +83,7 @@ def click_variables(count: int, joint_cdf: np.ndarray, guide: np.ndarray, joint_
         while u >= joint_cdf[c]:
             c += 1
         k, n = joint_intensity[c], joint_photons[c]
+        intensity_counts[k] += 1
         branch = 0
         if branch_cdf.shape[1] > 1:
             state += GOLDEN
