@@ -5,7 +5,9 @@ link seconds (pulses / pulse rate) per wall second; ``efficiency_f`` is leak_EC 
 (``cascade_efficiency`` too, under its old name, for Cascade); ``frame_error_rate`` is the share
 of LDPC frames not decoded at the first try. With ``--workers N`` the blocks run in N processes
 at once, each with its own link (seeds spawned from ``--seed``): how a multi-core host runs a
-link's blocks. Memory is the peak resident size of one process (each worker holds one block).
+link's blocks. With ``--threads N`` the N links run in threads of one process instead: how a
+node runs its links (each link's blocks in threads; the compiled kernels release the GIL).
+Memory is the peak resident size of one process (each worker or thread holds one block).
 
 Timing is the steady state of a running link: each worker first runs ``--warmup-blocks``
 full-size blocks untimed (kernels loaded, the link's Cascade shuffles computed, memory touched),
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -76,22 +79,43 @@ def run_blocks(blocks: int, detections: int, reconciler: str, seed: np.random.Se
             "rss_first": rss_first, "rss": _rss_mb(), "started": started, "ended": time.monotonic()}
 
 
+def _in_threads(args: argparse.Namespace, seeds: list[np.random.SeedSequence]) -> list[dict]:
+    """One link per thread of this process, the timed blocks started together."""
+    barrier = threading.Barrier(args.threads)
+    results: list[dict] = [{} for _ in range(args.threads)]
+
+    def one(i: int) -> None:
+        results[i] = run_blocks(args.blocks, args.detections, args.reconciler, seeds[i], args.warmup_blocks, barrier)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--blocks", type=int, default=8, help="timed blocks per worker")
     parser.add_argument("--detections", type=int, default=ProcessingParams().block_detections)
     parser.add_argument("--reconciler", choices=RECONCILERS, default="cascade")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="links, each in its own process")
+    parser.add_argument("--threads", type=int, default=1, help="links, each in its own thread of one process")
     parser.add_argument("--warmup-blocks", type=int, default=1, help="untimed full-size blocks per worker first")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if args.blocks < 1 or args.workers < 1 or args.warmup_blocks < 0:
-        parser.error("--blocks and --workers must be at least 1, --warmup-blocks at least 0")
+    if args.blocks < 1 or args.workers < 1 or args.threads < 1 or args.warmup_blocks < 0:
+        parser.error("--blocks, --workers and --threads must be at least 1, --warmup-blocks at least 0")
+    if args.workers > 1 and args.threads > 1:
+        parser.error("choose --workers or --threads")
     machine = describe()
-    seeds = np.random.SeedSequence(args.seed).spawn(args.workers)
+    seeds = np.random.SeedSequence(args.seed).spawn(max(args.workers, args.threads))
     # Compile or load the kernels once before timing (each worker does its own warm-up block).
     run_blocks(1, 20_000, args.reconciler, np.random.SeedSequence(0))
-    if args.workers == 1:
+    if args.threads > 1:
+        results = _in_threads(args, seeds)
+    elif args.workers == 1:
         results = [run_blocks(args.blocks, args.detections, args.reconciler, seeds[0], args.warmup_blocks)]
     else:
         with Manager() as manager, ProcessPoolExecutor(args.workers) as pool:
@@ -115,8 +139,8 @@ def main() -> None:
     emulated = totals["pulses"] / STANDARD.pulse_rate_hz
     efficiency = round(totals["leak"] / totals["weighted_h"], 4) if totals["weighted_h"] else None
     report = {
-        "reconciler": args.reconciler, "workers": args.workers, "warmup_blocks": args.warmup_blocks,
-        "blocks": args.blocks * args.workers, "detections_per_block": args.detections,
+        "reconciler": args.reconciler, "workers": args.workers, "threads": args.threads,
+        "warmup_blocks": args.warmup_blocks, "blocks": args.blocks * len(results), "detections_per_block": args.detections,
         "accepted_blocks": int(totals["accepted"]),
         "sifted_bits_per_s": round(totals["sifted"] / wall), "secret_bits_per_s": round(totals["secret"] / wall),
         "net_secret_bits_per_s": round(totals["net"] / wall),
@@ -128,7 +152,7 @@ def main() -> None:
         "frame_error_rate": (round(totals["frames_failed_first"] / totals["frames"], 4)
                              if totals["frames"] else None),
         "frames_dropped": int(totals["frames_dropped"]),
-        "rounds_per_block": round(totals["rounds"] / (args.blocks * args.workers), 1),
+        "rounds_per_block": round(totals["rounds"] / (args.blocks * len(results)), 1),
         "stage_seconds": {k: round(v, 2) for k, v in stages.items()},
         "peak_rss_mb_after_first_block": round(max(r["rss_first"] for r in results), 1),
         "peak_rss_mb": round(max(r["rss"] for r in results), 1),
