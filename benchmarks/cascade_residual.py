@@ -34,7 +34,10 @@ def upper_bound_95(failures: int, trials: int) -> float:
 
 
 def run(n_bits: int, qbers: list[float], blocks: int, seed: int, passes: int) -> dict:
+    """As a link runs Cascade: a plan seed kept for ``SHUFFLE_REUSE_BLOCKS`` blocks, each end
+    with its own shuffle cache."""
     rng = np.random.default_rng(seed)
+    alice_shuffles, bob_shuffles = cascade.ShuffleCache(), cascade.ShuffleCache()
     residual = 0
     leak: dict[float, list[float]] = {q: [] for q in qbers}
     rounds: dict[float, list[int]] = {q: [] for q in qbers}
@@ -42,9 +45,10 @@ def run(n_bits: int, qbers: list[float], blocks: int, seed: int, passes: int) ->
         q = qbers[block % len(qbers)]
         alice = rng.integers(0, 2, n_bits, dtype=np.uint8)
         errors = (rng.random(n_bits) < q).astype(np.uint8)
-        plan = cascade.plan(n_bits, q, seed=block, passes=passes)
-        prefix = cascade.prefix_parities(alice, plan.permutations())
-        bob = cascade.CascadeCorrector(alice ^ errors, plan)
+        plan_seed = seed * 1_000_003 + block // cascade.SHUFFLE_REUSE_BLOCKS
+        plan = cascade.plan(n_bits, q, seed=plan_seed, passes=passes)
+        prefix = plan.prefix_parities(alice, alice_shuffles)
+        bob = cascade.CascadeCorrector(alice ^ errors, plan, bob_shuffles)
         while (queries := bob.next_queries()) is not None:
             bob.receive(cascade.answer_parities(prefix, plan.padded_bits, queries))
         residual += int(not np.array_equal(bob.key, alice))
