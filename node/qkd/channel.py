@@ -5,9 +5,9 @@ independently, so the clicks form a Bernoulli process with the intensity-average
 probability (photon-number resolved yield table): the sampler places them by geometric gaps,
 then draws every hidden variable of a clicked pulse from its exact posterior: intensity, photon
 number, channel branch, Alice's basis and bit, Eve's intervention, Bob's basis and which
-detectors fired. The pulses that did not click are split among the intensities by a multinomial. The joint
-distribution of everything either party can observe equals that of simulating every pulse;
-the work is O(detections), not O(N).
+detectors fired. The pulses that did not click are split among the intensities by a
+multinomial. The joint distribution of everything either party can observe equals that of
+simulating every pulse; the work is O(detections), not O(N).
 
 Alice's choices on pulses that produced no click are never observable by Bob and never enter
 any later computation, so they are drawn lazily only if a (malicious) report names such a slot.
