@@ -36,6 +36,7 @@ from qkdnet.node.qkd.channel import BobRecord, transmit
 from qkdnet.node.qkd.endpoint import BlockResult, LinkEndpoint
 from qkdnet.node.qkd.link import pulses_for_detections
 from qkdnet.node.qkd.sessions import AliceSession, BobSession
+from qkdnet.node.qkd.sifting import slot_gaps
 from qkdnet.node.settings import LinkSettings, Role
 from qkdnet.node.status import LinkStatus
 from qkdnet.node.virtual_clock import VirtualClock
@@ -308,7 +309,7 @@ class LinkRuntime:
         alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, physics, n_pulses, self._nature, impairment.attack,
                                                         self.endpoint.secret_bits)
         session = AliceSession(self.endpoint, frame_id, alice_rec)
-        gaps = np.diff(bob_rec.slots, prepend=0).astype("<u4").tobytes()
+        gaps = slot_gaps(bob_rec.slots).astype("<u4", copy=False).tobytes()
         frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps, pack(bob_rec.basis),
                              pack(bob_rec.bit), pack(bob_rec.double_click.astype(np.uint8)), end_s)
         del bob_rec  # what Bob's detectors saw now lives only at Bob

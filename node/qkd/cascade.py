@@ -89,10 +89,9 @@ class CascadePlan:
         for p in range(len(self.block_sizes)):
             if p == 0:
                 kernels.identity_prefix_parity(key, out[0])
-            elif p < SHUFFLED_PASSES and real_before is not None:
-                kernels.ranked_prefix_parity(key, full[p - 1], out[p], real_before[p - 1])
             elif p < SHUFFLED_PASSES:
-                kernels.restricted_prefix_parity(key, full[p - 1], out[p])
+                ranks = real_before[p - 1] if real_before is not None else _NO_RANKS
+                kernels.ranked_prefix_parity(key, full[p - 1], out[p], ranks)
             else:
                 modulus, a, b = (int(v) for v in table[p, :3])
                 kernels.affine_prefix_parity(key, modulus, a, b, out[p])
@@ -113,6 +112,9 @@ class CascadePlan:
         modulus = int(gmpy2.next_prime(max(self.n_bits, 2) - 1))
         rng = np.random.default_rng([self.seed, p])
         return modulus, int(rng.integers(1, modulus)), int(rng.integers(0, modulus))
+
+
+_NO_RANKS = np.empty(0, np.int32)
 
 
 class ShuffleCache:

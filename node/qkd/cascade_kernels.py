@@ -144,37 +144,26 @@ def restrict(perm: np.ndarray, out: np.ndarray) -> None:
 
 
 @nb.njit(cache=True, nogil=True)
-def restricted_prefix_parity(key: np.ndarray, perm: np.ndarray, out: np.ndarray) -> None:
-    """``prefix_parity`` through ``perm`` restricted to 0..key.size-1, without materialising it."""
-    n = key.size
-    parity = np.uint8(0)
-    out[0] = 0
-    j = 0
-    for i in range(perm.size):
-        x = perm[i]
-        if x < n:
-            parity ^= key[x]
-            j += 1
-            out[j] = parity
-
-
-@nb.njit(cache=True, nogil=True)
 def ranked_prefix_parity(key: np.ndarray, perm: np.ndarray, out: np.ndarray, real_before: np.ndarray) -> None:
-    """``restricted_prefix_parity``, and real_before[i] = how many of perm[0..i-1] are below
-    key.size: a key position's place in the restricted order is real_before at its place in
-    ``perm`` (Bob maps flips through it instead of building the restricted permutation)."""
+    """``prefix_parity`` through ``perm`` restricted to 0..key.size-1, without materialising it;
+    and, unless ``real_before`` is empty (Alice), real_before[i] = how many of perm[0..i-1] are
+    below key.size: a key position's place in the restricted order is real_before at its place
+    in ``perm`` (Bob maps flips through it instead of building the restricted permutation)."""
     n = key.size
+    ranks = real_before.size > 0
     parity = np.uint8(0)
     out[0] = 0
     j = 0
     for i in range(perm.size):
-        real_before[i] = j
+        if ranks:
+            real_before[i] = j
         x = perm[i]
         if x < n:
             parity ^= key[x]
             j += 1
             out[j] = parity
-    real_before[perm.size] = j
+    if ranks:
+        real_before[perm.size] = j
 
 
 @nb.njit(cache=True, nogil=True)

@@ -121,7 +121,7 @@ class LinkEndpoint:
         if len(envelope) < 1 + TRAILER_BYTES:
             raise ProtocolError("message too short for its tag")
         payload, trailer = memoryview(envelope)[:-TRAILER_BYTES], envelope[-TRAILER_BYTES:]
-        self.authenticator.verify([payload], trailer, opens_block=opens_block)
+        self.authenticator.verify(payload, trailer, opens_block=opens_block)
         return decode(payload)
 
     def cascade_seed(self) -> int:

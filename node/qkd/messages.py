@@ -1,7 +1,7 @@
 """The classical messages between Alice's and Bob's halves, and their byte encoding.
 
 Layer: sans-I/O codec. Every message is a frozen dataclass whose fields are ints, floats,
-bools, strs, bytes or numpy arrays; ``encode``/``decode`` turn them into a self-describing
+bools, strs, bytes or numpy arrays; ``encode_parts``/``decode`` turn them into a self-describing
 byte string (type code, then fields in declaration order, little-endian). The network layer
 carries these bytes in protobuf frames; the engine never sees a socket.
 """
@@ -197,13 +197,10 @@ def _layout(cls: type[Message]) -> tuple[tuple[str, str], ...]:
     return layout
 
 
-def encode(message: Message) -> bytes:
-    return b"".join(encode_parts(message))
-
-
 def encode_parts(message: Message) -> list[bytes | memoryview]:
-    """``encode``'s pieces, unjoined: arrays as views of their memory, so that the one join that
-    makes the envelope is the only copy (a 4 M-detection block's report is 16 MB)."""
+    """The message's byte string in pieces, unjoined: arrays as views of their memory, so that
+    the one join that makes the envelope is the only copy (a 4 M-detection block's report is
+    16 MB)."""
     parts: list[bytes | memoryview] = [struct.pack("<B", message.type_code)]
     for name, kind in _layout(type(message)):
         value = getattr(message, name)

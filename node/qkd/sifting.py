@@ -39,9 +39,8 @@ def sift(alice_basis: np.ndarray, bob_basis: np.ndarray, bits: np.ndarray,
     counts = np.zeros((3, 3), np.int64)
     n_key, n_test = _sift(np.ascontiguousarray(alice_basis, np.uint8), np.ascontiguousarray(bob_basis, np.uint8),
                           np.ascontiguousarray(bits, np.uint8), levels, key, test, test_intensity, counts)
-    return Sifted(key=key[:n_key].copy(), test=test[:n_test].copy(),
-                  test_intensity=test_intensity[:n_test].copy(), key_counts=counts[0], test_counts=counts[1],
-                  detected=counts[2])
+    return Sifted(key=key[:n_key], test=test[:n_test], test_intensity=test_intensity[:n_test],
+                  key_counts=counts[0], test_counts=counts[1], detected=counts[2])
 
 
 @nb.njit(cache=True, nogil=True)
