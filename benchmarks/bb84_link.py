@@ -3,7 +3,8 @@
 Prints per-block lines, per-stage times and a final JSON line. ``realtime_factor`` is emulated
 link seconds (pulses / pulse rate) per wall second; ``efficiency_f`` is leak_EC / (n h(QBER))
 (``cascade_efficiency`` too, under its old name, for Cascade); ``frame_error_rate`` is the share
-of LDPC frames not decoded at the first try. With ``--workers N`` the blocks run in N processes
+of LDPC frames dropped (not decoded when their filler ran out), ``first_try_failure_rate`` the
+share not decoded at the first try (by design nearly all: the blind protocol starts low). With ``--workers N`` the blocks run in N processes
 at once, each with its own link (seeds spawned from ``--seed``): how a multi-core host runs a
 link's blocks. With ``--threads N`` the N links run in threads of one process instead: how a
 node runs its links (each link's blocks in threads; the compiled kernels release the GIL).
@@ -149,8 +150,10 @@ def main() -> None:
         "secret_bits_per_pulse": totals["secret"] / totals["pulses"],
         "qber": round(totals["errors"] / totals["kept"], 5) if totals["kept"] else None,
         "efficiency_f": efficiency,
-        "frame_error_rate": (round(totals["frames_failed_first"] / totals["frames"], 4)
+        "frame_error_rate": (round(totals["frames_dropped"] / totals["frames"], 4)
                              if totals["frames"] else None),
+        "first_try_failure_rate": (round(totals["frames_failed_first"] / totals["frames"], 4)
+                                   if totals["frames"] else None),
         "frames_dropped": int(totals["frames_dropped"]),
         "rounds_per_block": round(totals["rounds"] / (args.blocks * len(results)), 1),
         "stage_seconds": {k: round(v, 2) for k, v in stages.items()},
