@@ -11,11 +11,12 @@ estimate) asks: a rate made for the estimated QBER, not picked from a table. Eac
 frame's key bits and ``punctured`` filler bits that Alice draws secretly and Bob knows nothing
 of (spread over the code's degree-2 chain, never two adjacent, so their columns are independent
 and the filler hides exactly that many syndrome bits); the first try therefore leaks only
-``start_efficiency`` x frame x h(q) at the point estimate. A frame Bob cannot decode gets ``reveal_step`` more filler
-bits revealed (punctured -> shortened: blind reconciliation, Martinez-Mateo, Elkouss and Martin,
-QIC 12 (2012)), up to ``MAX_RETRIES`` times. A frame is accepted only if its
+``start_efficiency`` x frame x h(q) at a lower estimate of the QBER. A frame Bob cannot decode
+gets ``reveal_step`` more filler bits revealed (punctured -> shortened: blind reconciliation,
+Martinez-Mateo, Elkouss and Martin, QIC 12 (2012)), up to ``MAX_RETRIES`` times. A frame is accepted only if its
 ``FRAME_TAG_BITS``-bit universal hash (the Carter-Wegman family of ``amplification``) matches
-Alice's, so a decoder that settled on a wrong word costs that frame, not the block.
+Alice's, so a decoder that settled on a wrong word costs that frame, not the block. A retry resumes
+decoding from where the last try stopped (its messages), with the revealed bits pinned.
 
 Leak, exactly, per kept frame: syndrome bits - punctured bits + revealed filler bits + tag bits.
 A dropped frame is charged all of its key bits instead (as if disclosed).
@@ -33,30 +34,36 @@ from . import ldpc_kernels as kernels
 from .amplification import HashChoice, choose_hash, universal_hash
 from .errors import ProtocolError
 
-FRAME_BITS = 32_768
-MAX_RETRIES = 12
+FRAME_BITS = 131_072
+"""Long frames: the spread between frames of the f at which they decode shrinks with length, and
+the per-frame tag costs less. At 32 kbit the same protocol measured f 1.19-1.28 at QBER 1 %; at
+64 kbit 1.15-1.17; at 128 kbit 1.13-1.15 (12 frames, two seeds)."""
+MAX_RETRIES = 32
 MAX_ITERATIONS = 40
 FRAME_TAG_BITS = 32
-INFORMATION_WEIGHTS = ((3, 0.6), (6, 0.2), (15, 0.2))
+INFORMATION_WEIGHTS = ((3, 0.55), (7, 0.3), (18, 0.15))
 """Column weights of the information variables and their shares (the parity part is a dual
-diagonal). Chosen by a sweep at 32 kbit frames among seven mixes, 8 frames per point: this one
-decoded 7 of 8 frames at f = 1.20 and QBER 1 %, 8 of 8 at f = 1.10 and QBER 5 %."""
+diagonal). Chosen by measurement, not by density evolution: sweeps of fifteen mixes at 32 and
+64 kbit frames, QBER 1 % (the highest rate, hardest to approach), then the blind protocol's f at
+QBER 1-3 % for the three best. Heavier mixes (weights to 25-30) and lighter ones (3 and 8-12
+only) both decoded fewer frames near f = 1.1."""
 PINNED_LLR = 1e4
 
 
 def start_efficiency(qber: float) -> float:
-    """The f of the first try at the point estimate: 1.22 at QBER 1 % down to 1.10 at 5 % and
-    above, about where the sweep decoded most frames. Starting lower (1.16 to 1.06) gained
-    0.005-0.025 in f but failed 97 % of first tries, each a full decoding attempt (70 s of
-    decoding per 3 Mbit block, against 51 s from here, measured before decoding learnt to stop
-    on a stall; benchmarks/bb84_link.py)."""
-    return 1.22 - 0.12 * min(max((qber - 0.01) / 0.04, 0.0), 1.0)
+    """The f of the first try, at the lower estimate: below where frames decode (about 1.11-1.14
+    at the full frame), so that every frame pays only for the reveals it needs, in
+    ``MAX_RETRIES`` steps. Starting at 1.22 (QBER 1 %) to 1.10 (5 %) at the point estimate, where
+    most frames decoded at once, cost 0.06-0.08 more in f; starting at 1.06 cost time (4 more
+    tries per frame) and no f."""
+    return 1.09
 
 
 def max_efficiency(qber: float) -> float:
-    """The f with every filler bit revealed, at the upper estimate: above where the sweep decoded
-    every frame, so a low estimate or an unlucky frame still decodes."""
-    return 1.40 - 0.15 * min(max((qber - 0.01) / 0.04, 0.0), 1.0)
+    """The f with every filler bit revealed, at the upper estimate: above where every frame of the
+    sweeps decoded. Not higher: the more filler the code carries, the weaker the punctured code a
+    frame is decoded with (1.30 at QBER 1 % measured f 0.01 worse than 1.24)."""
+    return 1.24 - 0.06 * min(max((qber - 0.01) / 0.04, 0.0), 1.0)
 
 
 def upper_estimate(qber: float, test_bits: int) -> float:
@@ -141,7 +148,10 @@ class LdpcPlan:
 
 def plan(n_bits: int, qber_estimate: float, qber_upper: float, seed: int) -> LdpcPlan:
     """Checks for the upper estimate at ``max_efficiency``; filler so that the first try leaks
-    ``start_efficiency`` at the point estimate."""
+    ``start_efficiency`` at a lower estimate as far below the point estimate as the upper one is
+    above it. The point estimate comes from a test sample of a few 10 kbit, off by 5 % or more
+    of the QBER: a first try at the point estimate started as much above what the frames need,
+    and f followed it (1.17 on the standard link against 1.14 with the estimate exact)."""
     if n_bits < 1:
         raise ProtocolError("nothing to reconcile")
     if not (0.0 <= qber_estimate <= qber_upper <= 0.5):
@@ -151,7 +161,8 @@ def plan(n_bits: int, qber_estimate: float, qber_upper: float, seed: int) -> Ldp
     frames = -(-n_bits // FRAME_BITS)
     frame_bits = -(-n_bits // frames)
     syndrome_bits = min(frame_bits - 1, max(16, math.ceil(max_efficiency(q_upper) * frame_bits * _entropy(q_upper))))
-    start_bits = math.ceil(start_efficiency(q) * frame_bits * _entropy(q))
+    q_lower = max(2 * q - q_upper, 1e-3)
+    start_bits = math.ceil(start_efficiency(q_lower) * frame_bits * _entropy(q_lower))
     punctured = max(0, min(syndrome_bits // 2, syndrome_bits - start_bits))
     return LdpcPlan(n_bits=n_bits, frame_bits=frame_bits, syndrome_bits=syndrome_bits, punctured=punctured,
                     seed=seed)
@@ -218,6 +229,7 @@ class LdpcDecoder:
         self._alice = alice_syndromes
         self.retries = 0
         self.iterations: list[int] = []
+        self._messages: dict[int, np.ndarray] = {}  # a failed frame's decoder state, for its retry
         self.failed = np.asarray([f for f in range(plan.frames) if not self._decode(f)], np.int64)
         self.first_try_failures = int(self.failed.size)
 
@@ -230,9 +242,15 @@ class LdpcDecoder:
         prior[self._filler_at[revealed:]] = 0.0  # filler not yet revealed: no information
         prior[self._filler_at[:revealed]] = PINNED_LLR  # revealed: Bob holds Alice's value
         target = self._alice[frame] ^ kernels.syndrome(*self._code, mine)
-        error, iterations = kernels.decode(*self._code, target, prior, MAX_ITERATIONS, self._phi)
+        message = self._messages.get(frame)
+        warm = message is not None
+        if message is None:
+            message = np.empty(self._code[1].size, np.float32)
+        error, iterations = kernels.decode(*self._code, target, prior, MAX_ITERATIONS, self._phi, message, warm)
         if iterations < 0:
+            self._messages[frame] = message
             return False
+        self._messages.pop(frame, None)
         candidate = self._key0[start:stop] ^ error[self._key_at[:stop - start]]
         if _tag(universal_hash(candidate, self.plan.tag_choice(frame), FRAME_TAG_BITS)) != int(self._tags[frame]):
             return False  # settled on a wrong word: a failure like any other
@@ -262,6 +280,8 @@ class LdpcDecoder:
                 still.append(frame)
         self.retries += 1
         self.failed = np.asarray(still, np.int64)
+        if self.done:
+            self._messages.clear()
 
     @property
     def dropped(self) -> np.ndarray:

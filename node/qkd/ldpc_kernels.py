@@ -136,7 +136,7 @@ STALL_ITERATIONS = 10
 
 @nb.njit(cache=True, nogil=True)
 def decode(row_start: np.ndarray, column: np.ndarray, target: np.ndarray, prior_llr: np.ndarray,
-           max_iterations: int, table: np.ndarray) -> tuple[np.ndarray, int]:
+           max_iterations: int, table: np.ndarray, message: np.ndarray, warm: bool) -> tuple[np.ndarray, int]:
     """The error pattern e with H e = target that layered sum-product decoding finds, and the
     iterations it took (-1: not found within ``max_iterations``, or no fewer unsatisfied checks
     than the best so far for ``STALL_ITERATIONS`` iterations: a frame that will get a reveal
@@ -144,12 +144,20 @@ def decode(row_start: np.ndarray, column: np.ndarray, target: np.ndarray, prior_
 
     ``prior_llr[v]`` = log(P(e_v = 0) / P(e_v = 1)); a large value pins a variable. Check updates
     go through phi (``phi_table``, interpolated): normalised min-sum, tried first, failed on
-    codes with weight-15 columns that sum-product decodes (see the README).
+    codes with high-weight columns that sum-product decodes (see the README).
+
+    ``message`` (one per edge, float32) holds the check-to-variable messages on return; with
+    ``warm`` they are where decoding resumes (a retry after a reveal: the new priors and target
+    replace the old, the checks' beliefs carry over), else they start at zero.
     """
     m = row_start.size - 1
     n = prior_llr.size
     total = prior_llr.copy()
-    message = np.zeros(column.size)
+    if warm:
+        for e in range(column.size):
+            total[column[e]] += message[e]
+    else:
+        message[:] = 0.0
     error = np.zeros(n, np.uint8)
     widest = 0
     for r in range(m):

@@ -39,8 +39,8 @@ def test_accepted_block_gives_identical_keys_within_the_formula_and_plob(small_l
     assert alice.leak_ec_bits == bob.leak_ec_bits and alice.auth_bits == bob.auth_bits
     assert alice.reconciler == bob.reconciler == reconciler
     if reconciler == "ldpc":
-        assert bob.frames == 2 and bob.frames_dropped == 0  # 50 kbit of sifted key: two frames
-        assert bob.cascade_rounds <= 12  # reveal rounds, not Cascade's hundreds
+        assert bob.frames == 1 and bob.frames_dropped == 0  # 50 kbit of sifted key: one frame
+        assert 1 <= bob.cascade_rounds <= 32  # reveal rounds (the first try starts low), not Cascade's hundreds
 
 
 def test_single_photon_bound_holds_against_the_hidden_truth(small_link, small_block):
