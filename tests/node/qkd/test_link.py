@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from qkdnet.node.qkd import analytic
+from qkdnet.node.qkd import analytic, ldpc
 from qkdnet.node.qkd.attacks import InterceptResend, PhotonNumberSplitting
 from qkdnet.node.qkd.authentication import INDEX_BYTES, TRAILER_BYTES
 from qkdnet.node.qkd.estimation import secret_key_length
@@ -40,7 +40,7 @@ def test_accepted_block_gives_identical_keys_within_the_formula_and_plob(small_l
     assert alice.reconciler == bob.reconciler == reconciler
     if reconciler == "ldpc":
         assert bob.frames == 1 and bob.frames_dropped == 0  # 50 kbit of sifted key: one frame
-        assert 1 <= bob.cascade_rounds <= 32  # reveal rounds (the first try starts low), not Cascade's hundreds
+        assert 1 <= bob.cascade_rounds <= ldpc.MAX_RETRIES  # reveal rounds, not Cascade's hundreds
 
 
 def test_single_photon_bound_holds_against_the_hidden_truth(small_link, small_block):
