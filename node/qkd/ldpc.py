@@ -43,6 +43,10 @@ DECODE_FROM = 1.08
 """Bob decodes a frame only once its leak reaches this many times n h(QBER from the syndromes,
 less three standard errors): frames decoded from about 1.11 on in the sweeps."""
 MAX_ITERATIONS = 40
+STALL_ITERATIONS = 4
+"""A try ends after this many iterations without fewer unsatisfied checks than its best: the
+next try resumes from its messages, so little is lost (f +0.001 at QBER 1 %, against 10), and
+failing tries, most of the decoding time, cost a third."""
 FRAME_TAG_BITS = 32
 INFORMATION_WEIGHTS = ((3, 0.55), (7, 0.3), (18, 0.15))
 """Column weights of the information variables and their shares (the parity part is a dual
@@ -263,7 +267,8 @@ class LdpcDecoder:
         warm = message is not None
         if message is None:
             message = np.empty(self._code[1].size, np.float32)
-        error, iterations = kernels.decode(*self._code, target, prior, MAX_ITERATIONS, self._phi, message, warm)
+        error, iterations = kernels.decode(*self._code, target, prior, MAX_ITERATIONS, STALL_ITERATIONS, self._phi,
+                                           message, warm)
         if iterations < 0:
             self._messages[frame] = message
             return False

@@ -131,15 +131,13 @@ def _phi(table: np.ndarray, x: float) -> float:
     return table[i] + fraction * (table[i + 1] - table[i])
 
 
-STALL_ITERATIONS = 10
-
-
 @nb.njit(cache=True, nogil=True)
 def decode(row_start: np.ndarray, column: np.ndarray, target: np.ndarray, prior_llr: np.ndarray,
-           max_iterations: int, table: np.ndarray, message: np.ndarray, warm: bool) -> tuple[np.ndarray, int]:
+           max_iterations: int, stall_iterations: int, table: np.ndarray, message: np.ndarray,
+           warm: bool) -> tuple[np.ndarray, int]:
     """The error pattern e with H e = target that layered sum-product decoding finds, and the
     iterations it took (-1: not found within ``max_iterations``, or no fewer unsatisfied checks
-    than the best so far for ``STALL_ITERATIONS`` iterations: a frame that will get a reveal
+    than the best so far for ``stall_iterations`` iterations: a frame that will get a reveal
     anyway need not spend the rest).
 
     ``prior_llr[v]`` = log(P(e_v = 0) / P(e_v = 1)); a large value pins a variable. Check updates
@@ -196,6 +194,6 @@ def decode(row_start: np.ndarray, column: np.ndarray, target: np.ndarray, prior_
             return error, iteration
         if unsatisfied < best:
             best, best_at = unsatisfied, iteration
-        elif iteration - best_at >= STALL_ITERATIONS:
+        elif iteration - best_at >= stall_iterations:
             break
     return error, -1
