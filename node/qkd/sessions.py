@@ -205,7 +205,7 @@ class AliceSession(_Session):
         self._leak = 0
         self._rounds = 0
         if proc.reconciler == "ldpc":
-            return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(sifted.test.size)),
+            return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(sifted.test.size), int(self._key.size)),
                                     int(ep.rng.integers(1 << 62)))
         plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), ep.cascade_seed(), proc.cascade_passes)
         self._plan = plan
