@@ -4,10 +4,11 @@ Prints per-block lines, per-stage times and a final JSON line. ``realtime_factor
 link seconds (pulses / pulse rate) per wall second; ``efficiency_f`` is leak_EC / (n h(QBER))
 (``cascade_efficiency`` too, under its old name, for Cascade); ``frame_error_rate`` is the share
 of LDPC frames dropped (not decoded when their filler ran out), ``first_try_failure_rate`` the
-share not decoded at the first try (by design nearly all: the blind protocol starts low). With ``--workers N`` the blocks run in N processes
-at once, each with its own link (seeds spawned from ``--seed``): how a multi-core host runs a
-link's blocks. With ``--threads N`` the N links run in threads of one process instead: how a
-node runs its links (each link's blocks in threads; the compiled kernels release the GIL).
+share not decoded at the first try (by design nearly all: the blind protocol starts low). With
+``--workers N`` the blocks run in N processes at once, each with its own link (seeds spawned
+from ``--seed``): how a multi-core host runs a link's blocks. With ``--threads N`` the N links run
+in threads of one process instead: how a node runs its links (each link's blocks in threads; the
+compiled kernels release the GIL).
 Memory is the peak resident size of one process (each worker or thread holds one block).
 
 Timing is the steady state of a running link: each worker first runs ``--warmup-blocks``

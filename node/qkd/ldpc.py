@@ -13,10 +13,11 @@ of (spread over the code's degree-2 chain, never two adjacent, so their columns 
 and the filler hides exactly that many syndrome bits); the first try therefore leaks only
 ``start_efficiency`` x frame x h(q) at a lower estimate of the QBER. A frame Bob cannot decode
 gets ``reveal_step`` more filler bits revealed (punctured -> shortened: blind reconciliation,
-Martinez-Mateo, Elkouss and Martin, QIC 12 (2012)), up to ``MAX_RETRIES`` times. A frame is accepted only if its
-``FRAME_TAG_BITS``-bit universal hash (the Carter-Wegman family of ``amplification``) matches
-Alice's, so a decoder that settled on a wrong word costs that frame, not the block. A retry resumes
-decoding from where the last try stopped (its messages), with the revealed bits pinned.
+Martinez-Mateo, Elkouss and Martin, QIC 12 (2012)), up to ``MAX_RETRIES`` times. A frame is
+accepted only if its ``FRAME_TAG_BITS``-bit universal hash (the Carter-Wegman family of
+``amplification``) matches Alice's, so a decoder that settled on a wrong word costs that frame,
+not the block. A retry resumes decoding from where the last try stopped (its messages), with the
+revealed bits pinned.
 
 Leak, exactly, per kept frame: syndrome bits - punctured bits + revealed filler bits + tag bits.
 A dropped frame is charged all of its key bits instead (as if disclosed).
@@ -32,6 +33,7 @@ import numpy as np
 
 from . import ldpc_kernels as kernels
 from .amplification import HashChoice, choose_hash, universal_hash
+from .analytic import binary_entropy
 from .errors import ProtocolError
 
 FRAME_BITS = 131_072
@@ -91,9 +93,7 @@ def frame_length(key_bits: int) -> int:
 
 
 def _entropy(q: float) -> float:
-    if q <= 0.0 or q >= 1.0:
-        return 0.0
-    return -q * math.log2(q) - (1 - q) * math.log2(1 - q)
+    return float(binary_entropy(q))
 
 
 @dataclass(frozen=True)
@@ -347,13 +347,17 @@ def syndrome_qber(plan: LdpcPlan, code: tuple[np.ndarray, np.ndarray], key: np.n
     filler = np.zeros(plan.code_bits, bool)
     filler[plan.filler_positions()] = True
     clean = np.bincount(row_of_edge, weights=filler[column], minlength=m) == 0
+    degree_for_length: dict[int, np.ndarray] = {}  # frames differ in length by one bit at most
     degrees, odds = [], []
     no_filler = np.zeros(plan.punctured, np.uint8)
     for frame in range(plan.frames):
         start, stop = plan.frame_bounds(frame)
-        counted = np.zeros(plan.code_bits, bool)
-        counted[plan.key_positions()[:stop - start]] = True  # key bits, not padding
-        degree = np.bincount(row_of_edge, weights=counted[column], minlength=m).astype(np.int64)
+        degree = degree_for_length.get(stop - start)
+        if degree is None:
+            counted = np.zeros(plan.code_bits, bool)
+            counted[plan.key_positions()[:stop - start]] = True  # key bits, not padding
+            degree = np.bincount(row_of_edge, weights=counted[column], minlength=m).astype(np.int64)
+            degree_for_length[stop - start] = degree
         odd = alice_syndromes[frame] ^ kernels.syndrome(row_start, column, _codeword(key, plan, frame, no_filler))
         use = clean & (degree > 0)
         degrees.append(degree[use])
