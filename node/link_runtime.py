@@ -4,8 +4,11 @@ Layer: node domain. The transmitter end owns the source and the channel physics:
 each frame, keeps its own record, hands the receiver only what the receiver's detectors saw,
 then exchanges classical envelopes until both sessions end. Kernels run in worker threads so
 the event loop keeps answering. In real time, blocks are paced in emulated time (pulses / pulse
-rate divided by the time scale; 0 means as fast as possible) and generation pauses while the
-pool is full. In virtual time (``node.virtual_clock``) a block starts only once the network's
+rate divided by the time scale; 0 means as fast as possible), generation pauses while the pool
+is full, and up to ``ProcessingParams.blocks_in_flight`` blocks run at once, so a link uses
+more than one core when the host has them: a block starts once the one before has been
+delivered to the receiver (frames reach it in order) and its own emulated start has come. A
+block that must resynchronise runs alone. In virtual time (``node.virtual_clock``) a block starts only once the network's
 clock has reached its emulated start, its key enters the pools at both ends when the clock
 reaches its emulated end, and a full pool is checked at each advance of the clock; pauses and
 back-offs are emulated seconds.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,11 +33,13 @@ import numpy as np
 from qkdnet.node.abort_reasons import abort_category
 from qkdnet.node.impairment import Impairment
 from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.qkd.attacks import Attack
 from qkdnet.node.qkd.authentication import AuthKeyRange
 from qkdnet.node.qkd.bits import pack
 from qkdnet.node.qkd.channel import BobRecord, transmit
 from qkdnet.node.qkd.endpoint import BlockResult, LinkEndpoint
 from qkdnet.node.qkd.link import pulses_for_detections
+from qkdnet.node.qkd.params import LinkParams
 from qkdnet.node.qkd.sessions import AliceSession, BobSession
 from qkdnet.node.qkd.sifting import slot_gaps
 from qkdnet.node.settings import LinkSettings, Role
@@ -73,6 +78,17 @@ class FrameForPeer:
     bits: bytes
     double_clicks: bytes
     end_s: float = 0.0  # virtual time: the block's emulated end (when its key becomes usable)
+
+
+@dataclass(frozen=True)
+class PlannedBlock:
+    """A block as its pulses leave: the channel's physics and attack then, and its size.
+    ``start_s``: its emulated start in virtual time (None in real time)."""
+
+    physics: LinkParams
+    attack: Attack | None
+    n_pulses: int
+    start_s: float | None = None
 
 
 class LinkPeer(Protocol):
@@ -157,7 +173,9 @@ class LinkRuntime:
         self._silent_blocks = 0  # transmitter: blocks in a row the receiver would not take part in
         self._qber_aborts = 0  # transmitter: blocks in a row aborted for their QBER
         self._task: asyncio.Task | None = None
-        self._lock = asyncio.Lock()  # receiver: one message batch or resynchronisation at a time
+        self._open_blocks = 0  # transmitter: blocks under way
+        self._deliveries = asyncio.Lock()  # transmitter: frames leave (sampled, then delivered) in order
+        self._session_locks: dict[int, asyncio.Lock] = {}  # receiver: one message batch per block at a time
 
     # -- transmitter ----------------------------------------------------------------------
     def start(self, peer: LinkPeer) -> None:
@@ -190,27 +208,57 @@ class LinkRuntime:
         self.state = "down"
 
     async def _run(self, peer: LinkPeer) -> None:
+        """Real time: blocks, up to ``blocks_in_flight`` at once, each launched at its paced start."""
+        limit = self.settings.processing.blocks_in_flight
+        running: set[asyncio.Task[int | None]] = set()
         failures = 0
-        while True:
-            if self.pool.full:
-                self.state = "full"
-                while not self.pool.below_low_watermark:
-                    await self.pool.changed()
-            self.state = "running"
-            started = time.monotonic()
-            n_pulses = await self._try_block(peer)
-            if n_pulses is None:
-                failures += 1
-                await asyncio.sleep(min(2.0, 0.1 * failures))
-                continue
-            failures = 0
-            if self.time_scale > 0:
-                wall_needed = n_pulses / self.settings.params.pulse_rate_hz / self.time_scale
-                await asyncio.sleep(max(0.0, wall_needed - (time.monotonic() - started)))
-            self.generating_s += time.monotonic() - started
-            if self._silent_blocks:  # e.g. it has no authentication key left: do not spin on it
-                await asyncio.sleep(min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks))
-            await asyncio.sleep(qber_backoff_s(self._qber_aborts))
+        launch_at = mark = time.monotonic()  # the next block's paced start; where generating time counts from
+
+        async def pause(wait: Awaitable[object]) -> None:  # wall time that is not generating
+            nonlocal mark
+            self.generating_s += time.monotonic() - mark
+            await wait
+            mark = time.monotonic()
+
+        try:
+            while True:
+                # Room for a block: below the limit, and none open while the link must resynchronise.
+                while running and (len(running) >= limit or self._unsynced):
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        failures = failures + 1 if task.result() is None else 0
+                if failures:
+                    await pause(asyncio.sleep(min(2.0, 0.1 * failures)))
+                if self.pool.full:
+                    self.state = "full"
+                    await pause(self._pool_drained())
+                    launch_at = max(launch_at, time.monotonic())  # no burst to catch up after a pause
+                self.state = "running"
+                if self._silent_blocks:  # e.g. it has no authentication key left: do not spin on it
+                    await pause(asyncio.sleep(min(SILENT_BACKOFF_MAX_S, SILENT_BACKOFF_S * self._silent_blocks)))
+                if self._qber_aborts:
+                    await pause(asyncio.sleep(qber_backoff_s(self._qber_aborts)))
+                if self.time_scale > 0:
+                    await asyncio.sleep(max(0.0, launch_at - time.monotonic()))
+                launch_at = max(launch_at, time.monotonic())
+                block = self._plan_block()
+                if self.time_scale > 0:
+                    launch_at += block.n_pulses / self.settings.params.pulse_rate_hz / self.time_scale
+                if self._unsynced:  # it resynchronises first: alone, and to its end
+                    failures = failures + 1 if await self._try_block(peer, block) is None else 0
+                else:
+                    running.add(asyncio.create_task(self._try_block(peer, block)))
+                self.generating_s += time.monotonic() - mark
+                mark = time.monotonic()
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+
+    async def _pool_drained(self) -> None:
+        while not self.pool.below_low_watermark:
+            await self.pool.changed()
 
     async def _run_virtual(self, peer: LinkPeer, clock: VirtualClock) -> None:
         """Block after block in virtual time: each starts once the clock has reached its start;
@@ -239,7 +287,7 @@ class LinkRuntime:
                 self.committed_until_s = self.next_start_s
                 self.paused_at_s = None
             self.state = "running"
-            n_pulses = await self._try_block(peer, self.next_start_s)
+            n_pulses = await self._try_block(peer, self._plan_block(self.next_start_s))
             while n_pulses is None and failures < VIRTUAL_RETRIES_IN_PLACE:
                 # A peer not configured yet (nodes start in any order) is late, not gone: the same
                 # block is tried again at the same emulated start, with no new decision, so results
@@ -247,7 +295,7 @@ class LinkRuntime:
                 # before any randomness was drawn.)
                 failures += 1
                 await asyncio.sleep(min(2.0, 0.1 * failures))  # wall time: do not spin on it
-                n_pulses = await self._try_block(peer, self.next_start_s)
+                n_pulses = await self._try_block(peer, self._plan_block(self.next_start_s))
             if n_pulses is None:  # a peer that stays away: an outage, which costs emulated time
                 failures += 1
                 backoff_s = min(2.0, 0.1 * failures)
@@ -277,11 +325,21 @@ class LinkRuntime:
         self.resyncs += 1
         self._unsynced = False
 
-    async def _try_block(self, peer: LinkPeer, start_s: float | None = None) -> int | None:
+    def _plan_block(self, start_s: float | None = None) -> PlannedBlock:
+        """The next block as the channel stands now; ``start_s``: its emulated start in virtual time."""
+        impairment = self.impairment
+        # A drift grows with emulated time since the fault: in virtual time from the block's start.
+        since_s = (start_s if start_s is not None else self.emulated_seconds) - self.impaired_since_s
+        physics = impairment.physics(self.settings.params, since_s)
+        return PlannedBlock(physics, impairment.attack,
+                            pulses_for_detections(physics, self.settings.processing.block_detections), start_s)
+
+    async def _try_block(self, peer: LinkPeer, block: PlannedBlock) -> int | None:
         """One block (its pulses); None, reported in the status, if the peer is unreachable or
         broke the protocol."""
+        self._open_blocks += 1
         try:
-            return await self._one_block(peer, start_s)
+            return await self._one_block(peer, block)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -289,34 +347,34 @@ class LinkRuntime:
             self.last_abort_reason = f"peer unreachable: {type(exc).__name__}"
             log.warning("link %s: %s", self.settings.link_id, self.last_abort_reason)
             return None
+        finally:
+            self._open_blocks -= 1
 
-    async def _one_block(self, peer: LinkPeer, start_s: float | None = None) -> int:
-        """One block; ``start_s``: its emulated start in virtual time (None in real time)."""
+    async def _one_block(self, peer: LinkPeer, block: PlannedBlock) -> int:
+        """One block. Any end but accepted with every answer in leaves the link to resynchronise."""
         s = self.settings
-        impairment = self.impairment  # as it stands when the block's pulses leave
-        # A drift grows with emulated time since the fault: in virtual time from the block's start.
-        since_s = (start_s if start_s is not None else self.emulated_seconds) - self.impaired_since_s
-        physics = impairment.physics(s.params, since_s)
-        n_pulses = pulses_for_detections(physics, s.processing.block_detections)
+        n_pulses = block.n_pulses
         end_s = 0.0
-        if start_s is not None and self.clock is not None:  # known before anything is awaited
-            end_s = self.committed_until_s = start_s + n_pulses / s.params.pulse_rate_hz
+        if block.start_s is not None and self.clock is not None:  # known before anything is awaited
+            end_s = self.committed_until_s = block.start_s + n_pulses / s.params.pulse_rate_hz
             self.clock.notify()
         if self._unsynced:
             await self.resync(peer)
-        self._frame += 1
-        frame_id = self._frame
-        alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, physics, n_pulses, self._nature, impairment.attack,
-                                                        self.endpoint.secret_bits)
-        session = AliceSession(self.endpoint, frame_id, alice_rec)
-        gaps = slot_gaps(bob_rec.slots).astype("<u4", copy=False).tobytes()
-        frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps, pack(bob_rec.basis),
-                             pack(bob_rec.bit), pack(bob_rec.double_click.astype(np.uint8)), end_s)
-        del bob_rec  # what Bob's detectors saw now lives only at Bob
-        self._unsynced = True  # until this block ends accepted with every answer in
-        incoming, _ = await peer.deliver_frame(frame)
+        session: AliceSession | None = None
         answered = False
         try:
+            async with self._deliveries:  # taken in launch order: frames leave in order
+                self._frame += 1
+                frame_id = self._frame
+                alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, block.physics, n_pulses, self._nature,
+                                                                block.attack, self.endpoint.secret_bits)
+                session = AliceSession(self.endpoint, frame_id, alice_rec)
+                gaps = slot_gaps(bob_rec.slots).astype("<u4", copy=False).tobytes()
+                frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps,
+                                     pack(bob_rec.basis), pack(bob_rec.bit),
+                                     pack(bob_rec.double_click.astype(np.uint8)), end_s)
+                del bob_rec  # what Bob's detectors saw now lives only at Bob
+                incoming, _ = await peer.deliver_frame(frame)
             while True:
                 outgoing: list[bytes] = []
                 for envelope in incoming:
@@ -326,61 +384,82 @@ class LinkRuntime:
                 incoming, _ = await peer.exchange(s.link_id, frame_id, outgoing)
             answered = True
         finally:  # also when the exchange failed or the task was cancelled mid-block
-            session.abandon("peer stopped answering" if answered else "the exchange with the peer broke off")
-            self._record(session.result, frame_id, confirmed=answered, end_s=end_s)
-        self._unsynced = not (session.result is not None and session.result.accepted)
-        reason = (session.result.abort_reason or "") if session.result is not None else ""
+            if session is not None:
+                session.abandon("peer stopped answering" if answered else "the exchange with the peer broke off")
+                self._record(session.result, session.frame_id, confirmed=answered, end_s=end_s)
+            if not (answered and session is not None and session.result is not None and session.result.accepted):
+                self._unsynced = True
+        result = session.result if session is not None else None  # abandon() ended any still open
+        reason = (result.abort_reason or "") if result is not None else ""
         self._silent_blocks = self._silent_blocks + 1 if reason.startswith("peer stopped") else 0
         self._qber_aborts = self._qber_aborts + 1 if reason and abort_category(reason) == "qber" else 0
         return n_pulses
 
     # -- receiver -------------------------------------------------------------------------
     async def on_frame(self, frame: FrameForPeer) -> list[bytes]:
+        """Open a block for a new frame. The transmitter runs at most ``blocks_in_flight`` at once;
+        beyond that the oldest open here was given up by it, and is dropped."""
         record = await asyncio.to_thread(frame_to_record, frame)
-        async with self._lock:
-            if frame.frame_id <= self._last_frame_seen:
-                return []  # a late copy of an earlier frame: it must not use up units
-            self._last_frame_seen = frame.frame_id
-            self._drop_sessions("a new frame began")
+        if frame.frame_id <= self._last_frame_seen:
+            return []  # a late copy of an earlier frame: it must not use up units
+        self._last_frame_seen = frame.frame_id
+        await self._drop_sessions("the transmitter went on without it",
+                                  keep=self.settings.processing.blocks_in_flight - 1)
+        lock = asyncio.Lock()
+        async with lock:
             session = BobSession(self.endpoint, frame.frame_id, record)
-            self._sessions = {frame.frame_id: session}
-            self._frame_end_s = {frame.frame_id: frame.end_s}
+            self._sessions[frame.frame_id] = session
+            self._session_locks[frame.frame_id] = lock
+            self._frame_end_s[frame.frame_id] = frame.end_s
             self.state = "running"
             first = await _in_thread(session.begin)
             if session.done:  # it could not even begin (no authentication key left): count it
-                del self._sessions[frame.frame_id]
-                self._record(session.result, frame.frame_id, end_s=self._frame_end_s.pop(frame.frame_id, 0.0))
+                self._close(frame.frame_id)
             return first
 
     async def on_exchange(self, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
-        async with self._lock:
+        lock = self._session_locks.get(frame_id)
+        if lock is None:
+            return [], True
+        async with lock:
             session = self._sessions.get(frame_id)
-            if session is None:
+            if session is None:  # dropped while this batch waited
                 return [], True
             outgoing: list[bytes] = []
             for envelope in envelopes:
                 outgoing += await _in_thread(session.handle, envelope)
             if session.done:
-                del self._sessions[frame_id]
-                self._record(session.result, frame_id, end_s=self._frame_end_s.pop(frame_id, 0.0))
+                self._close(frame_id)
             return outgoing, session.done
 
     async def on_resync(self, request: Resync) -> Resync:
-        """The transmitter lost track: end any open block, keep the units both ends hold, and
+        """The transmitter lost track: end every open block, keep the units both ends hold, and
         say which of its unconfirmed blocks this end holds."""
-        async with self._lock:  # after any batch in progress, so its units are accounted
-            self._drop_sessions("the transmitter resynchronised")
-            keys = self.endpoint.auth_keys
-            keys.keep_only(request.auth_units)
-            self.resyncs += 1
-            held = tuple(f for f in request.frames if self.pool.holds_block(f))
-            return Resync(self.settings.link_id, keys.inventory(), held)
+        await self._drop_sessions("the transmitter resynchronised")  # after any batch in progress
+        keys = self.endpoint.auth_keys
+        keys.keep_only(request.auth_units)
+        self.resyncs += 1
+        held = tuple(f for f in request.frames if self.pool.holds_block(f))
+        return Resync(self.settings.link_id, keys.inventory(), held)
 
-    def _drop_sessions(self, reason: str) -> None:
-        for session in self._sessions.values():
-            session.abandon(reason)  # erases the block's hash key; nothing of it is kept
-        self._sessions = {}
-        self._frame_end_s = {}
+    def _close(self, frame_id: int) -> None:
+        """A block ended here: account its result."""
+        session = self._sessions.pop(frame_id)
+        del self._session_locks[frame_id]
+        self._record(session.result, frame_id, end_s=self._frame_end_s.pop(frame_id, 0.0))
+
+    async def _drop_sessions(self, reason: str, keep: int = 0) -> None:
+        """Abandon the oldest open blocks until ``keep`` are left, each after any batch of its
+        own in progress; nothing of them is kept (their hash keys are erased)."""
+        while len(self._sessions) > keep:
+            frame_id = min(self._sessions)
+            async with self._session_locks[frame_id]:
+                session = self._sessions.pop(frame_id, None)
+                if session is None:  # it ended while its batch ran
+                    continue
+                del self._session_locks[frame_id]
+                self._frame_end_s.pop(frame_id, None)
+                session.abandon(reason)
 
     # -- shared ---------------------------------------------------------------------------
     def _record(self, result: BlockResult | None, frame_id: int, confirmed: bool = True, end_s: float = 0.0) -> None:
@@ -440,7 +519,8 @@ class LinkRuntime:
             sifted_bits_per_s=self.sifted_bits / emulated if emulated else 0.0,
             secret_bits_per_s=p.generated_bits / emulated if emulated else 0.0,
             auth_bits=self.auth_bits, sendable_bits=p.sendable_bits, resyncs=self.resyncs,
-            clock_ratio=self.clock_ratio, clock_wait_s=round(self.clock_wait_s, 3))
+            clock_ratio=self.clock_ratio, clock_wait_s=round(self.clock_wait_s, 3),
+            open_blocks=self._open_blocks if self.settings.role is Role.TRANSMITTER else len(self._sessions))
 
     @property
     def clock_ratio(self) -> float:

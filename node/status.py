@@ -38,6 +38,8 @@ class LinkStatus:
     # Transmitter in virtual time: wall seconds it waited for the network's clock to reach its
     # next block (the barrier's cost on this link; not counting pauses at a full pool).
     clock_wait_s: float = 0.0
+    # Blocks of this link under way at this end now (up to ProcessingParams.blocks_in_flight).
+    open_blocks: int = 0
 
     @property
     def balanced(self) -> bool:

@@ -15,6 +15,10 @@ erases it, the sender's copy when it tags and the receiver's when it checks, so 
 message finds its pad gone; r is erased at both ends when the block ends. After a loss the two
 ends intersect their inventories and go on with what both still hold; an intersection only
 removes units, so a forged inventory could stall a link but never make a pad serve twice.
+
+Several blocks of one link may run at once (in threads): the store is shared and locked, each
+block holds its own ``MessageAuthenticator`` (its r), and a sender takes its next pad in one
+locked step, so no two blocks ever tag with the same pad.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import bisect
 import heapq
 import hmac
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -97,6 +102,7 @@ class AuthKeyStore:
         self._queue: dict[str, list[tuple[bool, int, int]]] = {sender: [] for sender in SENDERS}
         self._counts: dict[tuple[str, bool], int] = {(sender, b): 0 for sender in SENDERS for b in (False, True)}
         self.ledger = ledger
+        self._lock = threading.RLock()  # blocks of one link run in threads and share the store
         self.consumed_bits = 0
         self.erased_bits = 0  # dropped because the peer no longer held them
         keys = len(preshared_secret) // KEY_BYTES
@@ -110,6 +116,10 @@ class AuthKeyStore:
         first keys and Bob the next ones. Both ends call this with identical arguments."""
         if KEY_BYTES * (alice_keys + bob_keys) > len(material):
             raise ValueError("not enough material for the keys asked")
+        with self._lock:
+            self._add(origin, material, alice_keys, bob_keys)
+
+    def _add(self, origin: int, material: bytes, alice_keys: int, bob_keys: int) -> None:
         if origin == BOOTSTRAP_ORIGIN:
             seqs = list(range(alice_keys + bob_keys))
         else:
@@ -126,6 +136,10 @@ class AuthKeyStore:
     def next_index(self, sender: str) -> AuthKeyIndex:
         """The key ``sender`` tags with next: QKD refills first (oldest first), the pre-shared
         secret only when they are used up."""
+        with self._lock:
+            return self._next_index(sender)
+
+    def _next_index(self, sender: str) -> AuthKeyIndex:
         queue = self._queue[sender]
         while queue:
             _, origin, seq = queue[0]
@@ -138,6 +152,17 @@ class AuthKeyStore:
     def take(self, index: AuthKeyIndex, purpose: str) -> bytes:
         """The key at ``index``, erased here. ``UnknownAuthKey`` if this end does not hold it
         (used already, dropped at a resynchronisation, or never shared)."""
+        with self._lock:
+            return self._take(index, purpose)
+
+    def take_next(self, sender: str, purpose: str) -> tuple[AuthKeyIndex, bytes]:
+        """The key ``sender`` tags with next, and its index, in one step: a block running beside
+        another never picks the pad the other is about to take."""
+        with self._lock:
+            index = self._next_index(sender)
+            return index, self._take(index, purpose)
+
+    def _take(self, index: AuthKeyIndex, purpose: str) -> bytes:
         stored = self._held.pop(index, None)
         if stored is None:
             raise UnknownAuthKey(f"authentication key {index} is used or unknown here")
@@ -151,14 +176,17 @@ class AuthKeyStore:
 
     def held(self, sender: str, *, refills_only: bool = False) -> int:
         """How many keys of ``sender`` this end holds (QKD refills only, if asked)."""
-        refills = self._counts[(sender, False)]
-        return refills if refills_only else refills + self._counts[(sender, True)]
+        with self._lock:
+            refills = self._counts[(sender, False)]
+            return refills if refills_only else refills + self._counts[(sender, True)]
 
     # -- resynchronisation ----------------------------------------------------------------
     def inventory(self) -> tuple[AuthKeyRange, ...]:
         """Every key held, as runs of consecutive sequence numbers."""
         runs: list[AuthKeyRange] = []
-        for index in sorted(self._held):
+        with self._lock:
+            held = sorted(self._held)
+        for index in held:
             last = runs[-1] if runs else None
             if last is not None and last.origin == index.origin and last.first + last.units == index.seq:
                 runs[-1] = last._replace(units=last.units + 1)
@@ -179,21 +207,35 @@ class AuthKeyStore:
             at = bisect.bisect_right(runs, (index.seq, float("inf"))) - 1
             return at >= 0 and runs[at][0] <= index.seq < runs[at][1]
 
-        dropped = [i for i in self._held if not peer_holds(i)]
-        for index in dropped:
-            stored = self._held.pop(index)
-            stored[:] = bytes(len(stored))
-            self._counts[(index.sender, index.origin == BOOTSTRAP_ORIGIN)] -= 1
-        self.erased_bits += KEY_BITS * len(dropped)
+        with self._lock:
+            dropped = [i for i in self._held if not peer_holds(i)]
+            for index in dropped:
+                stored = self._held.pop(index)
+                stored[:] = bytes(len(stored))
+                self._counts[(index.sender, index.origin == BOOTSTRAP_ORIGIN)] -= 1
+            self.erased_bits += KEY_BITS * len(dropped)
         return len(dropped)
 
 
 class MessageAuthenticator:
-    """Tags this end's messages and checks the peer's: the block's r, a fresh addressed s each."""
+    """One block's authentication: tags this end's messages and checks the peer's, under the
+    block's r and a fresh addressed s each; counts the key bits the block used."""
 
     def __init__(self, store: AuthKeyStore) -> None:
         self.store = store
         self._hash_key: tuple[AuthKeyIndex, bytearray] | None = None
+        self.used_bits = 0
+
+    def _take(self, index: AuthKeyIndex, purpose: str) -> bytes:
+        key = self.store.take(index, purpose)
+        self.used_bits += KEY_BITS
+        return key
+
+    def take_next_pad(self, purpose: str) -> tuple[AuthKeyIndex, bytes]:
+        """This end's next pad (taken, so erased) and its index."""
+        index, key = self.store.take_next(self.store.owner, purpose)
+        self.used_bits += KEY_BITS
+        return index, key
 
     @property
     def hash_key_index(self) -> AuthKeyIndex | None:
@@ -204,8 +246,8 @@ class MessageAuthenticator:
         if self.store.owner != "bob":
             raise AuthenticationError("only Bob opens a block")
         self.end_block()
-        index = self.store.next_index(self.store.owner)
-        self._hash_key = (index, bytearray(self.store.take(index, "tag")))
+        index, key = self.take_next_pad("tag")
+        self._hash_key = (index, bytearray(key))
 
     def end_block(self) -> None:
         """Erase the block's r."""
@@ -215,17 +257,26 @@ class MessageAuthenticator:
 
     def one_time_key(self, pad_index: AuthKeyIndex, purpose: str) -> bytes:
         """Poly1305's key: the block's r and the pad at ``pad_index`` (taken, so erased)."""
+        return self._hash_key_bytes() + self._take(pad_index, purpose)
+
+    def next_one_time_key(self) -> tuple[AuthKeyIndex, bytes]:
+        """Poly1305's key to tag with: the block's r and this end's next pad (taken), with its index."""
+        r = self._hash_key_bytes()
+        pad, key = self.take_next_pad("tag")
+        return pad, r + key
+
+    def _hash_key_bytes(self) -> bytes:
         if self._hash_key is None:
             raise AuthenticationError("no hash key: the block has not opened")
-        return bytes(self._hash_key[1]) + self.store.take(pad_index, purpose)
+        return bytes(self._hash_key[1])
 
     def tag(self, payload: Payload) -> bytes:
         """The trailer for the payload (its pieces, in order): r's index, s's index, then the tag."""
         if self._hash_key is None:
             raise AuthenticationError("no hash key: the block has not opened")
-        pad = self.store.next_index(self.store.owner)
+        pad, key = self.next_one_time_key()
         header = self._hash_key[0].to_bytes() + pad.to_bytes()
-        return header + _poly1305(self.one_time_key(pad, "tag"), header, payload)
+        return header + _poly1305(key, header, payload)
 
     def verify(self, payload: Payload, trailer: bytes, *, opens_block: bool = False) -> None:
         """Check the peer's message; ``opens_block``: its first of a block, which names the
@@ -239,7 +290,7 @@ class MessageAuthenticator:
             raise AuthenticationError("message names keys its sender may not choose")
         if opens_block:
             self.end_block()
-            self._hash_key = (hash_index, bytearray(self.store.take(hash_index, "check")))
+            self._hash_key = (hash_index, bytearray(self._take(hash_index, "check")))
         elif self.hash_key_index != hash_index:
             raise UnknownAuthKey(f"message of another block (hash key {hash_index})")
         expected = _poly1305(self.one_time_key(pad, "check"), header, payload)

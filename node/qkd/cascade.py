@@ -20,6 +20,7 @@ its binary search at once (``TAIL_BITS_PER_SEARCH``).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import gmpy2
@@ -122,15 +123,34 @@ class ShuffleCache:
     4 M positions costs about 60 ms and its inverse 10 ms, at each end and shuffled pass; Alice
     keeps a seed for ``SHUFFLE_REUSE_BLOCKS`` blocks (``LinkEndpoint.cascade_seed``), so each end
     computes them once per that many blocks. The errors of a block do not depend on the public
-    permutations, so reusing them changes no block's statistics."""
+    permutations, so reusing them changes no block's statistics. Blocks of one link running
+    side by side share it: the lock makes one compute what the others then read."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._key: tuple[int, int] | None = None
         self._perms = np.empty((0, 0), np.int32)
         self._inverses: np.ndarray | None = None
 
     def shuffles(self, plan: CascadePlan) -> np.ndarray:
         """(shuffled passes, padded length) int32: the plan's shuffles of the padded length (read-only)."""
+        with self._lock:
+            return self._shuffles(plan)[0]
+
+    def inverses(self, plan: CascadePlan) -> np.ndarray:
+        """The inverses of ``shuffles(plan)`` (read-only)."""
+        with self._lock:
+            perms, all_perms = self._shuffles(plan)
+            if self._inverses is None or self._inverses.shape[0] < perms.shape[0]:
+                inverses = np.empty_like(all_perms)
+                for row in range(all_perms.shape[0]):
+                    kernels.invert(all_perms[row], inverses[row])
+                inverses.flags.writeable = False
+                self._inverses = inverses
+            return self._inverses[:perms.shape[0]]
+
+    def _shuffles(self, plan: CascadePlan) -> tuple[np.ndarray, np.ndarray]:
+        """The plan's shuffles, and every shuffle of its seed (the lock held)."""
         key = (plan.padded_bits, plan.seed)
         count = max(0, min(SHUFFLED_PASSES, len(plan.block_sizes)) - 1)
         if self._key != key or self._perms.shape[0] < count:
@@ -139,18 +159,7 @@ class ShuffleCache:
                 kernels.permutation(plan.padded_bits, plan.shuffle_seed(p), perms[p - 1])
             perms.flags.writeable = False
             self._key, self._perms, self._inverses = key, perms, None
-        return self._perms[:count]
-
-    def inverses(self, plan: CascadePlan) -> np.ndarray:
-        """The inverses of ``shuffles(plan)`` (read-only)."""
-        perms = self.shuffles(plan)
-        if self._inverses is None or self._inverses.shape[0] < perms.shape[0]:
-            inverses = np.empty_like(self._perms)
-            for row in range(self._perms.shape[0]):
-                kernels.invert(self._perms[row], inverses[row])
-            inverses.flags.writeable = False
-            self._inverses = inverses
-        return self._inverses[:perms.shape[0]]
+        return self._perms[:count], self._perms
 
 
 SHUFFLE_REUSE_BLOCKS = 16

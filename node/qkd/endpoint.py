@@ -1,7 +1,8 @@
 """One end of a QKD link: authentication state, envelopes, and the per-block result.
 
 Layer: sans-I/O. A ``LinkEndpoint`` lives as long as the link; each block of pulses gets a
-session (``AliceSession``/``BobSession``) that borrows the endpoint's authentication keys.
+session (``AliceSession``/``BobSession``) with its own ``BlockAuth``, which draws on the
+endpoint's authentication keys, so blocks of one link can run side by side (in threads).
 Messages travel as envelopes: the encoded message, the index of its one-time key and its
 Wegman-Carter tag, except the Cascade rounds, which are covered by one tag over the whole
 Cascade transcript (sent with ReconciliationDone, under a key Alice names in Reconcile) so that
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import struct
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,11 +91,63 @@ class LinkEndpoint:
         self.rng = rng
         self.secret_bits = secret_bits
         self.auth_keys = AuthKeyStore(role, preshared_secret, auth_ledger)
-        self.authenticator = MessageAuthenticator(self.auth_keys)
-        self._transcript: Poly1305 | None = None
         self.cascade_shuffles = ShuffleCache()  # this end's copy of the current seed's shuffles
         self._cascade_seed = 0
         self._cascade_seed_blocks = SHUFFLE_REUSE_BLOCKS  # draw one at the first block
+        self._seed_lock = threading.Lock()
+
+    def block_auth(self) -> BlockAuth:
+        """The authentication state of one new block."""
+        return BlockAuth(self.role, self.auth_keys)
+
+    def cascade_seed(self) -> int:
+        """Alice: the public seed of this block's Cascade plan, renewed every
+        ``SHUFFLE_REUSE_BLOCKS`` blocks so that both ends reuse their shuffles."""
+        with self._seed_lock:
+            if self._cascade_seed_blocks >= SHUFFLE_REUSE_BLOCKS:
+                self._cascade_seed = int(self.rng.integers(1 << 62))
+                self._cascade_seed_blocks = 0
+            self._cascade_seed_blocks += 1
+            return self._cascade_seed
+
+    # -- authentication keys -------------------------------------------------------------
+    def refill_wanted(self) -> tuple[int, int]:
+        """Keys (Alice's, Bob's) a block's key should refill so both ends keep their reserve
+        of QKD origin; Alice decides and announces it, so both ends refill alike."""
+        alice, bob = (max(0, AUTH_RESERVE_KEYS - self.auth_keys.held(sender, refills_only=True))
+                      for sender in SENDERS)
+        return alice, bob
+
+    def refill(self, frame_id: int, key: np.ndarray, alice_keys: int, bob_keys: int) -> np.ndarray:
+        """File the announced keys from the front of a verified block key; returns the rest."""
+        bits = KEY_BITS * (alice_keys + bob_keys)
+        if bits:
+            self.auth_keys.add(frame_id, pack(key[:bits]), alice_keys, bob_keys)
+        return key[bits:]
+
+
+class BlockAuth:
+    """One block's authentication at one end: its hash key r, the pads it takes from the link's
+    store, the Cascade transcript, and the envelopes sealed and opened under them."""
+
+    def __init__(self, role: str, store: AuthKeyStore) -> None:
+        self.role = role
+        self.authenticator = MessageAuthenticator(store)
+        self._transcript: Poly1305 | None = None
+
+    @property
+    def used_bits(self) -> int:
+        """Authentication key bits this block has taken (tagging and checking)."""
+        return self.authenticator.used_bits
+
+    def new_hash_key(self) -> None:
+        """Bob, opening the block: draw r from his own units."""
+        self.authenticator.new_hash_key()
+
+    def end_block(self) -> None:
+        """Erase the block's r and drop any open transcript."""
+        self._transcript = None
+        self.authenticator.end_block()
 
     # -- envelopes ----------------------------------------------------------------------
     def seal(self, message: Message) -> bytes:
@@ -124,35 +178,11 @@ class LinkEndpoint:
         self.authenticator.verify(payload, trailer, opens_block=opens_block)
         return decode(payload)
 
-    def cascade_seed(self) -> int:
-        """Alice: the public seed of this block's Cascade plan, renewed every
-        ``SHUFFLE_REUSE_BLOCKS`` blocks so that both ends reuse their shuffles."""
-        if self._cascade_seed_blocks >= SHUFFLE_REUSE_BLOCKS:
-            self._cascade_seed = int(self.rng.integers(1 << 62))
-            self._cascade_seed_blocks = 0
-        self._cascade_seed_blocks += 1
-        return self._cascade_seed
-
-    # -- authentication keys -------------------------------------------------------------
-    def refill_wanted(self) -> tuple[int, int]:
-        """Keys (Alice's, Bob's) a block's key should refill so both ends keep their reserve
-        of QKD origin; Alice decides and announces it, so both ends refill alike."""
-        alice, bob = (max(0, AUTH_RESERVE_KEYS - self.auth_keys.held(sender, refills_only=True))
-                      for sender in SENDERS)
-        return alice, bob
-
-    def refill(self, frame_id: int, key: np.ndarray, alice_keys: int, bob_keys: int) -> np.ndarray:
-        """File the announced keys from the front of a verified block key; returns the rest."""
-        bits = KEY_BITS * (alice_keys + bob_keys)
-        if bits:
-            self.auth_keys.add(frame_id, pack(key[:bits]), alice_keys, bob_keys)
-        return key[bits:]
-
     # -- Cascade transcript -------------------------------------------------------------
     def open_transcript(self) -> AuthKeyIndex:
         """Alice: start the transcript under the block's r and her next pad; Reconcile names it."""
-        index = self.auth_keys.next_index("alice")
-        self._transcript = Poly1305(self.authenticator.one_time_key(index, "tag"))
+        index, key = self.authenticator.next_one_time_key()
+        self._transcript = Poly1305(key)
         return index
 
     def join_transcript(self, index: AuthKeyIndex) -> None:

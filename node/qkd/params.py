@@ -103,6 +103,7 @@ class LinkParams:
 RECONCILERS = ("cascade", "ldpc")
 MAX_EPSILON = 1e-3
 MAX_BLOCK_DETECTIONS = 100_000_000  # a block's arrays must fit in memory
+MAX_BLOCKS_IN_FLIGHT = 16  # per link; each holds a block's arrays
 
 
 def _whole(value: object) -> bool:
@@ -124,6 +125,10 @@ class ProcessingParams:
     """``cascade`` (interactive, about 1,000 round trips per 3 Mbit block) or ``ldpc`` (one-way:
     syndromes, then a round trip per retry of the frames that failed)."""
     auth_tag_bits: int = 128
+    blocks_in_flight: int = 2
+    """Blocks of one link a node processes at once in real time (their kernels run in threads, so
+    a link uses up to this many cores); memory grows by one block's working set for each. Virtual
+    time runs one block at a time, which keeps a run's results independent of thread timing."""
 
     def __post_init__(self) -> None:
         for name in ("epsilon_sec", "epsilon_cor"):
@@ -137,6 +142,8 @@ class ProcessingParams:
             raise ParameterError(f"block_detections must be a whole number from 1000 to {MAX_BLOCK_DETECTIONS}")
         if not _whole(self.cascade_passes) or not 1 <= self.cascade_passes <= 16:
             raise ParameterError("cascade_passes must be a whole number in [1, 16]")
+        if not _whole(self.blocks_in_flight) or not 1 <= self.blocks_in_flight <= MAX_BLOCKS_IN_FLIGHT:
+            raise ParameterError(f"blocks_in_flight must be a whole number from 1 to {MAX_BLOCKS_IN_FLIGHT}")
         if self.reconciler not in RECONCILERS:
             raise ParameterError(f"reconciler must be one of {', '.join(RECONCILERS)}, got {self.reconciler!r}")
 

@@ -65,7 +65,7 @@ class _Session:
         self.endpoint = endpoint
         self.frame_id = frame_id
         self.result: BlockResult | None = None
-        self._auth_start = endpoint.auth_keys.consumed_bits
+        self.auth = endpoint.block_auth()  # this block's own r, pads and transcript
         self._refill = (0, 0)  # authentication keys (Alice's, Bob's) the final key refills
         self.ignored_messages = 0
         self._stats: dict = {}
@@ -87,7 +87,7 @@ class _Session:
             return []
         try:
             try:
-                message = self.endpoint.open(envelope, opens_block=self._opens_block)
+                message = self.auth.open(envelope, opens_block=self._opens_block)
             except UnknownAuthKey:
                 self.ignored_messages += 1
                 return []
@@ -96,7 +96,7 @@ class _Session:
             if isinstance(message, Abort):
                 self._end(f"peer aborted: {message.reason}")
                 return []
-            out = [self.endpoint.seal(m) for m in self._on(message)]
+            out = [self.auth.seal(m) for m in self._on(message)]
             if self._deferred_end is not None:
                 self._end(*self._deferred_end)
             return out
@@ -108,19 +108,18 @@ class _Session:
             return self._abort(reason)
 
     def _abort(self, reason: str) -> list[bytes]:
-        self.endpoint.abandon_transcript()
+        self.auth.abandon_transcript()
         try:
-            out = [self.endpoint.seal(Abort(frame_id=self.frame_id, reason=reason))]
+            out = [self.auth.seal(Abort(frame_id=self.frame_id, reason=reason))]
         except (AuthKeyExhausted, AuthenticationError):  # no pad left, or the block never opened
             out = []
         self._end(reason)
         return out
 
     def _end(self, reason: str | None, key: np.ndarray = _EMPTY) -> None:
-        self.endpoint.abandon_transcript()
-        self.endpoint.authenticator.end_block()
+        self.auth.end_block()
         accepted = reason is None
-        auth_bits = self.endpoint.auth_keys.consumed_bits - self._auth_start
+        auth_bits = self.auth.used_bits
         refill_bits = 0
         if accepted:
             # The authentication keys Alice announced come first out of the block's own key.
@@ -211,7 +210,7 @@ class AliceSession(_Session):
         self._plan = plan
         self._prefix = plan.prefix_parities(self._key, ep.cascade_shuffles)
         self._expect = ParityQuery | ReconciliationDone
-        transcript_key = ep.open_transcript()
+        transcript_key = self.auth.open_transcript()
         return [Reconcile(frame_id=self.frame_id, qber_estimate=float(est.qber_x),
                           block_sizes=np.asarray(plan.block_sizes, np.int64), seed=plan.seed,
                           transcript_key_origin=transcript_key.origin, transcript_key_seq=transcript_key.seq)]
@@ -223,7 +222,7 @@ class AliceSession(_Session):
         self._filler = self.endpoint.secret_bits(plan.frames * plan.punctured).reshape(plan.frames, plan.punctured)
         self._reveal_requests: list[np.ndarray] = []
         self._stats.update(reconciler="ldpc", frames=plan.frames)
-        transcript_key = self.endpoint.open_transcript()
+        transcript_key = self.auth.open_transcript()
         self._expect = RevealRequest | ReconciliationDone
         return [Syndromes(frame_id=self.frame_id, qber_estimate=float(qber_estimate), qber_upper=float(qber_upper),
                           seed=seed,
@@ -248,7 +247,7 @@ class AliceSession(_Session):
 
     def _on_ReconciliationDone(self, m: ReconciliationDone) -> list[Message]:
         ep, proc = self.endpoint, self.endpoint.processing
-        ep.check_transcript(m.transcript_tag)
+        self.auth.check_transcript(m.transcript_tag)
         if self._ldpc is not None:
             plan, dropped = self._ldpc, np.unique(m.dropped_frames)
             if dropped.size != m.dropped_frames.size or (dropped.size and (dropped[0] < 0 or dropped[-1] >= plan.frames)):
@@ -289,7 +288,7 @@ class AliceSession(_Session):
         return [Finish(frame_id=self.frame_id, accepted=True)]
 
     def _abort_msg(self, reason: str) -> list[Message]:
-        self.endpoint.abandon_transcript()
+        self.auth.abandon_transcript()
         self._deferred_end = (reason, _EMPTY)
         return [Abort(frame_id=self.frame_id, reason=reason)]
 
@@ -305,13 +304,13 @@ class BobSession(_Session):
         self._expect = SiftReply
 
     def begin(self) -> list[bytes]:
-        ep, rec = self.endpoint, self._record
+        rec = self._record
         gaps = slot_gaps(rec.slots)
         self._stats.update(n_pulses=rec.n_pulses, detections=int(rec.slots.size))
         try:
-            ep.authenticator.new_hash_key()
-            return [ep.seal(Detections(frame_id=self.frame_id, n_pulses=rec.n_pulses,
-                                       slot_gaps=gaps, bases=pack(rec.basis)))]
+            self.auth.new_hash_key()
+            return [self.auth.seal(Detections(frame_id=self.frame_id, n_pulses=rec.n_pulses,
+                                               slot_gaps=gaps, bases=pack(rec.basis)))]
         except AuthKeyExhausted as exc:
             self._end(f"authentication key exhausted: {exc}")
             return []
@@ -329,7 +328,7 @@ class BobSession(_Session):
         sizes = tuple(int(s) for s in m.block_sizes)
         if not sizes or any(s < 2 or s & (s - 1) for s in sizes) or len(sizes) > 16:
             raise ProtocolError("Cascade block sizes must be powers of two")
-        self.endpoint.join_transcript(AuthKeyIndex(m.transcript_key_origin, m.transcript_key_seq))
+        self.auth.join_transcript(AuthKeyIndex(m.transcript_key_origin, m.transcript_key_seq))
         self._stats["qber_x"] = m.qber_estimate
         self._corrector = cascade.CascadeCorrector(self._key, cascade.CascadePlan(self._key.size, sizes, m.seed),
                                                    self.endpoint.cascade_shuffles)
@@ -337,7 +336,7 @@ class BobSession(_Session):
 
     def _on_Syndromes(self, m: Syndromes) -> list[Message]:
         plan = ldpc.plan(self._key.size, m.qber_estimate, m.qber_upper, m.seed)
-        self.endpoint.join_transcript(AuthKeyIndex(m.transcript_key_origin, m.transcript_key_seq))
+        self.auth.join_transcript(AuthKeyIndex(m.transcript_key_origin, m.transcript_key_seq))
         syndromes = unpack(m.syndromes, plan.frames * plan.syndrome_bits).reshape(plan.frames, plan.syndrome_bits)
         self._stats.update(qber_x=m.qber_estimate, reconciler="ldpc", frames=plan.frames)
         self._decoder = ldpc.LdpcDecoder(self._key, plan, syndromes, m.tags, m.qber_estimate)
@@ -355,7 +354,7 @@ class BobSession(_Session):
                            frames_dropped=int(d.dropped.size))
         self._expect = Amplify
         return [ReconciliationDone(frame_id=self.frame_id, corrected_bits=d.corrected_bits,
-                                   transcript_tag=self.endpoint.finish_transcript(), dropped_frames=d.dropped)]
+                                   transcript_tag=self.auth.finish_transcript(), dropped_frames=d.dropped)]
 
     def _on_Reveal(self, m: Reveal) -> list[Message]:
         self._decoder.receive_reveal(unpack(m.bits, m.count))
@@ -370,7 +369,7 @@ class BobSession(_Session):
             self._key = c.key
             self._expect = Amplify
             return [ReconciliationDone(frame_id=self.frame_id, corrected_bits=c.corrected_bits,
-                                       transcript_tag=self.endpoint.finish_transcript(),
+                                       transcript_tag=self.auth.finish_transcript(),
                                        dropped_frames=np.empty(0, np.int64))]
         self._expect = ParityReply
         return [ParityQuery(frame_id=self.frame_id, pass_index=queries.pass_index, node=queries.node)]

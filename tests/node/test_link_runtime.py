@@ -1,5 +1,8 @@
 """One link end's BB84 engine: blocks accepted at both ends fill both pools alike; a full pool
-pauses generation; an unreachable peer is reported, not fatal."""
+pauses generation; an unreachable peer is reported, not fatal; blocks run side by side."""
+
+import asyncio
+import dataclasses
 
 import numpy as np
 
@@ -34,8 +37,37 @@ class Unreachable:
         raise Unavailable("peer down")
 
 
-def _pair(capacity_bits=10**7):
+class HoldsTheSecondBlock(Receiver):
+    """Answers the second frame's exchanges only once a third frame has been delivered: the
+    transmitter gets past it only by running two blocks at once. (The first block runs alone:
+    it resynchronises the link.)"""
+
+    def __init__(self, runtime: LinkRuntime) -> None:
+        super().__init__(runtime)
+        self.frames: list[int] = []
+        self.third_delivered = asyncio.Event()
+        self.most_open = 0
+
+    async def deliver_frame(self, frame):
+        answer = await super().deliver_frame(frame)
+        self.frames.append(frame.frame_id)
+        if len(self.frames) >= 3:
+            self.third_delivered.set()
+        return answer
+
+    async def exchange(self, link_id, frame_id, envelopes):
+        if len(self.frames) >= 2 and frame_id == self.frames[1]:
+            await self.third_delivered.wait()
+        self.most_open = max(self.most_open, self.runtime.status().open_blocks)
+        return await super().exchange(link_id, frame_id, envelopes)
+
+
+def _pair(capacity_bits=10**7, blocks_in_flight=None):
     tx_settings, rx_settings = link_pair("A", "B", capacity_bits)
+    if blocks_in_flight is not None:
+        tx_settings, rx_settings = (dataclasses.replace(
+            s, processing=dataclasses.replace(s.processing, blocks_in_flight=blocks_in_flight))
+            for s in (tx_settings, rx_settings))
     tx = LinkRuntime(tx_settings, LinkKeyPool("a", capacity_bits), 0.0)
     rx = LinkRuntime(rx_settings, LinkKeyPool("b", capacity_bits), 0.0)
     return tx, rx
@@ -57,6 +89,23 @@ async def test_accepted_blocks_fill_both_pools_with_the_same_key():
     assert status.generated_bits == tx.pool.generated_bits and status.balanced and 0 < status.qber < 0.11
     assert status.sifted_bits_per_s > status.secret_bits_per_s > 0
     assert tx.status(in_service=False).state == "cut"
+
+
+async def test_a_link_runs_two_blocks_at_once_and_both_ends_keep_the_same_keys():
+    tx, rx = _pair(blocks_in_flight=2)
+    peer = HoldsTheSecondBlock(rx)
+    tx.start(peer)
+    try:
+        await eventually(lambda: tx.blocks_accepted >= 4 and rx.blocks_accepted == tx.blocks_accepted, 120,
+                         "four blocks at both ends, the second held until the third was delivered")
+        assert tx.blocks_aborted == rx.blocks_aborted == 0
+        assert tx.resyncs == rx.resyncs == 1  # only the first block's: no block was given up
+    finally:
+        await tx.stop()  # (the transmitter counts the block it breaks off as aborted)
+    assert peer.most_open == 2 and tx.status().open_blocks == 0
+    assert tx.pool.generated_bits == rx.pool.generated_bits
+    pads, bits = tx.pool.allocate_many([512] * (tx.pool.sendable_bits * 3 // 4 // 512))  # from every block
+    assert np.array_equal(np.concatenate([rx.pool.take_by_id(pad) for pad in pads]), bits)
 
 
 async def test_a_full_pool_pauses_generation():

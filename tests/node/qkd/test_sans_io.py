@@ -1,9 +1,12 @@
-"""The link engine is sans-I/O: no networking, event loop or clock anywhere in node/qkd."""
+"""The link engine is sans-I/O: no networking, event loop or clock anywhere in node/qkd.
+
+Locks are allowed (``threading``): they are not I/O, and the few objects blocks of one link
+share (authentication keys, Cascade's shuffles) take them so that blocks can run in threads."""
 
 import ast
 import pathlib
 
-FORBIDDEN = {"grpc", "asyncio", "socket", "time", "datetime", "threading", "subprocess"}
+FORBIDDEN = {"grpc", "asyncio", "socket", "time", "datetime", "subprocess", "concurrent"}
 PACKAGE = pathlib.Path(__file__).parents[3] / "node" / "qkd"
 
 

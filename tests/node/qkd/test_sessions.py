@@ -39,8 +39,8 @@ def test_a_block_ends_accepted_with_the_same_key_on_both_sides(small_link, small
 
 def test_an_unexpected_message_aborts_both_sides(small_link, small_block):
     alice, bob, bob_ep = _sessions(small_link, small_block)
-    bob_ep.authenticator.new_hash_key()  # as Bob's begin() does
-    envelope = bob_ep.seal(Finish(frame_id=1, accepted=True))  # Bob's first message: authentic, out of order
+    bob.auth.new_hash_key()  # as Bob's begin() does
+    envelope = bob.auth.seal(Finish(frame_id=1, accepted=True))  # Bob's first message: authentic, out of order
     answer = alice.handle(envelope)
     assert alice.done and not alice.result.accepted
     assert "unexpected Finish, waiting for Detections" in alice.result.abort_reason
@@ -72,3 +72,30 @@ def test_alice_keeps_a_cascade_seed_for_a_run_of_blocks_then_draws_another(small
     seeds = [alice.cascade_seed() for _ in range(2 * SHUFFLE_REUSE_BLOCKS)]
     assert len(set(seeds[:SHUFFLE_REUSE_BLOCKS])) == 1 and len(set(seeds[SHUFFLE_REUSE_BLOCKS:])) == 1
     assert seeds[0] != seeds[-1]
+
+
+def test_two_blocks_of_one_link_interleaved_step_by_step_both_end_accepted_and_no_unit_serves_twice(
+        small_link, small_block):
+    """Blocks of one link may run side by side (``blocks_in_flight``): each has its own hash key,
+    pads and transcript, and the endpoints' shared store never hands one pad to both."""
+    from tests.node.qkd.test_link_faults import assert_no_unit_served_twice
+
+    ledger: list = []
+    alice_ep, bob_ep, nature = make_endpoints(small_link, small_block, 9, auth_ledger=ledger)
+    n_pulses = pulses_for_detections(small_link, small_block.block_detections)
+    pairs = []
+    for frame_id in (1, 2):
+        alice_rec, bob_rec, _ = transmit(small_link, n_pulses, nature)
+        pairs.append((AliceSession(alice_ep, frame_id, alice_rec), BobSession(bob_ep, frame_id, bob_rec)))
+    to_alice = [bob.begin() for _, bob in pairs]
+    while any(to_alice):  # one message step of each block in turn, until both stop answering
+        for i, (alice, bob) in enumerate(pairs):
+            to_bob = [e for envelope in to_alice[i] for e in alice.handle(envelope)]
+            to_alice[i] = [e for envelope in to_bob for e in bob.handle(envelope)]
+    for alice, bob in pairs:
+        assert alice.result.accepted and bob.result.accepted
+        assert np.array_equal(alice.result.key, bob.result.key) and alice.result.key.size > 0
+        assert alice.result.auth_bits == bob.result.auth_bits > 0  # each counts its own block's units
+    assert not np.array_equal(pairs[0][0].result.key[:256], pairs[1][0].result.key[:256])
+    assert_no_unit_served_twice(ledger)
+    assert sum(p[0].result.auth_bits for p in pairs) == alice_ep.auth_keys.consumed_bits
