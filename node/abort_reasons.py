@@ -22,7 +22,7 @@ _PREFIXES = (  # the first matching prefix decides (reasons the link engine and 
     ("peer stopped answering", "peer_unreachable"),
     ("the exchange with the peer broke off", "peer_unreachable"),
     ("peer unreachable", "peer_unreachable"),
-    ("a new frame began", "superseded"),
+    ("the transmitter went on without it", "superseded"),
     ("the transmitter resynchronised", "superseded"),
 )
 PEER_ABORTED = "peer aborted: "

@@ -1,0 +1,134 @@
+"""Benchmark: one link run as a node runs it, with several blocks under way at once.
+
+Both ends are ``LinkRuntime``s in this process (the transmitter calls the receiver directly, no
+gRPC), on the standard link, as fast as the host allows (time scale 0), with
+``ProcessingParams.blocks_in_flight`` = ``--blocks-in-flight``. The kernels release the GIL, so
+blocks in flight use the host's cores: this is how a link on a multi-core host runs blocks in
+parallel. Both ends share this host's cores here; on two hosts each end has its own.
+
+After ``--warmup-blocks`` blocks (the first runs alone: it resynchronises the link; kernels load,
+Cascade's shuffles are computed), it times the next ``--blocks`` blocks to end at the
+transmitter. ``realtime_factor`` is their emulated link seconds per wall second. Peak RSS is the
+whole process's (both ends, every block in flight). Prints one line per second of progress and a
+final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import secrets
+import time
+
+import numpy as np
+from machine import describe
+
+from qkdnet.node.keystore.link_pool import LinkKeyPool
+from qkdnet.node.link_runtime import FrameForPeer, LinkRuntime, Resync
+from qkdnet.node.qkd.params import MAX_BLOCKS_IN_FLIGHT, RECONCILERS, STANDARD, ProcessingParams
+from qkdnet.node.settings import LinkSettings, Role
+
+POOL_BITS = 10**12  # never full: generation must not pause
+
+
+class DirectPeer:
+    """The transmitter's view of the receiver: its runtime, called in this process."""
+
+    def __init__(self, receiver: LinkRuntime) -> None:
+        self.receiver = receiver
+
+    async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]:
+        return await self.receiver.on_frame(frame), False
+
+    async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]:
+        return await self.receiver.on_exchange(frame_id, envelopes)
+
+    async def resync(self, request: Resync) -> Resync:
+        return await self.receiver.on_resync(request)
+
+
+def _ends(processing: ProcessingParams, seed: int) -> tuple[LinkRuntime, LinkRuntime]:
+    secret = secrets.token_bytes(4096)
+    common = dict(link_id="A~B", params=STANDARD, processing=processing, bootstrap_secret=secret,
+                  pool_capacity_bits=POOL_BITS, seed=seed)
+    tx = LinkSettings(peer="B", peer_address="direct", role=Role.TRANSMITTER, **common)
+    rx = LinkSettings(peer="A", peer_address="direct", role=Role.RECEIVER, **common)
+    return LinkRuntime(tx, LinkKeyPool("a", POOL_BITS), 0.0), LinkRuntime(rx, LinkKeyPool("b", POOL_BITS), 0.0)
+
+
+async def _ended(tx: LinkRuntime, blocks: int, started: float) -> None:
+    """Until ``blocks`` blocks have ended at the transmitter (a benchmark may poll)."""
+    last_print = time.monotonic()
+    while tx.blocks_accepted + tx.blocks_aborted < blocks:
+        await asyncio.sleep(0.05)
+        if time.monotonic() - last_print >= 1.0:
+            last_print = time.monotonic()
+            print(f"{last_print - started:7.1f} s: {tx.blocks_accepted} accepted, {tx.blocks_aborted} aborted, "
+                  f"{tx.status().open_blocks} open", flush=True)
+
+
+def _same_keys(sender: LinkKeyPool, receiver: LinkKeyPool) -> bool:
+    """Whether both ends hold the same key: pads from every block, taken by ID at the receiver."""
+    if sender.generated_bits != receiver.generated_bits:
+        return False
+    count = sender.sendable_bits * 3 // 4 // 1024
+    if count == 0:
+        return sender.generated_bits == 0
+    pads, bits = sender.allocate_many([1024] * count)
+    return bool(np.array_equal(np.concatenate([receiver.take_by_id(pad) for pad in pads]), bits))
+
+
+async def run(args: argparse.Namespace) -> dict:
+    processing = ProcessingParams(block_detections=args.detections, reconciler=args.reconciler,
+                                  blocks_in_flight=args.blocks_in_flight)
+    tx, rx = _ends(processing, args.seed)
+    begun = time.monotonic()
+    tx.start(DirectPeer(rx))
+    try:
+        await _ended(tx, args.warmup_blocks, begun)
+        started = time.monotonic()
+        emulated_from, sifted_from, key_from = tx.emulated_seconds, tx.sifted_bits, tx.pool.generated_bits
+        ended_from = tx.blocks_accepted + tx.blocks_aborted
+        await _ended(tx, ended_from + args.blocks, begun)
+        wall = time.monotonic() - started
+        emulated = tx.emulated_seconds - emulated_from
+        timed = tx.blocks_accepted + tx.blocks_aborted - ended_from
+        report = {
+            "reconciler": args.reconciler, "blocks_in_flight": args.blocks_in_flight,
+            "warmup_blocks": args.warmup_blocks, "blocks": timed, "detections_per_block": args.detections,
+            "accepted_blocks_total": tx.blocks_accepted, "aborted_blocks_total": tx.blocks_aborted,
+            "resyncs": tx.resyncs,
+            "emulated_link_seconds": round(emulated, 3), "wall_seconds": round(wall, 2),
+            "realtime_factor": round(emulated / wall, 4),
+            "sifted_bits_per_s": round((tx.sifted_bits - sifted_from) / wall),
+            "net_secret_bits_per_s": round((tx.pool.generated_bits - key_from) / wall),
+        }
+    finally:
+        await tx.stop()
+    report["keys_identical_at_both_ends"] = _same_keys(tx.pool, rx.pool)
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--blocks-in-flight", type=int, default=2)
+    parser.add_argument("--blocks", type=int, default=8, help="timed blocks")
+    parser.add_argument("--warmup-blocks", type=int, default=2, help="untimed blocks first (at least 1)")
+    parser.add_argument("--detections", type=int, default=ProcessingParams().block_detections)
+    parser.add_argument("--reconciler", choices=RECONCILERS, default="cascade")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if not 1 <= args.blocks_in_flight <= MAX_BLOCKS_IN_FLIGHT:
+        parser.error(f"--blocks-in-flight must be from 1 to {MAX_BLOCKS_IN_FLIGHT}")
+    if args.blocks < 1 or args.warmup_blocks < 1:
+        parser.error("--blocks and --warmup-blocks must be at least 1")
+    report = asyncio.run(run(args))
+    report["machine"] = describe()
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
