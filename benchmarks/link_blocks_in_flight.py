@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import resource
 import secrets
@@ -50,11 +51,10 @@ class DirectPeer:
 
 
 def _ends(processing: ProcessingParams, seed: int) -> tuple[LinkRuntime, LinkRuntime]:
-    secret = secrets.token_bytes(4096)
-    common = dict(link_id="A~B", params=STANDARD, processing=processing, bootstrap_secret=secret,
-                  pool_capacity_bits=POOL_BITS, seed=seed)
-    tx = LinkSettings(peer="B", peer_address="direct", role=Role.TRANSMITTER, **common)
-    rx = LinkSettings(peer="A", peer_address="direct", role=Role.RECEIVER, **common)
+    tx = LinkSettings(link_id="A~B", peer="B", peer_address="direct", role=Role.TRANSMITTER, params=STANDARD,
+                      processing=processing, bootstrap_secret=secrets.token_bytes(4096),
+                      pool_capacity_bits=POOL_BITS, seed=seed)
+    rx = dataclasses.replace(tx, peer="A", role=Role.RECEIVER)
     return LinkRuntime(tx, LinkKeyPool("a", POOL_BITS), 0.0), LinkRuntime(rx, LinkKeyPool("b", POOL_BITS), 0.0)
 
 

@@ -40,7 +40,7 @@ from qkdnet.node.qkd.channel import BobRecord, transmit
 from qkdnet.node.qkd.endpoint import BlockResult, LinkEndpoint
 from qkdnet.node.qkd.link import pulses_for_detections
 from qkdnet.node.qkd.params import LinkParams
-from qkdnet.node.qkd.sessions import AliceSession, BobSession
+from qkdnet.node.qkd.sessions import AliceSession, BobSession, quick_to_handle
 from qkdnet.node.qkd.sifting import slot_gaps
 from qkdnet.node.settings import LinkSettings, Role
 from qkdnet.node.status import LinkStatus
@@ -91,11 +91,25 @@ class PlannedBlock:
     start_s: float | None = None
 
 
-class LinkPeer(Protocol):
+class BlockPeer(Protocol):
+    """What the transmitter needs of the receiver to run blocks."""
+
     async def deliver_frame(self, frame: FrameForPeer) -> tuple[list[bytes], bool]: ...
     async def exchange(self, link_id: str, frame_id: int, envelopes: list[bytes]) -> tuple[list[bytes], bool]: ...
-    async def reconcile(self, link_id: str, inventory: dict) -> dict: ...
     async def resync(self, request: Resync) -> Resync: ...
+
+
+class LinkPeer(BlockPeer, Protocol):
+    """The link's peer node: blocks, and the reconciliation of the two pools after a restart."""
+
+    async def reconcile(self, link_id: str, inventory: dict) -> dict: ...
+
+
+async def _handle(session: AliceSession | BobSession, envelope: bytes) -> list[bytes]:
+    """A session's answer to an envelope: a quick step in place, anything else in a worker thread."""
+    if quick_to_handle(envelope):
+        return session.handle(envelope)
+    return await _in_thread(session.handle, envelope)
 
 
 async def _in_thread(function: Callable[..., list[bytes]], *args: object) -> list[bytes]:
@@ -178,7 +192,7 @@ class LinkRuntime:
         self._session_locks: dict[int, asyncio.Lock] = {}  # receiver: one message batch per block at a time
 
     # -- transmitter ----------------------------------------------------------------------
-    def start(self, peer: LinkPeer) -> None:
+    def start(self, peer: BlockPeer) -> None:
         if self.settings.role is Role.TRANSMITTER and self._task is None:
             run = self._run(peer) if self.clock is None else self._run_virtual(peer, self.clock)
             self._task = asyncio.create_task(run, name=f"link-{self.settings.link_id}")
@@ -207,7 +221,7 @@ class LinkRuntime:
             self._task = None
         self.state = "down"
 
-    async def _run(self, peer: LinkPeer) -> None:
+    async def _run(self, peer: BlockPeer) -> None:
         """Real time: blocks, up to ``blocks_in_flight`` at once, each launched at its paced start."""
         limit = self.settings.processing.blocks_in_flight
         running: set[asyncio.Task[int | None]] = set()
@@ -260,7 +274,7 @@ class LinkRuntime:
         while not self.pool.below_low_watermark:
             await self.pool.changed()
 
-    async def _run_virtual(self, peer: LinkPeer, clock: VirtualClock) -> None:
+    async def _run_virtual(self, peer: BlockPeer, clock: VirtualClock) -> None:
         """Block after block in virtual time: each starts once the clock has reached its start;
         a full pool is checked at every advance until it is below its low watermark, and the
         next block then starts at the clock value of the check that saw it full last (when the
@@ -316,7 +330,7 @@ class LinkRuntime:
         return (self.next_start_s < clock.horizon_s
                 and self.pool.level_bits + self._unreleased_key_bits < self.pool.capacity_bits)
 
-    async def resync(self, peer: LinkPeer) -> None:
+    async def resync(self, peer: BlockPeer) -> None:
         """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""
         keys = self.endpoint.auth_keys
         reply = await peer.resync(Resync(self.settings.link_id, keys.inventory(), tuple(sorted(self.pool.unconfirmed))))
@@ -334,7 +348,7 @@ class LinkRuntime:
         return PlannedBlock(physics, impairment.attack,
                             pulses_for_detections(physics, self.settings.processing.block_detections), start_s)
 
-    async def _try_block(self, peer: LinkPeer, block: PlannedBlock) -> int | None:
+    async def _try_block(self, peer: BlockPeer, block: PlannedBlock) -> int | None:
         """One block (its pulses); None, reported in the status, if the peer is unreachable or
         broke the protocol."""
         self._open_blocks += 1
@@ -350,7 +364,7 @@ class LinkRuntime:
         finally:
             self._open_blocks -= 1
 
-    async def _one_block(self, peer: LinkPeer, block: PlannedBlock) -> int:
+    async def _one_block(self, peer: BlockPeer, block: PlannedBlock) -> int:
         """One block. Any end but accepted with every answer in leaves the link to resynchronise."""
         s = self.settings
         n_pulses = block.n_pulses
@@ -378,7 +392,7 @@ class LinkRuntime:
             while True:
                 outgoing: list[bytes] = []
                 for envelope in incoming:
-                    outgoing += await _in_thread(session.handle, envelope)
+                    outgoing += await _handle(session, envelope)
                 if not outgoing:
                     break
                 incoming, _ = await peer.exchange(s.link_id, frame_id, outgoing)
@@ -427,7 +441,7 @@ class LinkRuntime:
                 return [], True
             outgoing: list[bytes] = []
             for envelope in envelopes:
-                outgoing += await _in_thread(session.handle, envelope)
+                outgoing += await _handle(session, envelope)
             if session.done:
                 self._close(frame_id)
             return outgoing, session.done

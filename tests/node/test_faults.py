@@ -56,8 +56,10 @@ async def test_an_intercept_resend_eavesdropper_raises_qber_to_a_quarter_and_abo
         assert 0.22 <= a.last_qber <= 0.30
         assert all(0.2 <= q <= 0.32 for q in a.last_qber_per_intensity[:2])  # signal and decoy
         await nodes["A"].set_impairment("B", Impairment())  # Eve leaves: blocks are accepted again
-        await eventually(lambda: a.blocks_accepted > accepted + 1, 120, "honest blocks accepted again")
-        assert a.last_qber < 0.05
+        accepted = a.blocks_accepted
+        # (Blocks already under way when she left still carry her errors, and may end later.)
+        await eventually(lambda: a.blocks_accepted > accepted + 1 and a.last_qber < 0.05, 120,
+                         "honest blocks accepted again")
     finally:
         await close_all(nodes)
 
