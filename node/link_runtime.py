@@ -2,8 +2,8 @@
 
 Layer: node domain. The transmitter end owns the source and the channel physics: it samples
 each frame, keeps its own record, hands the receiver only what the receiver's detectors saw,
-then exchanges classical envelopes until both sessions end. Kernels run in worker threads so
-the event loop keeps answering. In real time, blocks are paced in emulated time (pulses / pulse
+then exchanges classical envelopes until both sessions end. Heavy steps run in worker threads
+so the event loop keeps answering; quick ones (a Cascade round) run in place. In real time, blocks are paced in emulated time (pulses / pulse
 rate divided by the time scale; 0 means as fast as possible), generation pauses while the pool
 is full, and up to ``ProcessingParams.blocks_in_flight`` blocks run at once, so a link uses
 more than one core when the host has them: a block starts once the one before has been
@@ -169,6 +169,7 @@ class LinkRuntime:
         self._last_frame_seen = 0  # receiver: frames only move forward
         # Frame IDs name link keys; starting from the clock keeps them unique across restarts.
         self._frame = time.time_ns() // 1000
+        self._blocks_started = 0  # transmitter: picks each block's public randomness (in frame order)
         self.state = "starting"
         self.blocks_accepted = 0
         self.blocks_aborted = 0
@@ -236,8 +237,9 @@ class LinkRuntime:
 
         try:
             while True:
-                # Room for a block: below the limit, and none open while the link must resynchronise.
-                while running and (len(running) >= limit or self._unsynced):
+                # Room for a block: below the limit, none open while the link must resynchronise, and
+                # none while the blocks under way could fill the pool.
+                while running and (len(running) >= limit or self._unsynced or self._could_fill(len(running))):
                     done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         failures = failures + 1 if task.result() is None else 0
@@ -269,6 +271,15 @@ class LinkRuntime:
                 task.cancel()
             if running:
                 await asyncio.wait(running)
+
+    def _could_fill(self, blocks: int) -> bool:
+        """Whether ``blocks`` blocks under way could fill the pool. Then the next block waits for
+        them and starts only if the pool is not full, as with one block at a time: so the blocks a
+        link makes before it pauses do not depend on thread timing. A block's key is bounded by its
+        detections, and those exceed twice their expected number with a probability below 1e-160
+        at the smallest block (1,000 expected)."""
+        bound_bits = 2 * self.settings.processing.block_detections
+        return self.pool.level_bits + blocks * bound_bits >= self.pool.capacity_bits
 
     async def _pool_drained(self) -> None:
         while not self.pool.below_low_watermark:
@@ -379,10 +390,11 @@ class LinkRuntime:
         try:
             async with self._deliveries:  # taken in launch order: frames leave in order
                 self._frame += 1
-                frame_id = self._frame
+                frame_id, block_index = self._frame, self._blocks_started
+                self._blocks_started += 1
                 alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, block.physics, n_pulses, self._nature,
                                                                 block.attack, self.endpoint.secret_bits)
-                session = AliceSession(self.endpoint, frame_id, alice_rec)
+                session = AliceSession(self.endpoint, frame_id, alice_rec, block_index)
                 gaps = slot_gaps(bob_rec.slots).astype("<u4", copy=False).tobytes()
                 frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps,
                                      pack(bob_rec.basis), pack(bob_rec.bit),

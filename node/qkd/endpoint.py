@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import struct
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,7 +77,8 @@ class LinkEndpoint:
     def __init__(self, role: str, params: LinkParams, processing: ProcessingParams,
                  preshared_secret: bytes, rng: np.random.Generator,
                  secret_bits: SecretBits = os_secret_bits, auth_ledger: list[KeyUse] | None = None) -> None:
-        """``rng``: seeded, for public choices (hash keys and seeds, Cascade permutations);
+        """``rng``: seeded, for public choices (hash keys and seeds, Cascade permutations;
+        drawn per block, see ``block_rng``);
         ``secret_bits``: the device's secret randomness (the OS CSPRNG); ``auth_ledger``: a
         list that records every authentication-key use (for tests)."""
         if role not in ("alice", "bob"):
@@ -92,23 +92,23 @@ class LinkEndpoint:
         self.secret_bits = secret_bits
         self.auth_keys = AuthKeyStore(role, preshared_secret, auth_ledger)
         self.cascade_shuffles = ShuffleCache()  # this end's copy of the current seed's shuffles
-        self._cascade_seed = 0
-        self._cascade_seed_blocks = SHUFFLE_REUSE_BLOCKS  # draw one at the first block
-        self._seed_lock = threading.Lock()
+        # Public randomness per block, from the seeded stream, by the block's place in the link:
+        # blocks running side by side draw the same values whatever order their threads run in.
+        self._block_entropy = [int(word) for word in rng.integers(0, 1 << 63, size=4)]
 
     def block_auth(self) -> BlockAuth:
         """The authentication state of one new block."""
         return BlockAuth(self.role, self.auth_keys)
 
-    def cascade_seed(self) -> int:
-        """Alice: the public seed of this block's Cascade plan, renewed every
+    def block_rng(self, block_index: int) -> np.random.Generator:
+        """The public randomness of the link's ``block_index``-th block (counted from 0)."""
+        return np.random.default_rng(np.random.SeedSequence(self._block_entropy, spawn_key=(0, block_index)))
+
+    def cascade_seed(self, block_index: int) -> int:
+        """Alice: the public seed of this block's Cascade plan, one for each run of
         ``SHUFFLE_REUSE_BLOCKS`` blocks so that both ends reuse their shuffles."""
-        with self._seed_lock:
-            if self._cascade_seed_blocks >= SHUFFLE_REUSE_BLOCKS:
-                self._cascade_seed = int(self.rng.integers(1 << 62))
-                self._cascade_seed_blocks = 0
-            self._cascade_seed_blocks += 1
-            return self._cascade_seed
+        run = np.random.SeedSequence(self._block_entropy, spawn_key=(1, block_index // SHUFFLE_REUSE_BLOCKS))
+        return int(np.random.default_rng(run).integers(1 << 62))
 
     # -- authentication keys -------------------------------------------------------------
     def refill_wanted(self) -> tuple[int, int]:

@@ -87,7 +87,7 @@ class InMemoryLink:
         alice_record, bob_record, _ = transmit(self.params, n_pulses, self._nature, self.attack,
                                                secret_bits=self.alice.secret_bits)
         self._charge("channel", t0)
-        alice = AliceSession(self.alice, self._frame, alice_record)
+        alice = AliceSession(self.alice, self._frame, alice_record, block_index=self._frame - 1)
         bob = BobSession(self.bob, self._frame, bob_record)
         t0 = self._now()
         in_flight = [*late, *(("bob", envelope) for envelope in bob.begin())]

@@ -163,9 +163,13 @@ class AliceSession(_Session):
 
     role = "alice"
 
-    def __init__(self, endpoint: LinkEndpoint, frame_id: int, record: AliceRecord) -> None:
+    def __init__(self, endpoint: LinkEndpoint, frame_id: int, record: AliceRecord, block_index: int) -> None:
+        """``block_index``: the block's place in the link (0 first), which picks its public
+        randomness (``LinkEndpoint.block_rng``)."""
         super().__init__(endpoint, frame_id)
         self._record = record
+        self._block_index = block_index
+        self._rng = endpoint.block_rng(block_index)
         self._ldpc: ldpc.LdpcPlan | None = None
         self._expect = Detections
 
@@ -181,7 +185,7 @@ class AliceSession(_Session):
         if not ok:
             raise ProtocolError("detection report names slots outside the frame")
         bob_basis = unpack(m.bases, slots.size)
-        intensity, basis, bit = self._record.lookup(slots, ep.rng, ep.params, ep.secret_bits)
+        intensity, basis, bit = self._record.lookup(slots, self._rng, ep.params, ep.secret_bits)
         self._sifted = sift(basis, bob_basis, bit, intensity)
         self._key = self._sifted.key
         self._stats.update(n_pulses=m.n_pulses, detections=int(slots.size),
@@ -216,8 +220,9 @@ class AliceSession(_Session):
         self._rounds = 0
         if proc.reconciler == "ldpc":
             return self._start_ldpc(est.qber_x, ldpc.upper_estimate(est.qber_x, int(sifted.test.size), int(self._key.size)),
-                                    int(ep.rng.integers(1 << 62)))
-        plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), ep.cascade_seed(), proc.cascade_passes)
+                                    int(self._rng.integers(1 << 62)))
+        plan = cascade.plan(self._key.size, max(est.qber_x, 1e-3), ep.cascade_seed(self._block_index),
+                            proc.cascade_passes)
         self._plan = plan
         self._prefix = plan.prefix_parities(self._key, ep.cascade_shuffles)
         self._expect = ParityQuery | ReconciliationDone
@@ -281,8 +286,8 @@ class AliceSession(_Session):
                            verification_bits=TAG_BITS, cascade_rounds=self._rounds)
         if length <= 0:
             return self._abort_msg(f"key length {length} after error-correction leak {leak} bits")
-        hash_key = new_hash_key(ep.rng)
-        choice = choose_hash(ep.rng, n)
+        hash_key = new_hash_key(self._rng)
+        choice = choose_hash(self._rng, n)
         self._final = universal_hash(self._key, choice, length)
         self._stats["amplified_bits"] = length
         self._refill = _affordable(ep.refill_wanted(), length)

@@ -62,6 +62,22 @@ class HoldsTheSecondBlock(Receiver):
         return await super().exchange(link_id, frame_id, envelopes)
 
 
+CAPACITY_FOR_SEVERAL_BLOCKS = 10**6
+
+
+class CountsOpenBlocks(Receiver):
+    """Notes the most blocks the transmitter had under way at any exchange."""
+
+    def __init__(self, runtime: LinkRuntime, transmitter: LinkRuntime) -> None:
+        super().__init__(runtime)
+        self.transmitter = transmitter
+        self.most_open = 0
+
+    async def exchange(self, link_id, frame_id, envelopes):
+        self.most_open = max(self.most_open, self.transmitter.status().open_blocks)
+        return await super().exchange(link_id, frame_id, envelopes)
+
+
 def _pair(capacity_bits=10**7, blocks_in_flight=None):
     tx_settings, rx_settings = link_pair("A", "B", capacity_bits)
     if blocks_in_flight is not None:
@@ -106,6 +122,25 @@ async def test_a_link_runs_two_blocks_at_once_and_both_ends_keep_the_same_keys()
     assert tx.pool.generated_bits == rx.pool.generated_bits
     pads, bits = tx.pool.allocate_many([512] * (tx.pool.sendable_bits * 3 // 4 // 512))  # from every block
     assert np.array_equal(np.concatenate([rx.pool.take_by_id(pad) for pad in pads]), bits)
+
+
+async def test_blocks_side_by_side_give_the_statistics_of_blocks_one_at_a_time():
+    """Same seed, same statistics, whatever the blocks in flight: each block's public randomness
+    follows its place in the link, not its thread's timing, and near a full pool blocks run one
+    at a time, so as many blocks fill it."""
+    runs, most_open = [], []
+    for in_flight in (1, 2):
+        tx, rx = _pair(capacity_bits=CAPACITY_FOR_SEVERAL_BLOCKS, blocks_in_flight=in_flight)
+        peer = CountsOpenBlocks(rx, tx)
+        tx.start(peer)
+        try:
+            await eventually(lambda tx=tx: tx.state == "full", 120, "the pool full")
+        finally:
+            await tx.stop()
+        runs.append((tx.blocks_accepted, tx.sifted_bits, tx.pool.generated_bits, tx.last_qber, rx.pool.generated_bits))
+        most_open.append(peer.most_open)
+    assert most_open == [1, 2]
+    assert runs[0] == runs[1] and runs[0][0] >= 4
 
 
 async def test_a_full_pool_pauses_generation():

@@ -15,7 +15,7 @@ def _sessions(small_link, small_block, seed=5):
     alice_ep, bob_ep, nature = make_endpoints(small_link, small_block, seed)
     n_pulses = pulses_for_detections(small_link, small_block.block_detections)
     alice_rec, bob_rec, _ = transmit(small_link, n_pulses, nature)
-    return AliceSession(alice_ep, 1, alice_rec), BobSession(bob_ep, 1, bob_rec), bob_ep
+    return AliceSession(alice_ep, 1, alice_rec, block_index=0), BobSession(bob_ep, 1, bob_rec), bob_ep
 
 
 def _run(alice, bob):
@@ -69,9 +69,11 @@ def test_abandon_ends_an_unanswered_block_and_later_envelopes_are_ignored(small_
 
 def test_alice_keeps_a_cascade_seed_for_a_run_of_blocks_then_draws_another(small_link):
     alice, _, _ = make_endpoints(small_link, ProcessingParams(), seed=3)
-    seeds = [alice.cascade_seed() for _ in range(2 * SHUFFLE_REUSE_BLOCKS)]
+    seeds = [alice.cascade_seed(block) for block in range(2 * SHUFFLE_REUSE_BLOCKS)]
     assert len(set(seeds[:SHUFFLE_REUSE_BLOCKS])) == 1 and len(set(seeds[SHUFFLE_REUSE_BLOCKS:])) == 1
     assert seeds[0] != seeds[-1]
+    # By the block's place, not by the order of the calls: blocks side by side get the same seeds.
+    assert [alice.cascade_seed(block) for block in reversed(range(2 * SHUFFLE_REUSE_BLOCKS))] == seeds[::-1]
 
 
 def test_two_blocks_of_one_link_interleaved_step_by_step_both_end_accepted_and_no_unit_serves_twice(
@@ -86,7 +88,8 @@ def test_two_blocks_of_one_link_interleaved_step_by_step_both_end_accepted_and_n
     pairs = []
     for frame_id in (1, 2):
         alice_rec, bob_rec, _ = transmit(small_link, n_pulses, nature)
-        pairs.append((AliceSession(alice_ep, frame_id, alice_rec), BobSession(bob_ep, frame_id, bob_rec)))
+        pairs.append((AliceSession(alice_ep, frame_id, alice_rec, block_index=frame_id - 1),
+                      BobSession(bob_ep, frame_id, bob_rec)))
     to_alice = [bob.begin() for _, bob in pairs]
     while any(to_alice):  # one message step of each block in turn, until both stop answering
         for i, (alice, bob) in enumerate(pairs):
