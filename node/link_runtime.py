@@ -40,7 +40,7 @@ from qkdnet.node.qkd.channel import BobRecord, transmit
 from qkdnet.node.qkd.endpoint import BlockResult, LinkEndpoint
 from qkdnet.node.qkd.link import pulses_for_detections
 from qkdnet.node.qkd.params import LinkParams
-from qkdnet.node.qkd.sessions import AliceSession, BobSession, quick_to_handle
+from qkdnet.node.qkd.sessions import AliceSession, BobSession, quick_to_handle, waits_for_earlier_blocks
 from qkdnet.node.qkd.sifting import slot_gaps
 from qkdnet.node.settings import LinkSettings, Role
 from qkdnet.node.status import LinkStatus
@@ -170,6 +170,7 @@ class LinkRuntime:
         # Frame IDs name link keys; starting from the clock keeps them unique across restarts.
         self._frame = time.time_ns() // 1000
         self._blocks_started = 0  # transmitter: picks each block's public randomness (in frame order)
+        self._ledger_waiters: list[asyncio.Future[None]] = []  # transmitter: blocks waiting for earlier ones to end
         self.state = "starting"
         self.blocks_accepted = 0
         self.blocks_aborted = 0
@@ -345,10 +346,24 @@ class LinkRuntime:
         """Agree with the receiver on the authentication units and unconfirmed blocks both hold."""
         keys = self.endpoint.auth_keys
         reply = await peer.resync(Resync(self.settings.link_id, keys.inventory(), tuple(sorted(self.pool.unconfirmed))))
-        keys.keep_only(reply.auth_units)
+        self.endpoint.keep_only(reply.auth_units)
         self.pool.settle(set(reply.frames), UNCONFIRMED)
         self.resyncs += 1
         self._unsynced = False
+
+    async def _earlier_blocks_ended(self, block_index: int) -> None:
+        """Until every block before this one has ended (its refill decision needs their ledger)."""
+        while not self.endpoint.ended_before(block_index):
+            waiter = asyncio.get_running_loop().create_future()
+            self._ledger_waiters.append(waiter)
+            await waiter
+
+    def _wake_ledger_waiters(self) -> None:
+        """A block may have ended: let the blocks waiting on the ledger look again."""
+        waiters, self._ledger_waiters = self._ledger_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _plan_block(self, start_s: float | None = None) -> PlannedBlock:
         """The next block as the channel stands now; ``start_s``: its emulated start in virtual time."""
@@ -390,10 +405,11 @@ class LinkRuntime:
         try:
             async with self._deliveries:  # taken in launch order: frames leave in order
                 self._frame += 1
-                frame_id, block_index = self._frame, self._blocks_started
-                self._blocks_started += 1
+                frame_id = self._frame
                 alice_rec, bob_rec, _ = await asyncio.to_thread(transmit, block.physics, n_pulses, self._nature,
                                                                 block.attack, self.endpoint.secret_bits)
+                # Numbered with no gap (a session always ends, so the ledger never waits for a lost one).
+                block_index, self._blocks_started = self._blocks_started, self._blocks_started + 1
                 session = AliceSession(self.endpoint, frame_id, alice_rec, block_index)
                 gaps = slot_gaps(bob_rec.slots).astype("<u4", copy=False).tobytes()
                 frame = FrameForPeer(s.link_id, frame_id, n_pulses, int(bob_rec.slots.size), gaps,
@@ -404,7 +420,10 @@ class LinkRuntime:
             while True:
                 outgoing: list[bytes] = []
                 for envelope in incoming:
+                    if waits_for_earlier_blocks(envelope):
+                        await self._earlier_blocks_ended(block_index)
                     outgoing += await _handle(session, envelope)
+                    self._wake_ledger_waiters()
                 if not outgoing:
                     break
                 incoming, _ = await peer.exchange(s.link_id, frame_id, outgoing)
@@ -412,6 +431,7 @@ class LinkRuntime:
         finally:  # also when the exchange failed or the task was cancelled mid-block
             if session is not None:
                 session.abandon("peer stopped answering" if answered else "the exchange with the peer broke off")
+                self._wake_ledger_waiters()
                 self._record(session.result, session.frame_id, confirmed=answered, end_s=end_s)
             if not (answered and session is not None and session.result is not None and session.result.accepted):
                 self._unsynced = True
@@ -462,8 +482,8 @@ class LinkRuntime:
         """The transmitter lost track: end every open block, keep the units both ends hold, and
         say which of its unconfirmed blocks this end holds."""
         await self._drop_sessions("the transmitter resynchronised")  # after any batch in progress
+        self.endpoint.keep_only(request.auth_units)
         keys = self.endpoint.auth_keys
-        keys.keep_only(request.auth_units)
         self.resyncs += 1
         held = tuple(f for f in request.frames if self.pool.holds_block(f))
         return Resync(self.settings.link_id, keys.inventory(), held)

@@ -224,17 +224,21 @@ class MessageAuthenticator:
     def __init__(self, store: AuthKeyStore) -> None:
         self.store = store
         self._hash_key: tuple[AuthKeyIndex, bytearray] | None = None
-        self.used_bits = 0
+        self.used_units = dict.fromkeys(SENDERS, 0)  # keys taken, by the sender they belong to
+
+    @property
+    def used_bits(self) -> int:
+        return KEY_BITS * sum(self.used_units.values())
 
     def _take(self, index: AuthKeyIndex, purpose: str) -> bytes:
         key = self.store.take(index, purpose)
-        self.used_bits += KEY_BITS
+        self.used_units[index.sender] += 1
         return key
 
     def take_next_pad(self, purpose: str) -> tuple[AuthKeyIndex, bytes]:
         """This end's next pad (taken, so erased) and its index."""
         index, key = self.store.take_next(self.store.owner, purpose)
-        self.used_bits += KEY_BITS
+        self.used_units[index.sender] += 1
         return index, key
 
     @property

@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import hmac
 import struct
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from .authentication import KEY_BITS, SENDERS, TRAILER_BYTES, AuthKeyIndex, AuthKeyStore, KeyUse, MessageAuthenticator
+from .authentication import (
+    KEY_BITS,
+    SENDERS,
+    TRAILER_BYTES,
+    AuthKeyIndex,
+    AuthKeyRange,
+    AuthKeyStore,
+    KeyUse,
+    MessageAuthenticator,
+)
 from .bits import SecretBits, os_secret_bits, pack
 from .cascade import SHUFFLE_REUSE_BLOCKS, ShuffleCache
 from .errors import AuthenticationError, ProtocolError
@@ -95,6 +106,11 @@ class LinkEndpoint:
         # Public randomness per block, from the seeded stream, by the block's place in the link:
         # blocks running side by side draw the same values whatever order their threads run in.
         self._block_entropy = [int(word) for word in rng.integers(0, 1 << 63, size=4)]
+        # Alice's ledger of the keys of QKD origin held, per sender, after the blocks ended so far.
+        self._ledger_lock = threading.Lock()
+        self._ledger_next = 0  # the first block not yet in it
+        self._ledger_pending: dict[int, tuple[dict[str, int], tuple[int, int]]] = {}
+        self._refill_held = dict.fromkeys(SENDERS, 0)
 
     def block_auth(self) -> BlockAuth:
         """The authentication state of one new block."""
@@ -111,12 +127,42 @@ class LinkEndpoint:
         return int(np.random.default_rng(run).integers(1 << 62))
 
     # -- authentication keys -------------------------------------------------------------
-    def refill_wanted(self) -> tuple[int, int]:
-        """Keys (Alice's, Bob's) a block's key should refill so both ends keep their reserve
-        of QKD origin; Alice decides and announces it, so both ends refill alike."""
-        alice, bob = (max(0, AUTH_RESERVE_KEYS - self.auth_keys.held(sender, refills_only=True))
-                      for sender in SENDERS)
+    def refill_wanted(self, block_index: int, used_so_far: dict[str, int]) -> tuple[int, int]:
+        """Keys (Alice's, Bob's) block ``block_index`` should refill so both ends keep their
+        reserve of QKD origin; Alice decides and announces it, so both ends refill alike. Every
+        earlier block must have ended (``ended_before``): the reserve is counted from their
+        ledger and this block's own use, not from the store, which blocks running beside this one
+        draw on at times their threads decide."""
+        with self._ledger_lock:
+            if self._ledger_next != block_index:
+                raise ProtocolError(f"block {block_index} decided its refill before block {self._ledger_next} ended")
+            alice, bob = (max(0, AUTH_RESERVE_KEYS - max(0, self._refill_held[sender] - used_so_far[sender]))
+                          for sender in SENDERS)
         return alice, bob
+
+    def block_ended(self, block_index: int, used: dict[str, int], refilled: tuple[int, int]) -> None:
+        """Alice: account an ended block's keys in the ledger, in block order (a block ending
+        before an earlier one waits in it until that one ends)."""
+        with self._ledger_lock:
+            self._ledger_pending[block_index] = (dict(used), refilled)
+            while self._ledger_next in self._ledger_pending:
+                used_then, refill_then = self._ledger_pending.pop(self._ledger_next)
+                for sender, added in zip(SENDERS, refill_then, strict=True):
+                    # Refills serve first, the pre-shared secret once they are used up.
+                    self._refill_held[sender] = max(0, self._refill_held[sender] - used_then[sender]) + added
+                self._ledger_next += 1
+
+    def ended_before(self, block_index: int) -> bool:
+        """Whether every block before ``block_index`` has ended (and is in the ledger)."""
+        with self._ledger_lock:
+            return self._ledger_next >= block_index
+
+    def keep_only(self, peer_inventory: Iterable[AuthKeyRange]) -> None:
+        """Resynchronisation (no block open): keep the keys both ends hold; the ledger restarts
+        from what the store holds."""
+        self.auth_keys.keep_only(peer_inventory)
+        with self._ledger_lock:
+            self._refill_held = {sender: self.auth_keys.held(sender, refills_only=True) for sender in SENDERS}
 
     def refill(self, frame_id: int, key: np.ndarray, alice_keys: int, bob_keys: int) -> np.ndarray:
         """File the announced keys from the front of a verified block key; returns the rest."""
@@ -139,6 +185,11 @@ class BlockAuth:
     def used_bits(self) -> int:
         """Authentication key bits this block has taken (tagging and checking)."""
         return self.authenticator.used_bits
+
+    @property
+    def used_units(self) -> dict[str, int]:
+        """Keys this block has taken so far, by the sender they belong to."""
+        return dict(self.authenticator.used_units)
 
     def new_hash_key(self) -> None:
         """Bob, opening the block: draw r from his own units."""

@@ -66,14 +66,15 @@ class InMemoryLink:
         self._unsynced = False  # the last block did not end accepted at both ends
         self.resyncs = 0
         self._frame = 0
+        self.blocks_run = 0  # blocks begun (each block's place picks its public randomness)
         self._clock = clock
         self.stage_seconds: dict[str, float] = defaultdict(float)
 
     def resync(self) -> None:
         """What the link runtimes do over RPC after an unclean block: each end keeps only the
         authentication keys the other still holds."""
-        self.bob.auth_keys.keep_only(self.alice.auth_keys.inventory())
-        self.alice.auth_keys.keep_only(self.bob.auth_keys.inventory())
+        self.bob.keep_only(self.alice.auth_keys.inventory())
+        self.alice.keep_only(self.bob.auth_keys.inventory())
         self.resyncs += 1
 
     def run_block(self, n_pulses: int | None = None, tamper: Tamper | None = None,
@@ -87,8 +88,9 @@ class InMemoryLink:
         alice_record, bob_record, _ = transmit(self.params, n_pulses, self._nature, self.attack,
                                                secret_bits=self.alice.secret_bits)
         self._charge("channel", t0)
-        alice = AliceSession(self.alice, self._frame, alice_record, block_index=self._frame - 1)
+        alice = AliceSession(self.alice, self._frame, alice_record, block_index=self.blocks_run)
         bob = BobSession(self.bob, self._frame, bob_record)
+        self.blocks_run += 1
         t0 = self._now()
         in_flight = [*late, *(("bob", envelope) for envelope in bob.begin())]
         self._charge("sifting", t0)

@@ -57,6 +57,17 @@ from .verification import (
 
 _EMPTY = np.empty(0, np.uint8)
 
+WAITS_FOR_EARLIER_BLOCKS = (ReconciliationDone,)
+"""Alice decides the block's authentication refill on these, from the ledger of every earlier
+block (``LinkEndpoint.refill_wanted``): a runtime running blocks side by side hands them to her
+only once ``LinkEndpoint.ended_before(block_index)``."""
+
+
+def waits_for_earlier_blocks(envelope: bytes) -> bool:
+    """Whether ``envelope`` is one of ``WAITS_FOR_EARLIER_BLOCKS`` (by its type byte)."""
+    return bool(envelope) and MESSAGE_TYPES.get(envelope[0]) in WAITS_FOR_EARLIER_BLOCKS
+
+
 QUICK_TO_HANDLE = (ParityQuery, ParityReply, RevealRequest)
 """Messages whose handling is a small step (a Cascade round at either end, Alice's answer to a
 reveal request: well under a millisecond, a few ms when Bob starts a Cascade pass). A runtime may
@@ -290,7 +301,7 @@ class AliceSession(_Session):
         choice = choose_hash(self._rng, n)
         self._final = universal_hash(self._key, choice, length)
         self._stats["amplified_bits"] = length
-        self._refill = _affordable(ep.refill_wanted(), length)
+        self._refill = _affordable(ep.refill_wanted(self._block_index, self.auth.used_units), length)
         self._expect = Confirm
         return [Amplify(frame_id=self.frame_id, hash_key=hash_key, tag=key_tag(self._key, hash_key),
                         key_bits=length, hash_choice=choice.to_bytes(), auth_refill_alice=self._refill[0],
@@ -302,6 +313,11 @@ class AliceSession(_Session):
             return []
         self._deferred_end = (None, self._final)  # after Finish is sealed, so its pad is charged
         return [Finish(frame_id=self.frame_id, accepted=True)]
+
+    def _end(self, reason: str | None, key: np.ndarray = _EMPTY) -> None:
+        super()._end(reason, key)
+        refilled = self._refill if reason is None else (0, 0)
+        self.endpoint.block_ended(self._block_index, self.auth.used_units, refilled)
 
     def _abort_msg(self, reason: str) -> list[Message]:
         self.auth.abandon_transcript()

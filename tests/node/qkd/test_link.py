@@ -7,7 +7,8 @@ import pytest
 
 from qkdnet.node.qkd import analytic, ldpc
 from qkdnet.node.qkd.attacks import InterceptResend, PhotonNumberSplitting
-from qkdnet.node.qkd.authentication import INDEX_BYTES, TRAILER_BYTES
+from qkdnet.node.qkd.authentication import INDEX_BYTES, SENDERS, TRAILER_BYTES
+from qkdnet.node.qkd.endpoint import AUTH_RESERVE_KEYS
 from qkdnet.node.qkd.estimation import secret_key_length
 from qkdnet.node.qkd.link import InMemoryLink
 from qkdnet.node.qkd.messages import MESSAGE_TYPES, TRANSCRIPT_TYPES
@@ -176,3 +177,21 @@ def test_a_message_naming_a_pad_nobody_used_is_ignored_and_gives_no_key(small_li
     assert pair.bob.abort_reason == "peer stopped answering" or pair.alice.abort_reason == "peer stopped answering"
     after = link.run_block()
     assert link.resyncs == 1 and after.alice.accepted and np.array_equal(after.alice.key, after.bob.key)
+
+
+def test_after_the_first_block_the_refills_keep_the_preshared_secret_untouched(small_link, small_block):
+    """Alice decides each refill from her ledger of the blocks before (so blocks side by side
+    decide alike); one block at a time, that ledger is what the store holds, and each block's
+    refill covers its own use: the pre-shared secret is not drawn on again."""
+    link = InMemoryLink(small_link, small_block, seed=4)
+    preshared_after: list[dict] = []
+    for _ in range(4):
+        pair = link.run_block()
+        assert pair.alice.accepted and pair.bob.accepted, pair.alice.abort_reason
+        preshared_after.append({end.role: {s: end.auth_keys.held(s) - end.auth_keys.held(s, refills_only=True)
+                                           for s in SENDERS} for end in (link.alice, link.bob)})
+        # Alice's ledger agrees with her store: a refill asked now is the reserve's shortfall there.
+        store = link.alice.auth_keys
+        assert link.alice.refill_wanted(link.blocks_run, {s: 0 for s in SENDERS}) == tuple(
+            max(0, AUTH_RESERVE_KEYS - store.held(s, refills_only=True)) for s in SENDERS)
+    assert all(held == preshared_after[0] for held in preshared_after)

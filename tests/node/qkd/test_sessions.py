@@ -8,7 +8,7 @@ from qkdnet.node.qkd.channel import transmit
 from qkdnet.node.qkd.link import make_endpoints, pulses_for_detections
 from qkdnet.node.qkd.messages import Finish
 from qkdnet.node.qkd.params import ProcessingParams
-from qkdnet.node.qkd.sessions import AliceSession, BobSession
+from qkdnet.node.qkd.sessions import AliceSession, BobSession, waits_for_earlier_blocks
 
 
 def _sessions(small_link, small_block, seed=5):
@@ -91,10 +91,15 @@ def test_two_blocks_of_one_link_interleaved_step_by_step_both_end_accepted_and_n
         pairs.append((AliceSession(alice_ep, frame_id, alice_rec, block_index=frame_id - 1),
                       BobSession(bob_ep, frame_id, bob_rec)))
     to_alice = [bob.begin() for _, bob in pairs]
+    held_back = 0
     while any(to_alice):  # one message step of each block in turn, until both stop answering
         for i, (alice, bob) in enumerate(pairs):
+            if any(waits_for_earlier_blocks(e) for e in to_alice[i]) and not alice_ep.ended_before(i):
+                held_back += 1  # Alice decides its refill only once every earlier block has ended
+                continue
             to_bob = [e for envelope in to_alice[i] for e in alice.handle(envelope)]
             to_alice[i] = [e for envelope in to_bob for e in bob.handle(envelope)]
+    assert held_back > 0
     for alice, bob in pairs:
         assert alice.result.accepted and bob.result.accepted
         assert np.array_equal(alice.result.key, bob.result.key) and alice.result.key.size > 0
