@@ -75,6 +75,10 @@ def max_efficiency(qber: float) -> float:
     return 1.24 - 0.06 * min(max((qber - 0.01) / 0.04, 0.0), 1.0)
 
 
+UPPER_SIGMAS = 3.0
+"""How many standard deviations the code's QBER lies above the test sample's estimate."""
+
+
 def upper_estimate(qber: float, test_bits: int, key_bits: int) -> float:
     """A QBER a frame's is very unlikely to exceed: three standard deviations of the difference
     between the test sample's rate and a frame's, both drawn around the link's true rate. (Taking
@@ -83,7 +87,7 @@ def upper_estimate(qber: float, test_bits: int, key_bits: int) -> float:
     lower in six of six seeds at QBER 1 %.)"""
     frame_bits = frame_length(key_bits)
     sigma = math.sqrt(max(qber, 1e-3) * (1 - qber) * (1 / max(test_bits, 1) + 1 / max(frame_bits, 1)))
-    return min(qber + 3 * sigma, 0.5)
+    return min(qber + UPPER_SIGMAS * sigma, 0.5)
 
 
 def frame_length(key_bits: int) -> int:
