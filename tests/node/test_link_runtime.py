@@ -8,7 +8,11 @@ import numpy as np
 
 from qkdnet.node.errors import Unavailable
 from qkdnet.node.keystore.link_pool import LinkKeyPool
-from qkdnet.node.link_runtime import LinkRuntime
+from qkdnet.node.link_runtime import FrameForPeer, LinkRuntime
+from qkdnet.node.qkd.bits import pack
+from qkdnet.node.qkd.channel import transmit
+from qkdnet.node.qkd.link import pulses_for_detections
+from qkdnet.node.qkd.sifting import slot_gaps
 from tests.helpers import eventually
 from tests.node.inprocess import link_pair
 
@@ -187,3 +191,25 @@ async def test_what_the_orchestrator_gives_a_link_does_not_determine_its_key():
                                                                          tx2.pool.generated_bits)
     first, second = (tx.pool.allocate(256)[1] for tx in (tx1, tx2))
     assert not np.array_equal(first, second)
+
+
+def _frame_for(rx: LinkRuntime, frame_id: int) -> FrameForPeer:
+    """A frame as the transmitter would send it (what the receiver's detectors saw)."""
+    s = rx.settings
+    n_pulses = pulses_for_detections(s.params, s.processing.block_detections)
+    _, seen, _ = transmit(s.params, n_pulses, np.random.default_rng(frame_id))
+    return FrameForPeer(s.link_id, frame_id, n_pulses, int(seen.slots.size),
+                        slot_gaps(seen.slots).astype("<u4").tobytes(), pack(seen.basis), pack(seen.bit),
+                        pack(seen.double_click.astype(np.uint8)))
+
+
+async def test_the_receiver_keeps_at_most_blocks_in_flight_open_and_drops_the_oldest():
+    _, rx = _pair(blocks_in_flight=2)
+    for frame_id in (1, 2):
+        assert await rx.on_frame(_frame_for(rx, frame_id))  # Bob's first message of each block
+    assert rx.status().open_blocks == 2
+    assert await rx.on_frame(_frame_for(rx, 3))  # the transmitter went on without frame 1
+    assert rx.status().open_blocks == 2
+    assert await rx.on_exchange(1, [b"anything"]) == ([], True)  # frame 1 is closed here
+    assert await rx.on_frame(_frame_for(rx, 2)) == []  # a late copy of an earlier frame opens nothing
+    assert rx.status().open_blocks == 2
