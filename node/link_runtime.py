@@ -3,15 +3,16 @@
 Layer: node domain. The transmitter end owns the source and the channel physics: it samples
 each frame, keeps its own record, hands the receiver only what the receiver's detectors saw,
 then exchanges classical envelopes until both sessions end. Heavy steps run in worker threads
-so the event loop keeps answering; quick ones (a Cascade round) run in place. In real time, blocks are paced in emulated time (pulses / pulse
-rate divided by the time scale; 0 means as fast as possible), generation pauses while the pool
-is full, and up to ``ProcessingParams.blocks_in_flight`` blocks run at once, so a link uses
-more than one core when the host has them: a block starts once the one before has been
-delivered to the receiver (frames reach it in order) and its own emulated start has come. A
-block that must resynchronise runs alone. In virtual time (``node.virtual_clock``) a block starts only once the network's
-clock has reached its emulated start, its key enters the pools at both ends when the clock
-reaches its emulated end, and a full pool is checked at each advance of the clock; pauses and
-back-offs are emulated seconds.
+so the event loop keeps answering; quick ones (a Cascade round) run in place.
+
+In real time, blocks are paced in emulated time (pulses / pulse rate divided by the time scale;
+0 means as fast as possible), generation pauses while the pool is full, and up to
+``ProcessingParams.blocks_in_flight`` blocks run at once, so one link uses more than one core:
+frames leave in order (each sampled and delivered after the one before), a block that must
+resynchronise runs alone, and near a full pool blocks run one at a time. In virtual time
+(``node.virtual_clock``) a block starts only once the network's clock has reached its emulated
+start, its key enters the pools at both ends when the clock reaches its emulated end, and a full
+pool is checked at each advance of the clock; pauses and back-offs are emulated seconds.
 
 A lost, late or repeated message never ends a link. After any block that did not end accepted
 with every answer received (and before the first), the transmitter resynchronises: the two ends
