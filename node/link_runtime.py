@@ -473,10 +473,12 @@ class LinkRuntime:
             if session is None:  # dropped while this batch waited
                 return [], True
             outgoing: list[bytes] = []
-            for envelope in envelopes:
-                outgoing += await _handle(session, envelope)
-            if session.done:
-                self._close(frame_id)
+            try:
+                for envelope in envelopes:
+                    outgoing += await _handle(session, envelope)
+            finally:  # also if the call was cancelled (the transmitter went away) after the block ended
+                if session.done:
+                    self._close(frame_id)
             return outgoing, session.done
 
     async def on_resync(self, request: Resync) -> Resync:

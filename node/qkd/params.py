@@ -125,10 +125,11 @@ class ProcessingParams:
     """``cascade`` (interactive, about 1,000 round trips per 3 Mbit block) or ``ldpc`` (one-way:
     syndromes, then a round trip per retry of the frames that failed)."""
     auth_tag_bits: int = 128
-    blocks_in_flight: int = 2
+    blocks_in_flight: int = 1
     """Blocks of one link a node processes at once in real time (their kernels run in threads, so
-    a link uses up to this many cores); memory grows by one block's working set for each. Virtual
-    time runs one block at a time, which keeps a run's results independent of thread timing."""
+    a link uses up to this many cores); memory grows by one block's working set for each. One by
+    default: nodes usually share a host's cores with other nodes, whose links keep them busy.
+    Virtual time runs one block at a time."""
 
     def __post_init__(self) -> None:
         for name in ("epsilon_sec", "epsilon_cor"):
