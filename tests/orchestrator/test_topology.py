@@ -50,6 +50,8 @@ def test_roles_are_deterministic():
     ("nodes: [A, B]\ndeployment: [A, B]\n", "must map every node"),
     ("nodes: [A, B]\nlinks:\n  - {source: A, target: B, reconciler: turbo}\n", "reconciler must be one of"),
     ("nodes: [A, B]\nprocessing: {reconciler: turbo}\n", "reconciler must be one of"),
+    ("nodes: [A, B]\nprocessing: {blocks_in_flight: 0}\n", "blocks_in_flight must be a whole number from 1 to 16"),
+    ("nodes: [A, B]\nprocessing: {blocks_in_flight: 1.5}\n", "blocks_in_flight must be a whole number"),
 ])
 def test_invalid_topologies_name_file_and_problem(tmp_path, text, message):
     path = _write(tmp_path, text)
