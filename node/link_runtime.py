@@ -40,8 +40,9 @@ from qkdnet.node.qkd.bits import pack
 from qkdnet.node.qkd.channel import BobRecord, transmit
 from qkdnet.node.qkd.endpoint import BlockResult, LinkEndpoint
 from qkdnet.node.qkd.link import pulses_for_detections
+from qkdnet.node.qkd.messages import message_type
 from qkdnet.node.qkd.params import LinkParams
-from qkdnet.node.qkd.sessions import AliceSession, BobSession, quick_to_handle, waits_for_earlier_blocks
+from qkdnet.node.qkd.sessions import QUICK_TO_HANDLE, WAITS_FOR_EARLIER_BLOCKS, AliceSession, BobSession
 from qkdnet.node.qkd.sifting import slot_gaps
 from qkdnet.node.settings import LinkSettings, Role
 from qkdnet.node.status import LinkStatus
@@ -108,7 +109,7 @@ class LinkPeer(BlockPeer, Protocol):
 
 async def _handle(session: AliceSession | BobSession, envelope: bytes) -> list[bytes]:
     """A session's answer to an envelope: a quick step in place, anything else in a worker thread."""
-    if quick_to_handle(envelope):
+    if message_type(envelope) in QUICK_TO_HANDLE:
         return session.handle(envelope)
     return await _in_thread(session.handle, envelope)
 
@@ -421,7 +422,7 @@ class LinkRuntime:
             while True:
                 outgoing: list[bytes] = []
                 for envelope in incoming:
-                    if waits_for_earlier_blocks(envelope):
+                    if message_type(envelope) in WAITS_FOR_EARLIER_BLOCKS:
                         await self._earlier_blocks_ended(block_index)
                     outgoing += await _handle(session, envelope)
                     self._wake_ledger_waiters()

@@ -175,6 +175,11 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
 TRANSCRIPT_TYPES = (ParityQuery, ParityReply, RevealRequest, Reveal)
 
 
+def message_type(envelope: bytes) -> type[Message] | None:
+    """The message type an envelope says it carries (by its first byte, nothing decoded), or None."""
+    return MESSAGE_TYPES.get(envelope[0]) if envelope else None
+
+
 def frame_of(envelope: bytes) -> int | None:
     """The frame an envelope says it belongs to (unauthenticated), or None if unreadable."""
     try:

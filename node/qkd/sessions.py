@@ -60,24 +60,13 @@ _EMPTY = np.empty(0, np.uint8)
 WAITS_FOR_EARLIER_BLOCKS = (ReconciliationDone,)
 """Alice decides the block's authentication refill on these, from the ledger of every earlier
 block (``LinkEndpoint.refill_wanted``): a runtime running blocks side by side hands them to her
-only once ``LinkEndpoint.ended_before(block_index)``."""
-
-
-def waits_for_earlier_blocks(envelope: bytes) -> bool:
-    """Whether ``envelope`` is one of ``WAITS_FOR_EARLIER_BLOCKS`` (by its type byte)."""
-    return bool(envelope) and MESSAGE_TYPES.get(envelope[0]) in WAITS_FOR_EARLIER_BLOCKS
-
+only once ``LinkEndpoint.ended_before(block_index)`` (see ``messages.message_type``)."""
 
 QUICK_TO_HANDLE = (ParityQuery, ParityReply, RevealRequest)
 """Messages whose handling is a small step (a Cascade round at either end, Alice's answer to a
 reveal request: well under a millisecond, a few ms when Bob starts a Cascade pass). A runtime may
 handle these in place instead of handing them to a worker thread, whose round trip costs about
 as much as the step and, with several blocks in flight, competes for the GIL."""
-
-
-def quick_to_handle(envelope: bytes) -> bool:
-    """Whether ``envelope`` is one of ``QUICK_TO_HANDLE`` (by its type byte; nothing is decoded)."""
-    return bool(envelope) and MESSAGE_TYPES.get(envelope[0]) in QUICK_TO_HANDLE
 
 
 class _Session:

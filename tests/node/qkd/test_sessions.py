@@ -6,9 +6,9 @@ import numpy as np
 from qkdnet.node.qkd.cascade import SHUFFLE_REUSE_BLOCKS
 from qkdnet.node.qkd.channel import transmit
 from qkdnet.node.qkd.link import make_endpoints, pulses_for_detections
-from qkdnet.node.qkd.messages import Finish
+from qkdnet.node.qkd.messages import Finish, message_type
 from qkdnet.node.qkd.params import ProcessingParams
-from qkdnet.node.qkd.sessions import AliceSession, BobSession, waits_for_earlier_blocks
+from qkdnet.node.qkd.sessions import WAITS_FOR_EARLIER_BLOCKS, AliceSession, BobSession
 
 
 def _sessions(small_link, small_block, seed=5):
@@ -94,7 +94,7 @@ def test_two_blocks_of_one_link_interleaved_step_by_step_both_end_accepted_and_n
     held_back = 0
     while any(to_alice):  # one message step of each block in turn, until both stop answering
         for i, (alice, bob) in enumerate(pairs):
-            if any(waits_for_earlier_blocks(e) for e in to_alice[i]) and not alice_ep.ended_before(i):
+            if any(message_type(e) in WAITS_FOR_EARLIER_BLOCKS for e in to_alice[i]) and not alice_ep.ended_before(i):
                 held_back += 1  # Alice decides its refill only once every earlier block has ended
                 continue
             to_bob = [e for envelope in to_alice[i] for e in alice.handle(envelope)]
