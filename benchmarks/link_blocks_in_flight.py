@@ -26,6 +26,7 @@ import resource
 import secrets
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 from machine import describe
@@ -65,17 +66,6 @@ def _ends(processing: ProcessingParams, seed: int) -> tuple[LinkRuntime, LinkRun
     return LinkRuntime(tx, LinkKeyPool("a", POOL_BITS), 0.0), LinkRuntime(rx, LinkKeyPool("b", POOL_BITS), 0.0)
 
 
-async def _ended(tx: LinkRuntime, blocks: int, started: float) -> None:
-    """Until ``blocks`` blocks have ended at the transmitter (a benchmark may poll)."""
-    last_print = time.monotonic()
-    while tx.blocks_accepted + tx.blocks_aborted < blocks:
-        await asyncio.sleep(0.05)
-        if time.monotonic() - last_print >= 1.0:
-            last_print = time.monotonic()
-            print(f"{last_print - started:7.1f} s: {tx.blocks_accepted} accepted, {tx.blocks_aborted} aborted, "
-                  f"{tx.status().open_blocks} open", flush=True)
-
-
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -90,6 +80,41 @@ def _same_keys(sender: LinkKeyPool, receiver: LinkKeyPool) -> bool:
         return sender.generated_bits == 0
     pads, bits = sender.allocate_many([1024] * count)
     return bool(np.array_equal(np.concatenate([receiver.take_by_id(pad) for pad in pads]), bits))
+
+
+async def _timed(link: Callable[[], Awaitable[LinkStatus]], args: argparse.Namespace,
+                 begun: float) -> tuple[LinkStatus, LinkStatus, float, float]:
+    """The transmitter's status after the warm-up blocks and after the timed ones, with the wall
+    and CPU seconds (this process's) between them (a benchmark may poll)."""
+    async def ended(blocks: int) -> LinkStatus:
+        last_print = time.monotonic()
+        while (s := await link()).blocks_accepted + s.blocks_aborted < blocks:
+            await asyncio.sleep(0.05)
+            if time.monotonic() - last_print >= 1.0:
+                last_print = time.monotonic()
+                print(f"{last_print - begun:7.1f} s: {s.blocks_accepted} accepted, {s.blocks_aborted} aborted, "
+                      f"{s.open_blocks} open", flush=True)
+        return s
+
+    first = await ended(args.warmup_blocks)
+    started, cpu_from = time.monotonic(), _cpu_s()
+    last = await ended(first.blocks_accepted + first.blocks_aborted + args.blocks)
+    return first, last, time.monotonic() - started, _cpu_s() - cpu_from
+
+
+def _report(args: argparse.Namespace, ends: str, first: LinkStatus, last: LinkStatus, wall: float) -> dict:
+    emulated = last.emulated_seconds - first.emulated_seconds
+    return {
+        "reconciler": args.reconciler, "blocks_in_flight": args.blocks_in_flight, "ends": ends,
+        "warmup_blocks": args.warmup_blocks,
+        "blocks": last.blocks_accepted + last.blocks_aborted - first.blocks_accepted - first.blocks_aborted,
+        "detections_per_block": args.detections, "accepted_blocks_total": last.blocks_accepted,
+        "aborted_blocks_total": last.blocks_aborted, "resyncs": last.resyncs,
+        "emulated_link_seconds": round(emulated, 3), "wall_seconds": round(wall, 2),
+        "realtime_factor": round(emulated / wall, 4),
+        "sifted_bits_per_s": round((last.sifted_bits - first.sifted_bits) / wall),
+        "net_secret_bits_per_s": round((last.generated_bits - first.generated_bits) / wall),
+    }
 
 
 TOPOLOGY = """
@@ -117,42 +142,16 @@ async def run_nodes(args: argparse.Namespace) -> dict:
         network = Network(topology, time_scale=0, seed=args.seed, data_dir=pathlib.Path(directory) / "data")
         await network.start()
         try:
-            begun = time.monotonic()
-
             async def link() -> LinkStatus:
                 status = (await network.status())["A"]
                 if status is None:
                     raise RuntimeError("node A did not answer its status")
                 return status.links[0]
 
-            async def ended(blocks: int) -> LinkStatus:
-                last_print = time.monotonic()
-                while (s := await link()).blocks_accepted + s.blocks_aborted < blocks:
-                    await asyncio.sleep(0.05)
-                    if time.monotonic() - last_print >= 1.0:
-                        last_print = time.monotonic()
-                        print(f"{last_print - begun:7.1f} s: {s.blocks_accepted} accepted, {s.blocks_aborted} aborted, "
-                              f"{s.open_blocks} open", flush=True)
-                return s
-
-            first = await ended(args.warmup_blocks)
-            started = time.monotonic()
-            last = await ended(first.blocks_accepted + first.blocks_aborted + args.blocks)
-            wall = time.monotonic() - started
+            first, last, wall, _ = await _timed(link, args, time.monotonic())
         finally:
             await network.stop()
-    emulated = last.emulated_seconds - first.emulated_seconds
-    return {
-        "reconciler": args.reconciler, "blocks_in_flight": args.blocks_in_flight, "ends": "two node processes",
-        "warmup_blocks": args.warmup_blocks,
-        "blocks": last.blocks_accepted + last.blocks_aborted - first.blocks_accepted - first.blocks_aborted,
-        "detections_per_block": args.detections, "accepted_blocks_total": last.blocks_accepted,
-        "aborted_blocks_total": last.blocks_aborted, "resyncs": last.resyncs,
-        "emulated_link_seconds": round(emulated, 3), "wall_seconds": round(wall, 2),
-        "realtime_factor": round(emulated / wall, 4),
-        "sifted_bits_per_s": round((last.sifted_bits - first.sifted_bits) / wall),
-        "net_secret_bits_per_s": round((last.generated_bits - first.generated_bits) / wall),
-    }
+    return _report(args, "two node processes", first, last, wall)
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -161,26 +160,14 @@ async def run(args: argparse.Namespace) -> dict:
     tx, rx = _ends(processing, args.seed)
     begun = time.monotonic()
     tx.start(DirectPeer(rx))
+
+    async def link() -> LinkStatus:
+        return tx.status()
+
     try:
-        await _ended(tx, args.warmup_blocks, begun)
-        started, cpu_from = time.monotonic(), _cpu_s()
-        emulated_from, sifted_from, key_from = tx.emulated_seconds, tx.sifted_bits, tx.pool.generated_bits
-        ended_from = tx.blocks_accepted + tx.blocks_aborted
-        await _ended(tx, ended_from + args.blocks, begun)
-        wall, cpu = time.monotonic() - started, _cpu_s() - cpu_from
-        emulated = tx.emulated_seconds - emulated_from
-        timed = tx.blocks_accepted + tx.blocks_aborted - ended_from
-        report = {
-            "reconciler": args.reconciler, "blocks_in_flight": args.blocks_in_flight, "ends": "one process",
-            "warmup_blocks": args.warmup_blocks, "blocks": timed, "detections_per_block": args.detections,
-            "accepted_blocks_total": tx.blocks_accepted, "aborted_blocks_total": tx.blocks_aborted,
-            "resyncs": tx.resyncs,
-            "emulated_link_seconds": round(emulated, 3), "wall_seconds": round(wall, 2),
-            "realtime_factor": round(emulated / wall, 4),
-            "cores_busy": round(cpu / wall, 2),  # CPU seconds of this process (both ends) per wall second
-            "sifted_bits_per_s": round((tx.sifted_bits - sifted_from) / wall),
-            "net_secret_bits_per_s": round((tx.pool.generated_bits - key_from) / wall),
-        }
+        first, last, wall, cpu = await _timed(link, args, begun)
+        report = _report(args, "one process", first, last, wall)
+        report["cores_busy"] = round(cpu / wall, 2)  # CPU seconds of this process (both ends) per wall second
     finally:
         await tx.stop()
     report["keys_identical_at_both_ends"] = _same_keys(tx.pool, rx.pool)
